@@ -1,0 +1,113 @@
+# SPDX-License-Identifier: Apache-2.0 OR MIT
+# shellcheck shell=bash
+#
+# Shared by the scripts in this directory: paths, logging, the private apt
+# configuration. Sourced, never run.
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Everything built or downloaded lives outside the repository. Nothing
+# depends on it being there: each script recreates what is missing.
+CACHE=${TOSFWD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/tosfwd}
+
+# Kernel trees the project supports: "version package". A new tree is one
+# line here (and its suite in EXTRA_SUITES if the machine's apt lacks it).
+KERNELS=(
+	"6.12 linux-source-6.12"
+	"7.3 linux-source-7.3"
+)
+# Suites added to a private apt configuration (never to the machine's).
+EXTRA_SUITES=(trixie-backports)
+
+# Upstream C KVM selftests built for and run by the bench.
+C_SELFTESTS=(smccc_filter hypercalls psci_test)
+
+CROSS=aarch64-linux-gnu-
+RUST_TARGET=aarch64-unknown-linux-gnu
+
+T0=${T0:-$(date +%s)}
+export T0
+
+# log MSG: one progress line with the elapsed time of the whole run.
+log() {
+	printf '[%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2
+}
+
+die() {
+	printf '%s: error: %s\n' "$(basename "$0")" "$*" >&2
+	exit 1
+}
+
+# kernel_package VERSION: the Debian source package of a supported tree.
+kernel_package() {
+	local line
+	for line in "${KERNELS[@]}"; do
+		set -- $line
+		if [ "$1" = "$KV" ]; then
+			echo "$2"
+			return 0
+		fi
+	done
+	return 1
+}
+
+kernel_versions() {
+	local line
+	for line in "${KERNELS[@]}"; do
+		echo "${line%% *}"
+	done
+}
+
+# Per-tree paths, from $KV.
+kernel_paths() {
+	SRC=$CACHE/src/linux-$KV
+	BUILD=$CACHE/build/linux-$KV
+	HDR=$BUILD/hdr
+	KSFT=$BUILD/kselftest
+}
+
+# private_apt: an apt configuration under $CACHE/apt that lists the machine's
+# own sources plus EXTRA_SUITES on the machine's own Debian mirror. Prints the
+# options to pass to apt-get. Only the machine's configuration names hosts.
+private_apt() {
+	local dir=$CACHE/apt
+	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/sources.list.d"
+	local uri
+	uri=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null |
+		awk '{print $2}' | grep -v -- '-security' | head -n1 || true)
+	if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+		uri=$(awk '$1 == "deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
+	fi
+	[ -n "$uri" ] || die "no Debian mirror found in the machine's apt sources"
+	rm -f "$dir/sources.list.d/"*
+	cp /etc/apt/sources.list.d/*.sources "$dir/sources.list.d/" 2>/dev/null || true
+	[ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$dir/sources.list" || : >"$dir/sources.list"
+	cat >"$dir/sources.list.d/tosfwd-extra.sources" <<EOF
+Types: deb
+URIs: $uri
+Suites: ${EXTRA_SUITES[*]}
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+	printf '%s\n' \
+		-o "Dir::Etc::SourceList=$dir/sources.list" \
+		-o "Dir::Etc::SourceParts=$dir/sources.list.d" \
+		-o "Dir::State::Lists=$dir/lists" \
+		-o "Dir::Cache=$dir/cache" \
+		-o "APT::Get::List-Cleanup=0" \
+		-o "APT::Sandbox::User=root"
+}
+
+# apt_download PKG DEST: download one .deb into DEST (a directory) through the
+# private configuration; updates its lists at most once a day.
+apt_download() {
+	local pkg=$1 dest=$2 opts stamp=$CACHE/apt/updated
+	mapfile -t opts < <(private_apt)
+	if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440)" ]; then
+		log "apt: updating the private package lists"
+		apt-get "${opts[@]}" update -qq >/dev/null
+		touch "$stamp"
+	fi
+	mkdir -p "$dest"
+	(cd "$dest" && apt-get "${opts[@]}" download -qq "$pkg" >/dev/null) ||
+		die "apt-get download $pkg failed"
+}
