@@ -27,6 +27,7 @@ function after(s, marker) { return trim(substr(s, index(s, marker) + length(mark
 	next
 }
 /@@DONE/ { alldone = 1; next }
+/Kernel panic - not syncing/ { panicline = trim($0) }
 /@@QEMU / { qemu = after($0, "@@QEMU ") ; next }
 cur != "" {
 	line = $0
@@ -78,6 +79,7 @@ END {
 		else result("FAIL", name, t ": exit " r (last[name] != "" ? ": " last[name] : ""))
 		for (k = 1; k <= ncase[name]; k++) printf "          %s\n", casestr[name, k]
 	}
-	if (!alldone) printf "  note: the guest did not reach the end of its test list\n"
+	if (!alldone) printf "  note: the guest did not reach the end of its test list%s\n", \
+		(panicline != "" ? ": " panicline : "")
 	printf "%d %d %d\n", np, nf, ns >> counts
 }
