@@ -1,0 +1,1084 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! The per-VM mediator: answers every call of OP-TEE's SMC ABI, shadows and
+//! validates standard call arguments, translates guest memory, enforces the
+//! VM's policy and quotas, and drives the backend through its RPCs.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use log::{debug, warn};
+use smccc::{Conduit, FunctionId};
+
+use crate::abi::{self, caps, reg_pair, ret, split_pair, Function};
+use crate::backend::{
+    Backend, BackendError, CacheDisable, ClientId, Command, Param, RpcCmdReply, RpcOut, RpcReply,
+    RpcRequest, StdCall, Step, ThreadId,
+};
+use crate::mem::GuestRam;
+use crate::msg::{
+    self, arg_size, attr, cmd, login, off, rpc_cmd, teec, Dir, MsgArg, MsgError, MsgHeader,
+    MsgParam, ParamType, PAGE_SIZE,
+};
+use crate::pagelist::{self, PageListError};
+use crate::policy::{LoginPolicy, Policy, Uuid};
+use crate::shm::{GuestBuffer, MemRef};
+
+/// A forwarded call: the function id (w0), the conduit, and x1..x7. Only
+/// the registers [`Function::args_used`] names are read; the others may be
+/// left zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmcCall {
+    /// Function id.
+    pub function: FunctionId,
+    /// `smc` or `hvc`.
+    pub conduit: Conduit,
+    /// x1..x7.
+    pub args: [u64; 7],
+}
+
+impl SmcCall {
+    /// A call of `function` by SMC with these x1.. arguments.
+    pub fn new(function: FunctionId, args: &[u64]) -> Self {
+        let mut a = [0u64; 7];
+        for (d, s) in a.iter_mut().zip(args) {
+            *d = *s;
+        }
+        SmcCall {
+            function,
+            conduit: Conduit::Smc,
+            args: a,
+        }
+    }
+
+    /// Argument register `n` (1..=7) as the 32-bit value an SMC32 call passes.
+    pub fn w(&self, n: usize) -> u32 {
+        self.args.get(n.wrapping_sub(1)).copied().unwrap_or(0) as u32
+    }
+}
+
+/// The result registers: x0..x(len-1), each a zero-extended 32-bit value.
+/// x0 is always written; the others only when the call defines them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SmcResult {
+    regs: [u64; 4],
+    len: usize,
+}
+
+impl SmcResult {
+    /// A result with these 32-bit values in w0, w1, ... (one to four).
+    pub fn new(values: &[u32]) -> Self {
+        let mut regs = [0u64; 4];
+        let mut len = 0;
+        for (d, s) in regs.iter_mut().zip(values) {
+            *d = u64::from(*s);
+            len += 1;
+        }
+        SmcResult {
+            regs,
+            len: len.max(1),
+        }
+    }
+
+    /// Only x0.
+    pub fn code(a0: u32) -> Self {
+        Self::new(&[a0])
+    }
+
+    /// The registers to write, x0 first.
+    pub fn regs(&self) -> &[u64] {
+        self.regs.get(..self.len).unwrap_or(&self.regs)
+    }
+
+    /// x0.
+    pub fn a0(&self) -> u64 {
+        self.regs[0]
+    }
+}
+
+/// Why a VM's mediator could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum MediatorError {
+    /// Client id 0 is the hypervisor's.
+    #[error("client id 0 is reserved for the hypervisor")]
+    ReservedClientId,
+    /// The backend refused the VM.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Why a standard call was refused before it reached the TEE; logged, and
+/// reported to the guest in `optee_msg_arg.ret` with origin COMMS.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// num_params too large.
+    #[error("{0}")]
+    Msg(MsgError),
+    /// An attribute with reserved bits, a reserved type, META or NONCONTIG
+    /// where they do not belong.
+    #[error("parameter {index} has invalid attribute {attr:#x}")]
+    BadAttr {
+        /// Parameter index.
+        index: usize,
+        /// Attribute.
+        attr: u64,
+    },
+    /// Contiguous (physical) temporary memory from a guest.
+    #[error("parameter {index} is contiguous temporary memory, which guests may not use")]
+    ContiguousTmem {
+        /// Parameter index.
+        index: usize,
+    },
+    /// The page list was refused.
+    #[error("parameter {index}: {err}")]
+    PageList {
+        /// Parameter index.
+        index: usize,
+        /// Why.
+        err: PageListError,
+    },
+    /// Too many buffers or pages.
+    #[error("parameter {index}: shared memory quota exceeded ({buffers} buffers, {pages} pages in use)")]
+    ShmQuota {
+        /// Parameter index.
+        index: usize,
+        /// Buffers in use.
+        buffers: u32,
+        /// Pages in use.
+        pages: u64,
+    },
+    /// RMEM naming an unregistered cookie.
+    #[error("parameter {index} refers to unregistered shared memory {cookie:#x}")]
+    UnknownShm {
+        /// Parameter index.
+        index: usize,
+        /// Cookie.
+        cookie: u64,
+    },
+    /// RMEM outside its buffer.
+    #[error("parameter {index}: range {offset:#x}+{size:#x} is outside shared memory {cookie:#x}")]
+    RmemOutOfRange {
+        /// Parameter index.
+        index: usize,
+        /// Cookie.
+        cookie: u64,
+        /// Offset.
+        offset: u64,
+        /// Size.
+        size: u64,
+    },
+    /// The command's parameters do not have the shape it requires.
+    #[error("{0} has malformed parameters")]
+    Shape(&'static str),
+    /// The cookie is already in use.
+    #[error("shared memory cookie {0:#x} is already in use")]
+    DuplicateCookie(u64),
+    /// UNREGISTER_SHM of a buffer still used by a call.
+    #[error("shared memory {0:#x} is in use by a call")]
+    ShmBusy(u64),
+    /// The VM's policy forbids the TA.
+    #[error("policy forbids opening TA {0}")]
+    TaForbidden(Uuid),
+    /// The VM's policy forbids REE kernel logins.
+    #[error("policy forbids kernel login {0:#x}")]
+    LoginForbidden(u32),
+    /// Too many sessions.
+    #[error("session quota of {0} reached")]
+    SessionQuota(u32),
+    /// A session this VM does not have.
+    #[error("session {0:#x} is not open in this VM")]
+    UnknownSession(u32),
+}
+
+impl Refusal {
+    /// The TEEC_* result the guest sees.
+    pub fn teec(&self) -> u32 {
+        match self {
+            Refusal::PageList {
+                err: PageListError::TooManyPages { .. },
+                ..
+            }
+            | Refusal::ShmQuota { .. }
+            | Refusal::SessionQuota(_) => teec::ERROR_OUT_OF_MEMORY,
+            Refusal::TaForbidden(_) | Refusal::LoginForbidden(_) => teec::ERROR_ACCESS_DENIED,
+            Refusal::ShmBusy(_) => teec::ERROR_BUSY,
+            _ => teec::ERROR_BAD_PARAMETERS,
+        }
+    }
+}
+
+/// What a registry entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ShmKind {
+    /// REGISTER_SHM.
+    Registered,
+    /// Returned by the guest for an RPC SHM_ALLOC.
+    RpcData,
+}
+
+#[derive(Debug)]
+struct Shm {
+    kind: ShmKind,
+    buffer: Arc<GuestBuffer>,
+}
+
+/// A call parked in an RPC, waiting for RETURN_FROM_RPC.
+#[derive(Debug)]
+enum Pending {
+    Alloc,
+    Free,
+    ForeignIntr,
+    Cmd { gpa: u64, sent: MsgArg },
+}
+
+#[derive(Debug)]
+struct Thread {
+    /// Guest address of the call's optee_msg_arg.
+    guest_arg: u64,
+    /// The shadow of the guest's parameters (for write-back by type).
+    shadow: Vec<MsgParam>,
+    /// Index of the first backend parameter among the guest's (2 for OPEN).
+    base: usize,
+    call: StdCall,
+    /// Page counts of the temporary buffers this call holds.
+    temps: Vec<u64>,
+    pending: Option<Pending>,
+}
+
+/// How many times in a row the backend may be resumed without the guest
+/// (undeliverable RPCs) before the call is failed.
+const MAX_INTERNAL_RESUMES: u32 = 64;
+/// RPC argument buffers a VM may hold at once.
+const MAX_RPC_ARGS: usize = 64;
+
+/// Counters, for tests and monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Calls in progress (parked included).
+    pub calls: u32,
+    /// Shared buffers alive (registered, temporary, RPC data).
+    pub buffers: u32,
+    /// Their pages.
+    pub pages: u64,
+    /// Open sessions.
+    pub sessions: u32,
+    /// RPC argument buffers known.
+    pub rpc_args: u32,
+}
+
+/// The mediator of one VM. Create it with the VM, give it every forwarded
+/// call of [`abi::FILTER_RANGES`], drop it (or call
+/// [`Mediator::teardown`]) with the VM. It never blocks and never panics
+/// on guest data; several vCPUs share it behind a lock.
+pub struct Mediator<B: Backend> {
+    client: ClientId,
+    policy: Policy,
+    backend: B,
+    threads: Vec<Option<Thread>>,
+    shm: HashMap<u64, Shm>,
+    buffers: u32,
+    pages: u64,
+    rpc_args: HashMap<u64, u64>,
+    sessions: HashSet<u32>,
+    opening: u32,
+    alive: bool,
+}
+
+impl<B: Backend> std::fmt::Debug for Mediator<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mediator")
+            .field("client", &self.client)
+            .field("usage", &self.usage())
+            .finish_non_exhaustive()
+    }
+}
+
+fn in_dir(t: ParamType) -> Option<Dir> {
+    match t {
+        ParamType::None => None,
+        ParamType::Value(d) | ParamType::Rmem(d) | ParamType::Tmem(d) => Some(d),
+    }
+}
+
+impl<B: Backend> Mediator<B> {
+    /// The mediator of a new VM, announced to the backend as `client`
+    /// (Xen uses domain id + 1; 0 is reserved).
+    pub fn new(client: ClientId, policy: Policy, mut backend: B) -> Result<Self, MediatorError> {
+        if client.0 == 0 {
+            return Err(MediatorError::ReservedClientId);
+        }
+        backend.vm_created(client)?;
+        let slots = backend
+            .thread_count()
+            .min(policy.quotas.max_calls.unwrap_or(u32::MAX))
+            .max(1);
+        let threads = (0..slots).map(|_| None).collect();
+        Ok(Mediator {
+            client,
+            policy,
+            backend,
+            threads,
+            shm: HashMap::new(),
+            buffers: 0,
+            pages: 0,
+            rpc_args: HashMap::new(),
+            sessions: HashSet::new(),
+            opening: 0,
+            alive: true,
+        })
+    }
+
+    /// The VM's client id.
+    pub fn client(&self) -> ClientId {
+        self.client
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The backend, mutably.
+    pub fn backend_mut(&mut self) -> &mut B {
+        &mut self.backend
+    }
+
+    /// Resources in use.
+    pub fn usage(&self) -> Usage {
+        Usage {
+            calls: self.threads.iter().filter(|t| t.is_some()).count() as u32,
+            buffers: self.buffers,
+            pages: self.pages,
+            sessions: self.sessions.len() as u32,
+            rpc_args: self.rpc_args.len() as u32,
+        }
+    }
+
+    /// Concurrent calls this VM may have (GET_THREAD_COUNT).
+    pub fn thread_count(&self) -> u32 {
+        self.threads.len() as u32
+    }
+
+    /// Frees everything the VM holds (parked calls, buffers, sessions) and
+    /// tells the backend the VM is gone. Idempotent; `Drop` calls it.
+    pub fn teardown(&mut self) {
+        if !self.alive {
+            return;
+        }
+        self.alive = false;
+        for (tid, slot) in self.threads.iter_mut().enumerate() {
+            if slot.take().is_some() {
+                self.backend.abandon(self.client, tid as ThreadId);
+            }
+        }
+        self.shm.clear();
+        self.rpc_args.clear();
+        self.sessions.clear();
+        self.buffers = 0;
+        self.pages = 0;
+        self.opening = 0;
+        self.backend.vm_destroyed(self.client);
+    }
+
+    /// Answers one forwarded call.
+    pub fn handle(&mut self, mem: &dyn GuestRam, call: &SmcCall) -> SmcResult {
+        if !self.alive {
+            return SmcResult::code(ret::UNKNOWN_FUNCTION);
+        }
+        let f = Function::decode(call.function);
+        match f {
+            Function::CallsCount => SmcResult::code(Function::ANSWERED.len() as u32),
+            Function::CallsUid => SmcResult::new(&abi::API_UID),
+            Function::CallsRevision => SmcResult::new(&[abi::API_REVISION.0, abi::API_REVISION.1]),
+            Function::GetOsUuid => SmcResult::new(&abi::OS_UUID),
+            Function::GetOsRevision => {
+                let r = self.backend.os_revision();
+                SmcResult::new(&[r.major, r.minor, r.build_id])
+            }
+            Function::GetShmConfig => SmcResult::code(ret::ENOTAVAIL),
+            Function::ExchangeCapabilities => {
+                let nsec = call.w(1);
+                if nsec & !caps::NSEC_UNIPROCESSOR != 0 {
+                    debug!("client {}: ignoring unknown normal world caps {nsec:#x}", self.client.0);
+                }
+                SmcResult::new(&[ret::OK, caps::OFFERED, 0, 0])
+            }
+            Function::DisableShmCache => match self.backend.disable_shm_cache(self.client) {
+                CacheDisable::Freed(cookie) => {
+                    self.rpc_args.remove(&cookie);
+                    let (hi, lo) = split_pair(cookie);
+                    SmcResult::new(&[ret::OK, hi, lo])
+                }
+                CacheDisable::Empty => SmcResult::code(ret::ENOTAVAIL),
+                CacheDisable::Busy => SmcResult::code(ret::EBUSY),
+            },
+            Function::EnableShmCache => {
+                if self.backend.enable_shm_cache(self.client) {
+                    SmcResult::code(ret::OK)
+                } else {
+                    SmcResult::code(ret::EBUSY)
+                }
+            }
+            Function::GetThreadCount => SmcResult::new(&[ret::OK, self.thread_count()]),
+            Function::EnableAsyncNotif | Function::GetAsyncNotifValue => {
+                SmcResult::code(ret::ENOTAVAIL)
+            }
+            Function::CallWithArg => self.call_with_arg(mem, call),
+            Function::ReturnFromRpc => self.return_from_rpc(mem, call),
+            Function::Unknown => {
+                debug!(
+                    "client {}: unknown function {:#x}",
+                    self.client.0, call.function.0
+                );
+                SmcResult::code(ret::UNKNOWN_FUNCTION)
+            }
+        }
+    }
+
+    fn refuse_call(&self, what: &str, code: u32) -> SmcResult {
+        warn!("client {}: {what}", self.client.0);
+        SmcResult::code(code)
+    }
+
+    fn call_with_arg(&mut self, mem: &dyn GuestRam, call: &SmcCall) -> SmcResult {
+        let Some(tid) = self.threads.iter().position(Option::is_none) else {
+            return self.refuse_call("all threads busy", ret::ETHREAD_LIMIT);
+        };
+        let gpa = reg_pair(u64::from(call.w(1)), u64::from(call.w(2)));
+        let arg = match MsgArg::read(mem, gpa) {
+            Ok(a) => a,
+            Err(e @ (MsgError::Unaligned(_) | MsgError::Memory(_))) => {
+                return self.refuse_call(&e.to_string(), ret::EBADADDR);
+            }
+            Err(e @ MsgError::TooManyParams(_)) => {
+                return self.refuse_arg(mem, gpa, &Refusal::Msg(e));
+            }
+        };
+        let command = arg.header.cmd;
+        if !matches!(
+            command,
+            cmd::OPEN_SESSION
+                | cmd::INVOKE_COMMAND
+                | cmd::CLOSE_SESSION
+                | cmd::CANCEL
+                | cmd::REGISTER_SHM
+                | cmd::UNREGISTER_SHM
+        ) {
+            return self.refuse_call(&format!("command {command} not allowed"), ret::EBADCMD);
+        }
+        let mut temps = Vec::new();
+        let translated = self.translate(mem, &arg, &mut temps);
+        let (std_call, base) = match translated {
+            Ok(t) => t,
+            Err(r) => {
+                for p in temps {
+                    self.release(p);
+                }
+                return self.refuse_arg(mem, gpa, &r);
+            }
+        };
+        if matches!(std_call.command, Command::OpenSession { .. }) {
+            self.opening += 1;
+        }
+        let mut thread = Thread {
+            guest_arg: gpa,
+            shadow: arg.params,
+            base,
+            call: std_call,
+            temps,
+            pending: None,
+        };
+        let step = self.backend.start(
+            self.client,
+            tid as ThreadId,
+            &mut thread.call,
+            mem,
+        );
+        if let Some(slot) = self.threads.get_mut(tid) {
+            *slot = Some(thread);
+        }
+        self.drive(mem, tid, step)
+    }
+
+    /// Reports a refusal in the guest's argument (ret, ret_origin) with OK.
+    fn refuse_arg(&self, mem: &dyn GuestRam, gpa: u64, r: &Refusal) -> SmcResult {
+        warn!("client {}: refused: {r}", self.client.0);
+        let ok = mem
+            .write(gpa + off::RET, &r.teec().to_le_bytes())
+            .and_then(|_| mem.write(gpa + off::RET_ORIGIN, &teec::ORIGIN_COMMS.to_le_bytes()));
+        SmcResult::code(if ok.is_ok() { ret::OK } else { ret::EBADADDR })
+    }
+
+    fn reserve(&mut self, index: usize, pages: u64) -> Result<(), Refusal> {
+        let q = &self.policy.quotas;
+        let total = self.pages.saturating_add(pages);
+        if self.buffers >= q.max_buffers || total > q.max_total_pages {
+            return Err(Refusal::ShmQuota {
+                index,
+                buffers: self.buffers,
+                pages: self.pages,
+            });
+        }
+        self.buffers += 1;
+        self.pages = total;
+        Ok(())
+    }
+
+    fn release(&mut self, pages: u64) {
+        self.buffers = self.buffers.saturating_sub(1);
+        self.pages = self.pages.saturating_sub(pages);
+    }
+
+    /// Walks a page list within the quotas and reserves it.
+    fn take_buffer(
+        &mut self,
+        mem: &dyn GuestRam,
+        index: usize,
+        buf_ptr: u64,
+        size: u64,
+    ) -> Result<GuestBuffer, Refusal> {
+        let q = self.policy.quotas;
+        if self.buffers >= q.max_buffers {
+            return Err(Refusal::ShmQuota {
+                index,
+                buffers: self.buffers,
+                pages: self.pages,
+            });
+        }
+        let room = q.max_total_pages.saturating_sub(self.pages);
+        let max = q.max_pages_per_buffer.min(room);
+        let buf = pagelist::walk(mem, buf_ptr, size, max).map_err(|err| match err {
+            PageListError::TooManyPages { pages, .. } if pages <= q.max_pages_per_buffer => {
+                Refusal::ShmQuota {
+                    index,
+                    buffers: self.buffers,
+                    pages: self.pages,
+                }
+            }
+            err => Refusal::PageList { index, err },
+        })?;
+        self.reserve(index, buf.pages().len() as u64)?;
+        Ok(buf)
+    }
+
+    fn translate(
+        &mut self,
+        mem: &dyn GuestRam,
+        arg: &MsgArg,
+        temps: &mut Vec<u64>,
+    ) -> Result<(StdCall, usize), Refusal> {
+        let h = &arg.header;
+        let p = &arg.params;
+        let mut call = StdCall {
+            command: Command::CloseSession,
+            session: h.session,
+            cancel_id: h.cancel_id,
+            params: Vec::new(),
+            ret: teec::SUCCESS,
+            ret_origin: teec::ORIGIN_TEE,
+        };
+        let mut base = 0;
+        match h.cmd {
+            cmd::OPEN_SESSION => {
+                let meta = attr::META | attr::VALUE_INPUT;
+                let (Some(ta), Some(cl)) = (p.first(), p.get(1)) else {
+                    return Err(Refusal::Shape("OPEN_SESSION"));
+                };
+                if ta.attr != meta || cl.attr != meta || cl.c > u64::from(u32::MAX) {
+                    return Err(Refusal::Shape("OPEN_SESSION"));
+                }
+                let ta_uuid = Uuid(ta.octets());
+                let (mut client, mut lg) = (Uuid(cl.octets()), cl.c as u32);
+                if !self.policy.tas.allows(&ta_uuid) {
+                    return Err(Refusal::TaForbidden(ta_uuid));
+                }
+                match self.policy.login {
+                    LoginPolicy::PassThrough => {}
+                    LoginPolicy::ForcePublic => {
+                        client = Uuid::NIL;
+                        lg = login::PUBLIC;
+                    }
+                    LoginPolicy::DenyKernel if login::is_kernel(lg) => {
+                        return Err(Refusal::LoginForbidden(lg));
+                    }
+                    LoginPolicy::DenyKernel => {}
+                }
+                let open = self.sessions.len() as u32 + self.opening;
+                if open >= self.policy.quotas.max_sessions {
+                    return Err(Refusal::SessionQuota(self.policy.quotas.max_sessions));
+                }
+                call.command = Command::OpenSession {
+                    ta: ta_uuid,
+                    client,
+                    login: lg,
+                };
+                base = 2;
+            }
+            cmd::INVOKE_COMMAND | cmd::CLOSE_SESSION => {
+                if !self.sessions.contains(&h.session) {
+                    return Err(Refusal::UnknownSession(h.session));
+                }
+                if h.cmd == cmd::INVOKE_COMMAND {
+                    call.command = Command::Invoke { func: h.func };
+                } else if !p.is_empty() {
+                    return Err(Refusal::Shape("CLOSE_SESSION"));
+                }
+            }
+            cmd::CANCEL => {
+                if !p.is_empty() {
+                    return Err(Refusal::Shape("CANCEL"));
+                }
+                call.command = Command::Cancel;
+            }
+            cmd::REGISTER_SHM => {
+                let [t] = p.as_slice() else {
+                    return Err(Refusal::Shape("REGISTER_SHM"));
+                };
+                let ok_type = matches!(t.param_type(), Some(ParamType::Tmem(_)));
+                if !ok_type
+                    || t.attr & attr::NONCONTIG == 0
+                    || t.attr & !attr::KNOWN != 0
+                    || t.attr & attr::META != 0
+                    || t.a == 0
+                    || t.b == 0
+                {
+                    return Err(Refusal::Shape("REGISTER_SHM"));
+                }
+                if self.shm.contains_key(&t.c) {
+                    return Err(Refusal::DuplicateCookie(t.c));
+                }
+                let buffer = Arc::new(self.take_buffer(mem, 0, t.a, t.b)?);
+                self.shm.insert(
+                    t.c,
+                    Shm {
+                        kind: ShmKind::Registered,
+                        buffer: buffer.clone(),
+                    },
+                );
+                call.command = Command::RegisterShm {
+                    cookie: t.c,
+                    buffer,
+                };
+                return Ok((call, 1));
+            }
+            cmd::UNREGISTER_SHM => {
+                let [r] = p.as_slice() else {
+                    return Err(Refusal::Shape("UNREGISTER_SHM"));
+                };
+                if !matches!(r.param_type(), Some(ParamType::Rmem(_))) || r.attr & !attr::TYPE_MASK != 0
+                {
+                    return Err(Refusal::Shape("UNREGISTER_SHM"));
+                }
+                match self.shm.get(&r.c) {
+                    Some(s) if s.kind == ShmKind::Registered => {
+                        if Arc::strong_count(&s.buffer) > 1 {
+                            return Err(Refusal::ShmBusy(r.c));
+                        }
+                    }
+                    _ => return Err(Refusal::UnknownShm { index: 0, cookie: r.c }),
+                }
+                call.command = Command::UnregisterShm { cookie: r.c };
+                return Ok((call, 1));
+            }
+            _ => return Err(Refusal::Shape("unknown command")),
+        }
+        for (index, mp) in p.iter().enumerate().skip(base) {
+            let param = self.translate_param(mem, index, mp, temps)?;
+            call.params.push(param);
+        }
+        Ok((call, base))
+    }
+
+    fn translate_param(
+        &mut self,
+        mem: &dyn GuestRam,
+        index: usize,
+        mp: &MsgParam,
+        temps: &mut Vec<u64>,
+    ) -> Result<Param, Refusal> {
+        let bad = Refusal::BadAttr {
+            index,
+            attr: mp.attr,
+        };
+        if mp.attr & !attr::KNOWN != 0 || mp.attr & attr::META != 0 {
+            return Err(bad);
+        }
+        let t = mp.param_type().ok_or(bad.clone())?;
+        if mp.attr & attr::NONCONTIG != 0 && !matches!(t, ParamType::Tmem(_)) {
+            return Err(bad);
+        }
+        Ok(match t {
+            ParamType::None => Param::None,
+            ParamType::Value(dir) => Param::Value {
+                dir,
+                a: mp.a,
+                b: mp.b,
+                c: mp.c,
+            },
+            ParamType::Tmem(dir) => {
+                let (buf_ptr, size) = (mp.a, mp.b);
+                if buf_ptr == 0 {
+                    Param::Memref {
+                        dir,
+                        mem: None,
+                        size,
+                    }
+                } else if mp.attr & attr::NONCONTIG == 0 {
+                    return Err(Refusal::ContiguousTmem { index });
+                } else {
+                    let buf = self.take_buffer(mem, index, buf_ptr, size)?;
+                    temps.push(buf.pages().len() as u64);
+                    Param::Memref {
+                        dir,
+                        mem: Some(MemRef::whole(Arc::new(buf))),
+                        size,
+                    }
+                }
+            }
+            ParamType::Rmem(dir) => {
+                let (offset, size, cookie) = (mp.a, mp.b, mp.c);
+                let s = self
+                    .shm
+                    .get(&cookie)
+                    .filter(|s| s.kind == ShmKind::Registered)
+                    .ok_or(Refusal::UnknownShm { index, cookie })?;
+                let r = MemRef::new(s.buffer.clone(), offset, size).ok_or(
+                    Refusal::RmemOutOfRange {
+                        index,
+                        cookie,
+                        offset,
+                        size,
+                    },
+                )?;
+                Param::Memref {
+                    dir,
+                    mem: Some(r),
+                    size,
+                }
+            }
+        })
+    }
+
+    /// Turns the backend's step into the guest's result, resuming the
+    /// backend itself when an RPC cannot reach the guest.
+    fn drive(&mut self, mem: &dyn GuestRam, tid: usize, mut step: Step) -> SmcResult {
+        for _ in 0..MAX_INTERNAL_RESUMES {
+            let req = match step {
+                Step::Done => return self.complete(mem, tid),
+                Step::Rpc(req) => req,
+            };
+            let thread_reg = tid as u32;
+            let (result, pending) = match req {
+                RpcRequest::Alloc { size } => (
+                    SmcResult::new(&[ret::RPC_ALLOC, size.min(u64::from(u32::MAX)) as u32, 0, thread_reg]),
+                    Pending::Alloc,
+                ),
+                RpcRequest::Free { cookie } => {
+                    self.rpc_args.remove(&cookie);
+                    let (hi, lo) = split_pair(cookie);
+                    (
+                        SmcResult::new(&[ret::RPC_FREE, hi, lo, thread_reg]),
+                        Pending::Free,
+                    )
+                }
+                RpcRequest::ForeignIntr => (
+                    SmcResult::new(&[ret::RPC_FOREIGN_INTR, 0, 0, thread_reg]),
+                    Pending::ForeignIntr,
+                ),
+                RpcRequest::Cmd { cookie, arg } => match self.deliver_cmd(mem, cookie, &arg) {
+                    Some(gpa) => {
+                        let (hi, lo) = split_pair(cookie);
+                        (
+                            SmcResult::new(&[ret::RPC_CMD, hi, lo, thread_reg]),
+                            Pending::Cmd { gpa, sent: arg },
+                        )
+                    }
+                    None => {
+                        let reply = RpcReply::Cmd(RpcCmdReply {
+                            delivered: false,
+                            ret: teec::ERROR_COMMUNICATION,
+                            params: vec![RpcOut::None; arg.params.len()],
+                        });
+                        step = self.resume_backend(mem, tid, reply);
+                        continue;
+                    }
+                },
+            };
+            if let Some(Some(t)) = self.threads.get_mut(tid) {
+                t.pending = Some(pending);
+            }
+            return result;
+        }
+        warn!(
+            "client {}: thread {tid}: backend made {MAX_INTERNAL_RESUMES} undeliverable RPCs, failing the call",
+            self.client.0
+        );
+        if let Some(Some(t)) = self.threads.get_mut(tid) {
+            t.call.finish(teec::ERROR_COMMUNICATION, teec::ORIGIN_COMMS);
+        }
+        self.backend.abandon(self.client, tid as ThreadId);
+        self.complete(mem, tid)
+    }
+
+    fn resume_backend(&mut self, mem: &dyn GuestRam, tid: usize, reply: RpcReply) -> Step {
+        match self.threads.get_mut(tid) {
+            Some(Some(t)) => self
+                .backend
+                .resume(self.client, tid as ThreadId, &mut t.call, reply, mem),
+            _ => Step::Done,
+        }
+    }
+
+    /// Writes an RPC command into the guest's RPC argument buffer; the
+    /// buffer's address if it got there.
+    fn deliver_cmd(&mut self, mem: &dyn GuestRam, cookie: u64, arg: &MsgArg) -> Option<u64> {
+        let Some(&gpa) = self.rpc_args.get(&cookie) else {
+            warn!(
+                "client {}: RPC command for unknown RPC buffer {cookie:#x}",
+                self.client.0
+            );
+            return None;
+        };
+        if arg_size(arg.params.len() as u32) > PAGE_SIZE {
+            return None;
+        }
+        if arg.header.cmd == rpc_cmd::SHM_FREE {
+            if let Some(p) = arg.params.first() {
+                self.free_rpc_data(p.b);
+            }
+        }
+        mem.write(gpa, &arg.encode()).ok().map(|_| gpa)
+    }
+
+    fn free_rpc_data(&mut self, cookie: u64) {
+        if let Some(s) = self.shm.get(&cookie) {
+            if s.kind == ShmKind::RpcData {
+                let pages = s.buffer.pages().len() as u64;
+                self.shm.remove(&cookie);
+                self.release(pages);
+            }
+        }
+    }
+
+    fn return_from_rpc(&mut self, mem: &dyn GuestRam, call: &SmcCall) -> SmcResult {
+        let tid = call.w(3) as usize;
+        let pending = match self.threads.get_mut(tid) {
+            Some(Some(t)) => t.pending.take(),
+            _ => None,
+        };
+        let Some(pending) = pending else {
+            return self.refuse_call(
+                &format!("RETURN_FROM_RPC for thread {tid}, which is not waiting"),
+                ret::ERESUME,
+            );
+        };
+        let reply = match pending {
+            Pending::Alloc => {
+                let pa = reg_pair(u64::from(call.w(1)), u64::from(call.w(2)));
+                let cookie = reg_pair(u64::from(call.w(4)), u64::from(call.w(5)));
+                RpcReply::Alloc(self.accept_rpc_arg(mem, pa, cookie))
+            }
+            Pending::Free => RpcReply::Free,
+            Pending::ForeignIntr => RpcReply::ForeignIntr,
+            Pending::Cmd { gpa, sent } => RpcReply::Cmd(self.read_cmd_reply(mem, gpa, &sent)),
+        };
+        let step = self.resume_backend(mem, tid, reply);
+        self.drive(mem, tid, step)
+    }
+
+    fn accept_rpc_arg(&mut self, mem: &dyn GuestRam, pa: u64, cookie: u64) -> Option<u64> {
+        if pa == 0 {
+            return None;
+        }
+        let why = if pa % PAGE_SIZE != 0 {
+            "not 4 KiB aligned"
+        } else if !mem.is_ram(pa, PAGE_SIZE) {
+            "not guest RAM"
+        } else if self.rpc_args.contains_key(&cookie) {
+            "a duplicate cookie"
+        } else if self.rpc_args.len() >= MAX_RPC_ARGS {
+            "over the RPC buffer limit"
+        } else {
+            self.rpc_args.insert(cookie, pa);
+            return Some(cookie);
+        };
+        warn!(
+            "client {}: RPC argument buffer {pa:#x} (cookie {cookie:#x}) refused: {why}",
+            self.client.0
+        );
+        None
+    }
+
+    /// Reads back the guest's answer to an RPC command: the result and the
+    /// outputs of the parameters as they were sent (the guest's idea of
+    /// num_params and attributes is ignored, except for SHM_ALLOC's buffer).
+    fn read_cmd_reply(&mut self, mem: &dyn GuestRam, gpa: u64, sent: &MsgArg) -> RpcCmdReply {
+        let failed = RpcCmdReply {
+            delivered: false,
+            ret: teec::ERROR_COMMUNICATION,
+            params: vec![RpcOut::None; sent.params.len()],
+        };
+        let mut hb = [0u8; msg::HEADER_SIZE];
+        if mem.read(gpa, &mut hb).is_err() {
+            return failed;
+        }
+        let head = MsgHeader::parse(&hb);
+        let Ok(got) = MsgArg::read_params(mem, gpa, sent.params.len() as u32) else {
+            return failed;
+        };
+        let mut params = Vec::with_capacity(sent.params.len());
+        for (i, (s, g)) in sent.params.iter().zip(&got).enumerate() {
+            let out = if sent.header.cmd == rpc_cmd::SHM_ALLOC && i == 0 {
+                if head.ret == teec::SUCCESS {
+                    self.accept_rpc_data(mem, g)
+                } else {
+                    RpcOut::None
+                }
+            } else {
+                match s.param_type() {
+                    Some(ParamType::Value(d)) if d.is_output() => RpcOut::Value {
+                        a: g.a,
+                        b: g.b,
+                        c: g.c,
+                    },
+                    _ => RpcOut::None,
+                }
+            };
+            params.push(out);
+        }
+        RpcCmdReply {
+            delivered: true,
+            ret: head.ret,
+            params,
+        }
+    }
+
+    /// Translates the buffer a guest allocated for SHM_ALLOC.
+    fn accept_rpc_data(&mut self, mem: &dyn GuestRam, g: &MsgParam) -> RpcOut {
+        let (buf_ptr, size, cookie) = (g.a, g.b, g.c);
+        let refused = |why: String| {
+            warn!("RPC SHM_ALLOC buffer {cookie:#x} refused: {why}");
+            RpcOut::Memref {
+                cookie,
+                size,
+                mem: None,
+            }
+        };
+        if g.attr != attr::TMEM_OUTPUT | attr::NONCONTIG || buf_ptr == 0 {
+            return refused(format!("attribute {:#x}", g.attr));
+        }
+        if self.shm.contains_key(&cookie) {
+            return refused("duplicate cookie".into());
+        }
+        match self.take_buffer(mem, 0, buf_ptr, size) {
+            Ok(buf) => {
+                let buffer = Arc::new(buf);
+                self.shm.insert(
+                    cookie,
+                    Shm {
+                        kind: ShmKind::RpcData,
+                        buffer: buffer.clone(),
+                    },
+                );
+                RpcOut::Memref {
+                    cookie,
+                    size,
+                    mem: Some(MemRef::whole(buffer)),
+                }
+            }
+            Err(e) => refused(e.to_string()),
+        }
+    }
+
+    /// Finishes a call: copies results back field by field, updates the
+    /// VM's state, frees the thread.
+    fn complete(&mut self, mem: &dyn GuestRam, tid: usize) -> SmcResult {
+        let Some(t) = self.threads.get_mut(tid).and_then(Option::take) else {
+            return SmcResult::code(ret::OK);
+        };
+        for p in &t.temps {
+            self.release(*p);
+        }
+        let c = &t.call;
+        match &c.command {
+            Command::OpenSession { .. } => {
+                self.opening = self.opening.saturating_sub(1);
+                if c.ret == teec::SUCCESS {
+                    self.sessions.insert(c.session);
+                }
+            }
+            Command::CloseSession => {
+                self.sessions.remove(&c.session);
+            }
+            Command::RegisterShm { cookie, .. } if c.ret != teec::SUCCESS => {
+                self.drop_registered(*cookie);
+            }
+            Command::UnregisterShm { cookie } if c.ret == teec::SUCCESS => {
+                self.drop_registered(*cookie);
+            }
+            _ => {}
+        }
+        match write_back(mem, &t) {
+            Ok(()) => SmcResult::code(ret::OK),
+            Err(_) => {
+                warn!(
+                    "client {}: optee_msg_arg at {:#x} left guest RAM during the call",
+                    self.client.0, t.guest_arg
+                );
+                SmcResult::code(ret::EBADADDR)
+            }
+        }
+    }
+
+    fn drop_registered(&mut self, cookie: u64) {
+        if let Some(s) = self.shm.get(&cookie) {
+            if s.kind == ShmKind::Registered {
+                let pages = s.buffer.pages().len() as u64;
+                self.shm.remove(&cookie);
+                self.release(pages);
+            }
+        }
+    }
+}
+
+/// Copies a finished call's results into the guest's argument: ret,
+/// ret_origin, session, and for each output parameter its values or size.
+fn write_back(mem: &dyn GuestRam, t: &Thread) -> Result<(), crate::mem::MemError> {
+    let gpa = t.guest_arg;
+    let c = &t.call;
+    mem.write(gpa + off::SESSION, &c.session.to_le_bytes())?;
+    mem.write(gpa + off::RET, &c.ret.to_le_bytes())?;
+    mem.write(gpa + off::RET_ORIGIN, &c.ret_origin.to_le_bytes())?;
+    for (i, p) in c.params.iter().enumerate() {
+        let gi = t.base + i;
+        let Some(shadow) = t.shadow.get(gi) else {
+            break;
+        };
+        let Some(ty) = shadow.param_type() else {
+            continue;
+        };
+        if !in_dir(ty).is_some_and(Dir::is_output) {
+            continue;
+        }
+        let at = gpa + off::PARAMS + (gi as u64) * msg::PARAM_SIZE as u64;
+        match (ty, p) {
+            (ParamType::Value(_), Param::Value { a, b, c, .. }) => {
+                let mut v = [0u8; 24];
+                v[..8].copy_from_slice(&a.to_le_bytes());
+                v[8..16].copy_from_slice(&b.to_le_bytes());
+                v[16..].copy_from_slice(&c.to_le_bytes());
+                mem.write(at + off::VALUE_A, &v)?;
+            }
+            (ParamType::Tmem(_) | ParamType::Rmem(_), Param::Memref { size, .. }) => {
+                mem.write(at + off::MEM_SIZE, &size.to_le_bytes())?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+impl<B: Backend> Drop for Mediator<B> {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
