@@ -18,7 +18,7 @@ function after(s, marker) { return trim(substr(s, index(s, marker) + length(mark
 	next
 }
 /@@DEVKVM / { devkvm = after($0, "@@DEVKVM ") ; next }
-/@@BEGIN / { cur = after($0, "@@BEGIN "); last[cur] = ""; ncase[cur] = 0; next }
+/@@BEGIN / { cur = after($0, "@@BEGIN "); last[cur] = ""; ncase[cur] = 0; diag = ""; next }
 /@@END / {
 	split(after($0, "@@END "), f, " ")
 	name = f[1]; sub(/^rc=/, "", f[2]); sub(/^cs=/, "", f[3])
@@ -37,9 +37,13 @@ cur != "" {
 		if (line ~ /^not ok/) st = "FAIL"
 		else if (line ~ /# SKIP/) st = "SKIP"
 		else if (line ~ /# XFAIL/) st = "XFAIL"
-		cname = line; sub(/^(not )?ok [0-9]+ /, "", cname)
-		casestr[cur, k] = sprintf("%-6s %s", st, cname)
+		cname = line; sub(/^(not )?ok [0-9]+ /, "", cname); sub(/ # (SKIP|XFAIL) /, ": ", cname)
+		if (st == "SKIP" && caseskip[cur] == "") { caseskip[cur] = cname; sub(/^[^:]*: /, "", caseskip[cur]) }
+		casestr[cur, k] = sprintf("%-6s %s", st, cname) (st == "FAIL" && diag != "" ? "\n                 " diag : "")
+		diag = ""
 		if (st == "FAIL") casefail[cur] = 1
+	} else if (line ~ /^# / && line !~ /^# Totals:/) {
+		if (diag == "") diag = substr(line, 3)
 	} else if (line ~ /^1\.\.0 # SKIP /) {
 		skipall[cur] = after(line, "# SKIP ")
 	} else if (trim(line) != "" && line !~ /^(TAP version|1\.\.[0-9]+$|# Totals:)/) {
@@ -74,9 +78,10 @@ END {
 		r = rc[name]
 		if (r == 0 && !casefail[name]) result("PASS", name, t)
 		else if (r == 0) result("FAIL", name, t ": exit 0 but a case failed")
-		else if (r == 4) result("SKIP", name, t ": " (skipall[name] != "" ? skipall[name] : last[name]))
+		else if (r == 4) result("SKIP", name, t ": " (skipall[name] != "" ? skipall[name] : \
+			(caseskip[name] != "" ? caseskip[name] : last[name])))
 		else if (r == 124 || r == 143 || r == 137) result("FAIL", name, t ": timed out (exit " r ")")
-		else result("FAIL", name, t ": exit " r (last[name] != "" ? ": " last[name] : ""))
+		else result("FAIL", name, t ": exit " r (ncase[name] == 0 && last[name] != "" ? ": " last[name] : ""))
 		for (k = 1; k <= ncase[name]; k++) printf "          %s\n", casestr[name, k]
 	}
 	if (!alldone) printf "  note: the guest did not reach the end of its test list%s\n", \
