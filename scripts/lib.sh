@@ -32,6 +32,25 @@ log() {
 	printf '[%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2
 }
 
+# with_progress LABEL CMD...: run CMD, printing "LABEL: still running, Ns"
+# every 30 s so long steps show they are alive.
+with_progress() {
+	local label=$1 s pid rc=0 waited=0
+	shift
+	s=$(date +%s)
+	"$@" &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 1
+		waited=$((waited + 1))
+		if [ $((waited % 30)) -eq 0 ] && kill -0 "$pid" 2>/dev/null; then
+			log "$label: still running, $(($(date +%s) - s))s"
+		fi
+	done
+	wait "$pid" || rc=$?
+	return "$rc"
+}
+
 die() {
 	printf '%s: error: %s\n' "$(basename "$0")" "$*" >&2
 	exit 1
