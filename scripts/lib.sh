@@ -32,13 +32,14 @@ log() {
 	printf '[%4ss] %s\n' "$(($(date +%s) - T0))" "$*" >&2
 }
 
-# with_progress LABEL CMD...: run CMD, printing "LABEL: still running, Ns"
-# every 30 s so long steps show they are alive.
+# with_progress LABEL LOGFILE CMD...: run CMD with its output in LOGFILE,
+# printing "LABEL: still running, Ns" every 30 s so long steps show they are
+# alive.
 with_progress() {
-	local label=$1 s pid rc=0 waited=0
-	shift
+	local label=$1 logfile=$2 s pid rc=0 waited=0
+	shift 2
 	s=$(date +%s)
-	"$@" &
+	"$@" </dev/null >"$logfile" 2>&1 &
 	pid=$!
 	while kill -0 "$pid" 2>/dev/null; do
 		sleep 1
