@@ -164,7 +164,7 @@ mod tests {
     #[test]
     fn from_x0_ignores_the_upper_half() {
         assert_eq!(
-            FunctionId::from_x0(0xdead_beef_B200_0001),
+            FunctionId::from_x0(0xdead_beef_b200_0001),
             FunctionId(0xB200_0001)
         );
     }
