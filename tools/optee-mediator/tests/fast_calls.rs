@@ -13,7 +13,10 @@ use smccc::{Conduit, FunctionId};
 #[test]
 fn calls_uid_returns_the_optee_api_uid_in_a0_to_a3() {
     let r = guest().fast(abi::CALLS_UID);
-    assert_eq!(r.regs(), &[0x384F_B3E0, 0xE7F8_11E3, 0xAF63_0002, 0xA5D5_C51B]);
+    assert_eq!(
+        r.regs(),
+        &[0x384F_B3E0, 0xE7F8_11E3, 0xAF63_0002, 0xA5D5_C51B]
+    );
 }
 
 #[test]
@@ -29,7 +32,10 @@ fn calls_count_is_the_number_of_answered_functions() {
 #[test]
 fn get_os_uuid_returns_the_optee_os_uuid() {
     let r = guest().fast(abi::GET_OS_UUID);
-    assert_eq!(r.regs(), &[0x4861_78E0, 0xE7F8_11E3, 0xBC5E_0002, 0xA5D5_C51B]);
+    assert_eq!(
+        r.regs(),
+        &[0x4861_78E0, 0xE7F8_11E3, 0xBC5E_0002, 0xA5D5_C51B]
+    );
 }
 
 #[test]
@@ -53,7 +59,10 @@ fn exchange_capabilities_offers_dynamic_shm_and_memref_null_and_no_rpc_params() 
 
 #[test]
 fn get_shm_config_is_not_available() {
-    assert_eq!(guest().fast(abi::GET_SHM_CONFIG).regs(), &[u64::from(ret::ENOTAVAIL)]);
+    assert_eq!(
+        guest().fast(abi::GET_SHM_CONFIG).regs(),
+        &[u64::from(ret::ENOTAVAIL)]
+    );
 }
 
 #[test]
@@ -77,16 +86,28 @@ fn get_thread_count_is_capped_by_the_call_quota() {
 #[test]
 fn shm_cache_calls_succeed_when_idle_and_disable_reports_an_empty_cache() {
     let mut g = guest();
-    assert_eq!(g.fast(abi::DISABLE_SHM_CACHE).regs(), &[u64::from(ret::ENOTAVAIL)]);
+    assert_eq!(
+        g.fast(abi::DISABLE_SHM_CACHE).regs(),
+        &[u64::from(ret::ENOTAVAIL)]
+    );
     assert_eq!(g.fast(abi::ENABLE_SHM_CACHE).regs(), &[u64::from(ret::OK)]);
-    assert_eq!(g.fast(abi::DISABLE_SHM_CACHE).regs(), &[u64::from(ret::ENOTAVAIL)]);
+    assert_eq!(
+        g.fast(abi::DISABLE_SHM_CACHE).regs(),
+        &[u64::from(ret::ENOTAVAIL)]
+    );
 }
 
 #[test]
 fn async_notification_calls_are_not_available() {
     let mut g = guest();
-    assert_eq!(g.fast(abi::ENABLE_ASYNC_NOTIF).regs(), &[u64::from(ret::ENOTAVAIL)]);
-    assert_eq!(g.fast(abi::GET_ASYNC_NOTIF_VALUE).regs(), &[u64::from(ret::ENOTAVAIL)]);
+    assert_eq!(
+        g.fast(abi::ENABLE_ASYNC_NOTIF).regs(),
+        &[u64::from(ret::ENOTAVAIL)]
+    );
+    assert_eq!(
+        g.fast(abi::GET_ASYNC_NOTIF_VALUE).regs(),
+        &[u64::from(ret::ENOTAVAIL)]
+    );
 }
 
 #[test]
@@ -129,14 +150,21 @@ fn every_result_register_is_a_zero_extended_32_bit_value() {
     for (id, _) in Function::ANSWERED {
         let r = g.call(SmcCall::new(id, &[u64::MAX; 7]));
         assert!(!r.regs().is_empty(), "x0 is always written");
-        assert!(r.regs().iter().all(|v| *v <= u64::from(u32::MAX)), "{id:?}: {:?}", r.regs());
+        assert!(
+            r.regs().iter().all(|v| *v <= u64::from(u32::MAX)),
+            "{id:?}: {:?}",
+            r.regs()
+        );
     }
 }
 
 #[test]
 fn upper_halves_of_argument_registers_are_ignored() {
     let mut g = guest();
-    let r = g.call(SmcCall::new(abi::EXCHANGE_CAPABILITIES, &[0xffff_ffff_0000_0000]));
+    let r = g.call(SmcCall::new(
+        abi::EXCHANGE_CAPABILITIES,
+        &[0xffff_ffff_0000_0000],
+    ));
     assert_eq!(r.a0(), 0);
 }
 
@@ -159,7 +187,10 @@ fn linux_probe_sequence_succeeds_and_enumerates_no_devices() {
     let caps = g.call(SmcCall::new(abi::EXCHANGE_CAPABILITIES, &[0]));
     assert_eq!(caps.regs()[1] as u32 & caps::DYNAMIC_SHM, caps::DYNAMIC_SHM);
     assert_eq!(g.fast(abi::GET_OS_REVISION).regs(), &[4, 0, 0]);
-    assert_eq!(g.fast(abi::DISABLE_SHM_CACHE).a0(), u64::from(ret::ENOTAVAIL));
+    assert_eq!(
+        g.fast(abi::DISABLE_SHM_CACHE).a0(),
+        u64::from(ret::ENOTAVAIL)
+    );
     assert_eq!(g.fast(abi::ENABLE_SHM_CACHE).a0(), u64::from(ret::OK));
     for lg in [login::PUBLIC, login::REE_KERNEL] {
         let (r, _, s) = g.open_with(DEVICE_PTA, lg, vec![]);
@@ -181,6 +212,9 @@ fn linux_probe_sequence_succeeds_and_enumerates_no_devices() {
     }
     assert_eq!(g.m.usage().sessions, 0);
     // optee_smc_remove(): the cache is emptied.
-    assert_eq!(g.fast(abi::DISABLE_SHM_CACHE).a0(), u64::from(ret::ENOTAVAIL));
+    assert_eq!(
+        g.fast(abi::DISABLE_SHM_CACHE).a0(),
+        u64::from(ret::ENOTAVAIL)
+    );
     let _ = cmd::OPEN_SESSION;
 }

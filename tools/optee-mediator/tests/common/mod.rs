@@ -57,6 +57,9 @@ pub enum ShmAllocAnswer {
     Fail,
 }
 
+/// Called on each FOREIGN_INTR with the thread id (another vCPU's chance to act).
+pub type IntrHook<B> = Box<dyn FnMut(&mut Mediator<B>, &FakeGuestMemory, u32)>;
+
 pub struct Guest<B: Backend = UserTee> {
     pub mem: FakeGuestMemory,
     pub m: Mediator<B>,
@@ -68,7 +71,7 @@ pub struct Guest<B: Backend = UserTee> {
     pub alloc_answer: AllocAnswer,
     pub shm_alloc_answer: ShmAllocAnswer,
     /// Called on each FOREIGN_INTR with the thread id.
-    pub on_intr: Option<Box<dyn FnMut(&mut Mediator<B>, &FakeGuestMemory, u32)>>,
+    pub on_intr: Option<IntrHook<B>>,
 }
 
 pub fn memory() -> FakeGuestMemory {
@@ -184,7 +187,10 @@ impl<B: Backend> Guest<B> {
                 }
                 ret::RPC_FREE => {
                     self.log.free += 1;
-                    assert!(self.rpc_bufs.remove(&reg_pair(a1, a2)).is_some(), "freeing an unknown RPC buffer");
+                    assert!(
+                        self.rpc_bufs.remove(&reg_pair(a1, a2)).is_some(),
+                        "freeing an unknown RPC buffer"
+                    );
                 }
                 ret::RPC_FOREIGN_INTR => {
                     self.log.foreign_intr += 1;
@@ -195,7 +201,10 @@ impl<B: Backend> Guest<B> {
                 }
                 ret::RPC_CMD => {
                     let cookie = reg_pair(a1, a2);
-                    let pa = *self.rpc_bufs.get(&cookie).expect("RPC_CMD in a known buffer");
+                    let pa = *self
+                        .rpc_bufs
+                        .get(&cookie)
+                        .expect("RPC_CMD in a known buffer");
                     self.rpc_cmd(pa);
                 }
                 other => panic!("unknown RPC {other:#x}"),
@@ -219,7 +228,11 @@ impl<B: Backend> Guest<B> {
             }
             rpc_cmd::SHM_ALLOC => {
                 assert_eq!(arg.params[0].attr, attr::VALUE_INPUT);
-                assert_eq!(arg.params[0].a, rpc_cmd::SHM_TYPE_KERNEL, "kernel memory, no supplicant");
+                assert_eq!(
+                    arg.params[0].a,
+                    rpc_cmd::SHM_TYPE_KERNEL,
+                    "kernel memory, no supplicant"
+                );
                 let size = arg.params[0].b;
                 let n = size.div_ceil(PAGE_SIZE);
                 match self.shm_alloc_answer {
@@ -247,7 +260,10 @@ impl<B: Backend> Guest<B> {
             }
             rpc_cmd::SHM_FREE => {
                 assert_eq!(arg.params[0].a, rpc_cmd::SHM_TYPE_KERNEL);
-                assert!(self.shm_bufs.remove(&arg.params[0].b).is_some(), "SHM_FREE of unknown buffer");
+                assert!(
+                    self.shm_bufs.remove(&arg.params[0].b).is_some(),
+                    "SHM_FREE of unknown buffer"
+                );
                 arg.header.ret = teec::SUCCESS;
             }
             _ => arg.header.ret = teec::ERROR_NOT_SUPPORTED,
@@ -344,7 +360,8 @@ pub fn write_scattered(mem: &dyn GuestRam, pages: &[u64], offset: u64, data: &[u
     while done < data.len() {
         let page = pages[(pos / PAGE_SIZE) as usize];
         let n = ((PAGE_SIZE - pos % PAGE_SIZE) as usize).min(data.len() - done);
-        mem.write(page + pos % PAGE_SIZE, &data[done..done + n]).unwrap();
+        mem.write(page + pos % PAGE_SIZE, &data[done..done + n])
+            .unwrap();
         done += n;
         pos += n as u64;
     }
