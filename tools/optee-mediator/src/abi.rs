@@ -19,7 +19,12 @@ const fn fast(owner: u8, number: u16) -> FunctionId {
 }
 
 const fn yielding(number: u16) -> FunctionId {
-    FunctionId::new(CallKind::Yielding, Convention::Smc32, OWNER_TRUSTED_OS, number)
+    FunctionId::new(
+        CallKind::Yielding,
+        Convention::Smc32,
+        OWNER_TRUSTED_OS,
+        number,
+    )
 }
 
 /// OPTEE_SMC_CALLS_COUNT.
@@ -301,7 +306,10 @@ mod tests {
     #[test]
     fn kvm_filters_forward_the_four_trusted_os_ranges_to_userspace() {
         let f = kvm_filters();
-        assert_eq!(f.map(|f| f.base), [0x3200_0000, 0x7200_0000, 0xB200_0000, 0xF200_0000]);
+        assert_eq!(
+            f.map(|f| f.base),
+            [0x3200_0000, 0x7200_0000, 0xB200_0000, 0xF200_0000]
+        );
         assert!(f.iter().all(|f| f.action == FilterAction::FwdToUser as u8));
         assert!(f.iter().all(|f| f.nr_functions == 0x0E00_0000));
     }
@@ -333,8 +341,14 @@ mod tests {
 
     #[test]
     fn register_pairs_carry_the_high_half_first_and_ignore_upper_bits() {
-        assert_eq!(reg_pair(0xdead_0000_0000_0001, 0xffff_ffff_2000_0000), 0x1_2000_0000);
-        assert_eq!(split_pair(0x1234_5678_9abc_def0), (0x1234_5678, 0x9abc_def0));
+        assert_eq!(
+            reg_pair(0xdead_0000_0000_0001, 0xffff_ffff_2000_0000),
+            0x1_2000_0000
+        );
+        assert_eq!(
+            split_pair(0x1234_5678_9abc_def0),
+            (0x1234_5678, 0x9abc_def0)
+        );
     }
 
     #[test]

@@ -319,7 +319,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
 /// between calls.
 impl<B: Backend + ?Sized> Backend for Arc<Mutex<B>> {
     fn thread_count(&self) -> u32 {
-        self.lock().unwrap_or_else(|e| e.into_inner()).thread_count()
+        self.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .thread_count()
     }
     fn os_revision(&self) -> OsRevision {
         self.lock().unwrap_or_else(|e| e.into_inner()).os_revision()

@@ -137,7 +137,9 @@ pub enum Refusal {
         err: PageListError,
     },
     /// Too many buffers or pages.
-    #[error("parameter {index}: shared memory quota exceeded ({buffers} buffers, {pages} pages in use)")]
+    #[error(
+        "parameter {index}: shared memory quota exceeded ({buffers} buffers, {pages} pages in use)"
+    )]
     ShmQuota {
         /// Parameter index.
         index: usize,
@@ -398,7 +400,10 @@ impl<B: Backend> Mediator<B> {
             Function::ExchangeCapabilities => {
                 let nsec = call.w(1);
                 if nsec & !caps::NSEC_UNIPROCESSOR != 0 {
-                    debug!("client {}: ignoring unknown normal world caps {nsec:#x}", self.client.0);
+                    debug!(
+                        "client {}: ignoring unknown normal world caps {nsec:#x}",
+                        self.client.0
+                    );
                 }
                 SmcResult::new(&[ret::OK, caps::OFFERED, 0, 0])
             }
@@ -487,12 +492,9 @@ impl<B: Backend> Mediator<B> {
             temps,
             pending: None,
         };
-        let step = self.backend.start(
-            self.client,
-            tid as ThreadId,
-            &mut thread.call,
-            mem,
-        );
+        let step = self
+            .backend
+            .start(self.client, tid as ThreadId, &mut thread.call, mem);
         if let Some(slot) = self.threads.get_mut(tid) {
             *slot = Some(thread);
         }
@@ -664,7 +666,8 @@ impl<B: Backend> Mediator<B> {
                 let [r] = p.as_slice() else {
                     return Err(Refusal::Shape("UNREGISTER_SHM"));
                 };
-                if !matches!(r.param_type(), Some(ParamType::Rmem(_))) || r.attr & !attr::TYPE_MASK != 0
+                if !matches!(r.param_type(), Some(ParamType::Rmem(_)))
+                    || r.attr & !attr::TYPE_MASK != 0
                 {
                     return Err(Refusal::Shape("UNREGISTER_SHM"));
                 }
@@ -674,7 +677,12 @@ impl<B: Backend> Mediator<B> {
                             return Err(Refusal::ShmBusy(r.c));
                         }
                     }
-                    _ => return Err(Refusal::UnknownShm { index: 0, cookie: r.c }),
+                    _ => {
+                        return Err(Refusal::UnknownShm {
+                            index: 0,
+                            cookie: r.c,
+                        })
+                    }
                 }
                 call.command = Command::UnregisterShm { cookie: r.c };
                 return Ok((call, 1));
@@ -741,14 +749,13 @@ impl<B: Backend> Mediator<B> {
                     .get(&cookie)
                     .filter(|s| s.kind == ShmKind::Registered)
                     .ok_or(Refusal::UnknownShm { index, cookie })?;
-                let r = MemRef::new(s.buffer.clone(), offset, size).ok_or(
-                    Refusal::RmemOutOfRange {
+                let r =
+                    MemRef::new(s.buffer.clone(), offset, size).ok_or(Refusal::RmemOutOfRange {
                         index,
                         cookie,
                         offset,
                         size,
-                    },
-                )?;
+                    })?;
                 Param::Memref {
                     dir,
                     mem: Some(r),
@@ -769,7 +776,12 @@ impl<B: Backend> Mediator<B> {
             let thread_reg = tid as u32;
             let (result, pending) = match req {
                 RpcRequest::Alloc { size } => (
-                    SmcResult::new(&[ret::RPC_ALLOC, size.min(u64::from(u32::MAX)) as u32, 0, thread_reg]),
+                    SmcResult::new(&[
+                        ret::RPC_ALLOC,
+                        size.min(u64::from(u32::MAX)) as u32,
+                        0,
+                        thread_reg,
+                    ]),
                     Pending::Alloc,
                 ),
                 RpcRequest::Free { cookie } => {
@@ -821,9 +833,10 @@ impl<B: Backend> Mediator<B> {
 
     fn resume_backend(&mut self, mem: &dyn GuestRam, tid: usize, reply: RpcReply) -> Step {
         match self.threads.get_mut(tid) {
-            Some(Some(t)) => self
-                .backend
-                .resume(self.client, tid as ThreadId, &mut t.call, reply, mem),
+            Some(Some(t)) => {
+                self.backend
+                    .resume(self.client, tid as ThreadId, &mut t.call, reply, mem)
+            }
             _ => Step::Done,
         }
     }

@@ -110,6 +110,14 @@ impl FakeGuestMemory {
         true
     }
 
+    /// Removes the region starting at `base` (memory hot-unplug, or a
+    /// guest page that stopped being RAM); false if there is none.
+    pub fn remove_region(&mut self, base: u64) -> bool {
+        let before = self.regions.len();
+        self.regions.retain(|(b, _)| *b != base);
+        self.regions.len() != before
+    }
+
     /// The region holding all of `gpa..gpa+len` and the offset in it.
     fn locate(&self, gpa: u64, len: u64) -> Option<(&RefCell<Vec<u8>>, usize)> {
         let end = gpa.checked_add(len)?;

@@ -443,10 +443,12 @@ impl MsgArg {
             return Err(MsgError::TooManyParams(header.num_params));
         }
         let need = arg_size(header.num_params) as usize;
-        let body = bytes.get(HEADER_SIZE..need).ok_or(MsgError::Memory(MemError {
-            gpa: 0,
-            len: need as u64,
-        }))?;
+        let body = bytes
+            .get(HEADER_SIZE..need)
+            .ok_or(MsgError::Memory(MemError {
+                gpa: 0,
+                len: need as u64,
+            }))?;
         let params = body
             .chunks_exact(PARAM_SIZE)
             .map(|c| {
@@ -582,8 +584,16 @@ mod tests {
 
     #[test]
     fn octets_are_the_bytes_of_a_then_b_in_memory_order() {
-        let p = MsgParam::new(0, u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8]), 0x100f0e0d0c0b0a09, 0);
-        assert_eq!(p.octets(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]);
+        let p = MsgParam::new(
+            0,
+            u64::from_le_bytes([1, 2, 3, 4, 5, 6, 7, 8]),
+            0x100f0e0d0c0b0a09,
+            0,
+        );
+        assert_eq!(
+            p.octets(),
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]
+        );
     }
 
     #[test]

@@ -176,7 +176,9 @@ mod tests {
     #[test]
     fn walk_follows_links_across_list_pages() {
         let m = mem();
-        let pages: Vec<u64> = (0..600u64).map(|i| 0x4000_0000 + ((i * 7) % 4096) * 0x1000).collect();
+        let pages: Vec<u64> = (0..600u64)
+            .map(|i| 0x4000_0000 + ((i * 7) % 4096) * 0x1000)
+            .collect();
         let ptr = write_list(&m, &[LIST + 0x3000, LIST + 0x1000], &pages, 0).unwrap();
         let b = walk(&m, ptr, 600 * 0x1000, 1000).unwrap();
         assert_eq!(b.pages(), &pages[..]);
@@ -226,12 +228,14 @@ mod tests {
         let m = mem();
         let pages = vec![0x4000_0000u64; 512];
         write_list(&m, &[LIST, LIST + 0x1000], &pages, 0).unwrap();
-        m.write(LIST + PAGE_SIZE - 8, &0x9000_0000u64.to_le_bytes()).unwrap();
+        m.write(LIST + PAGE_SIZE - 8, &0x9000_0000u64.to_le_bytes())
+            .unwrap();
         assert!(matches!(
             walk(&m, LIST, 512 * PAGE_SIZE, 1000),
             Err(PageListError::ListPage(_))
         ));
-        m.write(LIST + PAGE_SIZE - 8, &(LIST + 8).to_le_bytes()).unwrap();
+        m.write(LIST + PAGE_SIZE - 8, &(LIST + 8).to_le_bytes())
+            .unwrap();
         assert_eq!(
             walk(&m, LIST, 512 * PAGE_SIZE, 1000),
             Err(PageListError::UnalignedLink(LIST + 8))
@@ -258,8 +262,11 @@ mod tests {
             })
         );
         // The last page of guest RAM straddling its end is not RAM.
-        let ptr = write_list(&m, &[LIST], &[u64::MAX & !0xFFF], 0).unwrap();
-        assert!(matches!(walk(&m, ptr, 1, 129), Err(PageListError::NotRam { .. })));
+        let ptr = write_list(&m, &[LIST], &[!0xFFFu64], 0).unwrap();
+        assert!(matches!(
+            walk(&m, ptr, 1, 129),
+            Err(PageListError::NotRam { .. })
+        ));
     }
 
     #[test]

@@ -265,6 +265,9 @@ mod tests {
         let mem = FakeGuestMemory::new(&[(0x10000, 0x1000)]);
         let buf = GuestBuffer::new(vec![0x10000, 0x50000], 0, 0x2000).unwrap();
         let mut b = [0u8; 0x2000];
-        assert!(matches!(buf.read(&mem, 0, &mut b), Err(ShmError::Memory(_))));
+        assert!(matches!(
+            buf.read(&mem, 0, &mut b),
+            Err(ShmError::Memory(_))
+        ));
     }
 }

@@ -194,7 +194,9 @@ impl Backend for UserTee {
         match self.clients.get_mut(&client) {
             Some(c) if c.threads.is_empty() => {
                 c.cache_enabled = false;
-                c.cached.pop().map_or(CacheDisable::Empty, CacheDisable::Freed)
+                c.cached
+                    .pop()
+                    .map_or(CacheDisable::Empty, CacheDisable::Freed)
             }
             Some(_) => CacheDisable::Busy,
             None => CacheDisable::Empty,

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! The aarch64 adapter: a KVM_EXIT_HYPERCALL of a forwarded SMCCC call
+//! becomes an [`SmcCall`], and the [`SmcResult`] goes back into the vCPU's
+//! registers. Only the argument registers the function uses are read
+//! (KVM_GET_ONE_REG); x0 is always written, x1..x3 only when the call
+//! defines them.
+//!
+//! ```ignore
+//! match vcpu.run()? {
+//!     VcpuExit::Hypercall(h) => {
+//!         let (nr, flags) = (h.nr, u64::from(h.longmode)); // `flags` shares longmode's place
+//!         optee_mediator::kvm::handle_hypercall(&vcpu, nr, flags, &mut mediator, &guest_mem)?;
+//!     }
+//!     ...
+//! }
+//! ```
+
+use std::mem::offset_of;
+
+use kvm_bindings::{kvm_regs, user_pt_regs, KVM_REG_ARM64, KVM_REG_ARM_CORE, KVM_REG_SIZE_U64};
+use kvm_ioctls::VcpuFd;
+use smccc::kvm::KVM_HYPERCALL_EXIT_SMC;
+use smccc::{Conduit, FunctionId};
+
+use crate::abi::Function;
+use crate::backend::Backend;
+use crate::mediator::{Mediator, SmcCall, SmcResult};
+use crate::mem::GuestRam;
+
+/// A failed register access.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// KVM_GET_ONE_REG failed.
+    #[error("reading x{reg} with KVM_GET_ONE_REG failed: {err}")]
+    GetReg {
+        /// Register number.
+        reg: u8,
+        /// The error.
+        err: kvm_ioctls::Error,
+    },
+    /// KVM_SET_ONE_REG failed.
+    #[error("writing x{reg} with KVM_SET_ONE_REG failed: {err}")]
+    SetReg {
+        /// Register number.
+        reg: u8,
+        /// The error.
+        err: kvm_ioctls::Error,
+    },
+}
+
+/// The KVM_{GET,SET}_ONE_REG id of core register xN, from the uapi layout
+/// of `struct kvm_regs` (core register ids count 32-bit words).
+pub const fn x_reg_id(n: u8) -> u64 {
+    let off = offset_of!(kvm_regs, regs) + offset_of!(user_pt_regs, regs) + 8 * n as usize;
+    KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE as u64 | (off / 4) as u64
+}
+
+const _: () = assert!(x_reg_id(0) == 0x6030_0000_0010_0000);
+const _: () = assert!(x_reg_id(5) == 0x6030_0000_0010_000A);
+
+fn get(vcpu: &VcpuFd, reg: u8) -> Result<u64, AdapterError> {
+    let mut b = [0u8; 8];
+    vcpu.get_one_reg(x_reg_id(reg), &mut b)
+        .map_err(|err| AdapterError::GetReg { reg, err })?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn set(vcpu: &VcpuFd, reg: u8, v: u64) -> Result<(), AdapterError> {
+    vcpu.set_one_reg(x_reg_id(reg), &v.to_le_bytes())
+        .map(|_| ())
+        .map_err(|err| AdapterError::SetReg { reg, err })
+}
+
+/// The call of a hypercall exit: `nr` is `kvm_run.hypercall.nr` (the
+/// function id), `flags` is `kvm_run.hypercall.flags`.
+pub fn read_call(vcpu: &VcpuFd, nr: u64, flags: u64) -> Result<SmcCall, AdapterError> {
+    let function = FunctionId::from_x0(nr);
+    let conduit = if flags & KVM_HYPERCALL_EXIT_SMC != 0 {
+        Conduit::Smc
+    } else {
+        Conduit::Hvc
+    };
+    let mut args = [0u64; 7];
+    let used = Function::decode(function).args_used();
+    for (i, a) in args.iter_mut().enumerate().take(used) {
+        *a = get(vcpu, i as u8 + 1)?;
+    }
+    Ok(SmcCall {
+        function,
+        conduit,
+        args,
+    })
+}
+
+/// Writes a result: x0 always, x1.. as the result defines.
+pub fn write_result(vcpu: &VcpuFd, result: &SmcResult) -> Result<(), AdapterError> {
+    for (i, v) in result.regs().iter().enumerate() {
+        set(vcpu, i as u8, *v)?;
+    }
+    Ok(())
+}
+
+/// Reads the call of a hypercall exit, lets `mediator` answer it, writes
+/// the answer back; returns it.
+pub fn handle_hypercall<B: Backend>(
+    vcpu: &VcpuFd,
+    nr: u64,
+    flags: u64,
+    mediator: &mut Mediator<B>,
+    mem: &dyn GuestRam,
+) -> Result<SmcResult, AdapterError> {
+    let call = read_call(vcpu, nr, flags)?;
+    let result = mediator.handle(mem, &call);
+    write_result(vcpu, &result)?;
+    Ok(result)
+}

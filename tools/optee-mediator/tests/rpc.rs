@@ -1,0 +1,440 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! The RPC protocol: ALLOC, FREE, FOREIGN_INTR, CMD (GET_TIME, SHM_ALLOC,
+//! SHM_FREE), RETURN_FROM_RPC matched by thread id, the SHM cache, cancel.
+
+mod common;
+
+use common::*;
+use optee_mediator::abi::{self, reg_pair, ret};
+use optee_mediator::msg::{attr, cmd, rpc_cmd, teec, MsgArg, MsgParam, PAGE_SIZE};
+use optee_mediator::utee::ta::{fill_byte, fnv1a32, memory};
+use optee_mediator::{GuestRam, SmcCall};
+
+fn fill_sum(len: u64) -> u64 {
+    let data: Vec<u8> = (0..len).map(fill_byte).collect();
+    u64::from(fnv1a32(&data))
+}
+
+#[test]
+fn a_slow_command_yields_foreign_intr_each_round_with_its_thread_id_in_a3() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let gpa = g.put_arg(&invoke_arg(
+        s,
+        memory::CMD_SLOW,
+        vec![value(attr::VALUE_INOUT, 5)],
+    ));
+    let r = g.call_with_arg_raw(gpa);
+    assert_eq!(r.regs(), &[u64::from(ret::RPC_FOREIGN_INTR), 0, 0, 0]);
+    assert_eq!(g.m.usage().calls, 1);
+    let r = g.serve(r);
+    assert_eq!(r.regs(), &[0]);
+    assert_eq!(g.log.foreign_intr, 5);
+    let out = g.read_arg(gpa);
+    assert_eq!((out.header.ret, out.params[0].a), (teec::SUCCESS, 5));
+    assert_eq!(g.m.usage().calls, 0);
+}
+
+#[test]
+fn return_from_rpc_for_a_thread_not_waiting_is_eresume() {
+    let mut g = guest();
+    for t in [0u64, 1, 7, 8, 0xffff_ffff] {
+        let r = g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, t]));
+        assert_eq!(r.regs(), &[u64::from(ret::ERESUME)], "thread {t}");
+    }
+    // A finished thread cannot be resumed again.
+    let s = g.open(MEMORY);
+    let gpa = g.put_arg(&invoke_arg(
+        s,
+        memory::CMD_SLOW,
+        vec![value(attr::VALUE_INOUT, 1)],
+    ));
+    let r = g.call_with_arg_raw(gpa);
+    let back = [r.regs()[1], r.regs()[2], r.regs()[3]];
+    assert_eq!(
+        g.call(SmcCall::new(abi::RETURN_FROM_RPC, &back)).regs(),
+        &[0]
+    );
+    assert_eq!(
+        g.call(SmcCall::new(abi::RETURN_FROM_RPC, &back)).regs(),
+        &[u64::from(ret::ERESUME)]
+    );
+}
+
+#[test]
+fn parked_calls_are_resumed_by_thread_id_in_any_order() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let a = g.put_arg(&invoke_arg(
+        s,
+        memory::CMD_SLOW,
+        vec![value(attr::VALUE_INOUT, 1)],
+    ));
+    let b = g.put_arg(&invoke_arg(
+        s,
+        memory::CMD_SLOW,
+        vec![value(attr::VALUE_INOUT, 1)],
+    ));
+    let ra = g.call_with_arg_raw(a);
+    let rb = g.call_with_arg_raw(b);
+    assert_ne!(ra.regs()[3], rb.regs()[3], "distinct threads");
+    assert_eq!(
+        g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, rb.regs()[3]]))
+            .regs(),
+        &[0]
+    );
+    assert_eq!(g.read_arg(b).header.ret, teec::SUCCESS);
+    assert_eq!(
+        g.read_arg(a).header.ret,
+        0,
+        "a is still running: nothing written back yet"
+    );
+    assert_eq!(
+        g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, ra.regs()[3]]))
+            .regs(),
+        &[0]
+    );
+    assert_eq!(g.read_arg(a).header.ret, teec::SUCCESS);
+}
+
+#[test]
+fn get_time_is_an_rpc_command_in_a_buffer_allocated_then_freed() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let out = g.invoke(s, memory::CMD_GET_TIME, vec![value(attr::VALUE_OUTPUT, 0)]);
+    assert_eq!(out.header.ret, teec::SUCCESS);
+    assert_eq!((out.params[0].a, out.params[0].b), TIME);
+    assert_eq!(g.log.alloc, 1);
+    assert_eq!(g.log.cmds, vec![rpc_cmd::GET_TIME]);
+    assert_eq!(
+        g.log.free, 1,
+        "the SHM cache is off: the RPC buffer is freed"
+    );
+    assert!(g.rpc_bufs.is_empty());
+    assert_eq!(g.m.usage().rpc_args, 0);
+}
+
+#[test]
+fn rpc_alloc_asks_for_a_four_param_argument() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let gpa = g.put_arg(&invoke_arg(
+        s,
+        memory::CMD_GET_TIME,
+        vec![value(attr::VALUE_OUTPUT, 0)],
+    ));
+    let r = g.call_with_arg_raw(gpa);
+    assert_eq!(r.regs(), &[u64::from(ret::RPC_ALLOC), 32 + 4 * 32, 0, 0]);
+}
+
+#[test]
+fn with_the_shm_cache_enabled_rpc_buffers_are_kept_and_handed_back_by_disable() {
+    let mut g = guest();
+    assert_eq!(g.fast(abi::ENABLE_SHM_CACHE).a0(), 0);
+    let s = g.open(MEMORY);
+    for _ in 0..3 {
+        let out = g.invoke(s, memory::CMD_GET_TIME, vec![value(attr::VALUE_OUTPUT, 0)]);
+        assert_eq!(out.header.ret, teec::SUCCESS);
+    }
+    assert_eq!((g.log.alloc, g.log.free), (1, 0), "one buffer, reused");
+    assert_eq!(g.m.usage().rpc_args, 1);
+    let r = g.fast(abi::DISABLE_SHM_CACHE);
+    assert_eq!(r.regs().len(), 3);
+    assert_eq!(r.a0(), 0);
+    let cookie = reg_pair(r.regs()[1], r.regs()[2]);
+    assert!(
+        g.rpc_bufs.contains_key(&cookie),
+        "the cookie the guest gave"
+    );
+    assert_eq!(g.m.usage().rpc_args, 0);
+    assert_eq!(
+        g.fast(abi::DISABLE_SHM_CACHE).regs(),
+        &[u64::from(ret::ENOTAVAIL)]
+    );
+}
+
+#[test]
+fn shm_cache_calls_are_busy_while_a_call_is_parked() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let gpa = g.put_arg(&invoke_arg(
+        s,
+        memory::CMD_SLOW,
+        vec![value(attr::VALUE_INOUT, 1)],
+    ));
+    let r = g.call_with_arg_raw(gpa);
+    assert_eq!(
+        g.fast(abi::ENABLE_SHM_CACHE).regs(),
+        &[u64::from(ret::EBUSY)]
+    );
+    assert_eq!(
+        g.fast(abi::DISABLE_SHM_CACHE).regs(),
+        &[u64::from(ret::EBUSY)]
+    );
+    g.serve(r);
+    assert_eq!(g.fast(abi::ENABLE_SHM_CACHE).regs(), &[0]);
+}
+
+#[test]
+fn shm_alloc_rpc_gives_the_ta_a_scattered_guest_buffer_then_frees_it() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let len = 5 * PAGE_SIZE + 100;
+    let out = g.invoke(
+        s,
+        memory::CMD_FILL_RPC_SHM,
+        vec![value(attr::VALUE_INOUT, len)],
+    );
+    assert_eq!(out.header.ret, teec::SUCCESS);
+    assert_eq!(out.params[0].a, fill_sum(len));
+    assert_eq!(out.params[0].b, len);
+    assert_eq!(g.log.cmds, vec![rpc_cmd::SHM_ALLOC, rpc_cmd::SHM_FREE]);
+    assert!(g.shm_bufs.is_empty(), "the guest was told to free it");
+    assert_eq!(g.m.usage().buffers, 0, "the mediator forgot it");
+}
+
+#[test]
+fn shm_alloc_beyond_the_page_quota_is_refused_freed_and_out_of_memory() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let out = g.invoke(
+        s,
+        memory::CMD_FILL_RPC_SHM,
+        vec![value(attr::VALUE_INOUT, 130 * PAGE_SIZE)],
+    );
+    assert_eq!(out.header.ret, teec::ERROR_OUT_OF_MEMORY);
+    assert_eq!(g.log.cmds, vec![rpc_cmd::SHM_ALLOC, rpc_cmd::SHM_FREE]);
+    assert!(g.shm_bufs.is_empty());
+    assert_eq!(g.m.usage().buffers, 0);
+}
+
+#[test]
+fn shm_alloc_answered_with_contiguous_memory_is_refused_and_freed() {
+    let mut g = guest();
+    g.shm_alloc_answer = ShmAllocAnswer::Contiguous;
+    let s = g.open(MEMORY);
+    let out = g.invoke(
+        s,
+        memory::CMD_FILL_RPC_SHM,
+        vec![value(attr::VALUE_INOUT, 64)],
+    );
+    assert_eq!(out.header.ret, teec::ERROR_OUT_OF_MEMORY);
+    assert!(g.shm_bufs.is_empty());
+}
+
+#[test]
+fn a_failed_shm_alloc_fails_the_command() {
+    let mut g = guest();
+    g.shm_alloc_answer = ShmAllocAnswer::Fail;
+    let s = g.open(MEMORY);
+    let out = g.invoke(
+        s,
+        memory::CMD_FILL_RPC_SHM,
+        vec![value(attr::VALUE_INOUT, 64)],
+    );
+    assert_eq!(out.header.ret, teec::ERROR_OUT_OF_MEMORY);
+    assert_eq!(g.log.cmds, vec![rpc_cmd::SHM_ALLOC]);
+}
+
+#[test]
+fn rpc_alloc_answered_with_null_unaligned_or_a_hole_fails_the_command() {
+    for answer in [AllocAnswer::Zero, AllocAnswer::Unaligned, AllocAnswer::Hole] {
+        let mut g = guest();
+        g.alloc_answer = answer;
+        let s = g.open(MEMORY);
+        let out = g.invoke(s, memory::CMD_GET_TIME, vec![value(attr::VALUE_OUTPUT, 0)]);
+        assert_eq!(out.header.ret, teec::ERROR_OUT_OF_MEMORY, "{answer:?}");
+        assert!(
+            g.log.cmds.is_empty(),
+            "{answer:?}: no command without a buffer"
+        );
+        assert_eq!(g.m.usage().rpc_args, 0);
+    }
+}
+
+#[test]
+fn an_rpc_buffer_cookie_already_in_use_is_refused() {
+    let mut g = guest();
+    assert_eq!(g.fast(abi::ENABLE_SHM_CACHE).a0(), 0);
+    let s = g.open(MEMORY);
+    // Two calls in flight each need a buffer; the guest answers both with one cookie.
+    let a = g.put_arg(&invoke_arg(
+        s,
+        memory::CMD_GET_TIME,
+        vec![value(attr::VALUE_OUTPUT, 0)],
+    ));
+    let b = g.put_arg(&invoke_arg(
+        s,
+        memory::CMD_GET_TIME,
+        vec![value(attr::VALUE_OUTPUT, 0)],
+    ));
+    let ra = g.call_with_arg_raw(a);
+    let rb = g.call_with_arg_raw(b);
+    assert_eq!(
+        (ra.a0(), rb.a0()),
+        (u64::from(ret::RPC_ALLOC), u64::from(ret::RPC_ALLOC))
+    );
+    let (p1, p2) = (g.page(), g.page());
+    let ret_a = g.call(SmcCall::new(
+        abi::RETURN_FROM_RPC,
+        &[0, p1, ra.regs()[3], 0, 0x77],
+    ));
+    assert_eq!(ret_a.a0(), u64::from(ret::RPC_CMD));
+    let ret_b = g.call(SmcCall::new(
+        abi::RETURN_FROM_RPC,
+        &[0, p2, rb.regs()[3], 0, 0x77],
+    ));
+    assert_eq!(
+        ret_b.regs(),
+        &[0],
+        "b fails without reaching the guest again"
+    );
+    assert_eq!(g.read_arg(b).header.ret, teec::ERROR_OUT_OF_MEMORY);
+}
+
+#[test]
+fn the_guest_changing_an_rpc_argument_cannot_change_what_the_mediator_reads_back() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let gpa = g.put_arg(&invoke_arg(
+        s,
+        memory::CMD_GET_TIME,
+        vec![value(attr::VALUE_OUTPUT, 0)],
+    ));
+    let r = g.call_with_arg_raw(gpa);
+    let page = g.page();
+    let r = g.call(SmcCall::new(
+        abi::RETURN_FROM_RPC,
+        &[0, page, r.regs()[3], 0, 0x99],
+    ));
+    assert_eq!(r.a0(), u64::from(ret::RPC_CMD));
+    assert_eq!(
+        reg_pair(r.regs()[1], r.regs()[2]),
+        0x99,
+        "the cookie of the buffer"
+    );
+    // The guest answers with a bogus num_params and attribute.
+    let mut arg = MsgArg::read(&g.mem, page).unwrap();
+    assert_eq!(arg.header.cmd, rpc_cmd::GET_TIME);
+    arg.params[0] = MsgParam::new(attr::TMEM_OUTPUT, 5, 6, 7);
+    arg.header.ret = 0;
+    g.mem.write(page, &arg.encode()).unwrap();
+    g.mem.write(page + 0x1C, &127u32.to_le_bytes()).unwrap();
+    let r = g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, r.regs()[3]]));
+    assert_eq!(r.a0(), u64::from(ret::RPC_FREE));
+    let r = g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, r.regs()[3]]));
+    assert_eq!(r.regs(), &[0]);
+    let out = g.read_arg(gpa);
+    assert_eq!(
+        (out.header.ret, out.params[0].a, out.params[0].b),
+        (teec::SUCCESS, 5, 6)
+    );
+}
+
+#[test]
+fn an_rpc_buffer_that_left_guest_ram_fails_the_command() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let gpa = g.put_arg(&invoke_arg(
+        s,
+        memory::CMD_GET_TIME,
+        vec![value(attr::VALUE_OUTPUT, 0)],
+    ));
+    let r = g.call_with_arg_raw(gpa);
+    let r = g.call(SmcCall::new(
+        abi::RETURN_FROM_RPC,
+        &[0, FRAGILE, r.regs()[3], 0, 0x5],
+    ));
+    assert_eq!(r.a0(), u64::from(ret::RPC_CMD));
+    assert!(g.mem.remove_region(FRAGILE));
+    let r = g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, r.regs()[3]]));
+    // The buffer is unusable: the TEE forgets it instead of freeing it.
+    assert_eq!(r.regs(), &[0]);
+    assert_eq!(g.read_arg(gpa).header.ret, teec::ERROR_COMMUNICATION);
+}
+
+#[test]
+fn cancel_from_another_vcpu_stops_a_slow_command() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let mut arg = invoke_arg(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 1000)]);
+    arg.header.cancel_id = 0xC0FFEE;
+    let gpa = g.put_arg(&arg);
+    let cancel_page = g.page();
+    let mut cancel = MsgArg::new(cmd::CANCEL, vec![]);
+    cancel.header.session = s;
+    cancel.header.cancel_id = 0xC0FFEE;
+    g.mem.write(cancel_page, &cancel.encode()).unwrap();
+    let mut intrs = 0;
+    g.on_intr = Some(Box::new(move |m, mem, _tid| {
+        intrs += 1;
+        if intrs == 3 {
+            let (hi, lo) = abi::split_pair(cancel_page);
+            let r = m.handle(
+                mem,
+                &SmcCall::new(abi::CALL_WITH_ARG, &[u64::from(hi), u64::from(lo)]),
+            );
+            assert_eq!(r.regs(), &[0]);
+        }
+    }));
+    let r = g.call_with_arg_raw(gpa);
+    assert_eq!(g.serve(r).regs(), &[0]);
+    let out = g.read_arg(gpa);
+    assert_eq!(out.header.ret, teec::ERROR_CANCEL);
+    assert_eq!(
+        out.params[0].a, 3,
+        "stopped after the round that saw the cancel"
+    );
+    assert_eq!(g.read_arg(cancel_page).header.ret, teec::SUCCESS);
+}
+
+#[test]
+fn cancel_of_another_cancel_id_changes_nothing() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let mut arg = invoke_arg(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 4)]);
+    arg.header.cancel_id = 1;
+    let gpa = g.put_arg(&arg);
+    let r = g.call_with_arg_raw(gpa);
+    let mut cancel = MsgArg::new(cmd::CANCEL, vec![]);
+    cancel.header.cancel_id = 2;
+    let (a0, out) = g.std_call(&cancel);
+    assert_eq!((a0, out.header.ret), (0, teec::SUCCESS));
+    assert_eq!(g.serve(r).regs(), &[0]);
+    assert_eq!(g.read_arg(gpa).header.ret, teec::SUCCESS);
+}
+
+#[test]
+fn rpc_data_pages_are_checked_like_any_page_list() {
+    // SHM_ALLOC answered with a page list naming a hole.
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let gpa = g.put_arg(&invoke_arg(
+        s,
+        memory::CMD_FILL_RPC_SHM,
+        vec![value(attr::VALUE_INOUT, 64)],
+    ));
+    let r = g.call_with_arg_raw(gpa);
+    let page = g.page();
+    let r = g.call(SmcCall::new(
+        abi::RETURN_FROM_RPC,
+        &[0, page, r.regs()[3], 0, 0x42],
+    ));
+    assert_eq!(r.a0(), u64::from(ret::RPC_CMD));
+    let mut arg = MsgArg::read(&g.mem, page).unwrap();
+    assert_eq!(arg.header.cmd, rpc_cmd::SHM_ALLOC);
+    let list = g.page();
+    g.mem.write(list, &HOLE.to_le_bytes()).unwrap();
+    arg.params[0] = MsgParam::new(attr::TMEM_OUTPUT | attr::NONCONTIG, list, 4096, 0x5150);
+    arg.header.ret = 0;
+    g.mem.write(page, &arg.encode()).unwrap();
+    let r = g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, r.regs()[3]]));
+    assert_eq!(r.a0(), u64::from(ret::RPC_CMD), "the TEE asks to free it");
+    let free = MsgArg::read(&g.mem, page).unwrap();
+    assert_eq!(
+        (free.header.cmd, free.params[0].b),
+        (rpc_cmd::SHM_FREE, 0x5150)
+    );
+    let _ = r;
+    assert_eq!(g.m.usage().buffers, 0);
+}
