@@ -3,11 +3,10 @@
 //! OS calls to userspace, through KVM_HAS_DEVICE_ATTR on the VM fd.
 
 use std::process::ExitCode;
-use tosfwd_selftests::ktap;
 
 #[cfg(target_arch = "aarch64")]
 fn main() -> ExitCode {
-    use ktap::{Ktap, Outcome};
+    use tosfwd_selftests::ktap::{self, Ktap, Outcome};
     use tosfwd_selftests::kvm::{self, Error};
 
     let kvm = match kvm::open_kvm() {
@@ -54,8 +53,5 @@ fn main() -> ExitCode {
 
 #[cfg(not(target_arch = "aarch64"))]
 fn main() -> ExitCode {
-    ktap::exit(ktap::skip_all(
-        std::io::stdout(),
-        "needs arm64 KVM: run it on the emulated arm64 host (scripts/vmtest)",
-    ))
+    tosfwd_selftests::not_arm64_main()
 }

@@ -4,16 +4,14 @@
 //! malformed entries EINVAL, and the filter freezes once a vCPU has run.
 
 use std::process::ExitCode;
-use tosfwd_selftests::ktap;
 
 #[cfg(target_arch = "aarch64")]
 fn main() -> ExitCode {
-    use ktap::Ktap;
     use tosfwd_selftests::cases::{self, outcome};
-    use tosfwd_selftests::kvm::{self, Error};
+    use tosfwd_selftests::ktap::{self, Ktap};
 
-    if let Err(e @ Error::NoDevKvm) = kvm::open_kvm() {
-        return ktap::exit(ktap::skip_all(std::io::stdout(), &e.to_string()));
+    if let Some(skip) = tosfwd_selftests::skip_without_kvm() {
+        return skip;
     }
     let mut k = Ktap::stdout(7);
     k.run("overlapping_ranges_are_eexist", || {
@@ -42,8 +40,5 @@ fn main() -> ExitCode {
 
 #[cfg(not(target_arch = "aarch64"))]
 fn main() -> ExitCode {
-    ktap::exit(ktap::skip_all(
-        std::io::stdout(),
-        "needs arm64 KVM: run it on the emulated arm64 host (scripts/vmtest)",
-    ))
+    tosfwd_selftests::not_arm64_main()
 }

@@ -4,16 +4,15 @@
 //! the guest, which resumes after the call.
 
 use std::process::ExitCode;
-use tosfwd_selftests::ktap;
 
 #[cfg(target_arch = "aarch64")]
 fn main() -> ExitCode {
-    use ktap::Ktap;
     use tosfwd_selftests::cases::{self, outcome};
-    use tosfwd_selftests::kvm::{self, Error, VmKind};
+    use tosfwd_selftests::ktap::{self, Ktap};
+    use tosfwd_selftests::kvm::VmKind;
 
-    if let Err(e @ Error::NoDevKvm) = kvm::open_kvm() {
-        return ktap::exit(ktap::skip_all(std::io::stdout(), &e.to_string()));
+    if let Some(skip) = tosfwd_selftests::skip_without_kvm() {
+        return skip;
     }
     let normal = VmKind::Normal;
     let mut k = Ktap::stdout(9);
@@ -60,8 +59,5 @@ fn main() -> ExitCode {
 
 #[cfg(not(target_arch = "aarch64"))]
 fn main() -> ExitCode {
-    ktap::exit(ktap::skip_all(
-        std::io::stdout(),
-        "needs arm64 KVM: run it on the emulated arm64 host (scripts/vmtest)",
-    ))
+    tosfwd_selftests::not_arm64_main()
 }

@@ -8,16 +8,15 @@
 //! carries the change, in which case a refusal fails.
 
 use std::process::ExitCode;
-use tosfwd_selftests::ktap;
 
 #[cfg(target_arch = "aarch64")]
 fn main() -> ExitCode {
-    use ktap::{Ktap, Outcome};
     use tosfwd_selftests::cases::{self, outcome, PvmSupport};
-    use tosfwd_selftests::kvm::{self, Error, VmKind};
+    use tosfwd_selftests::ktap::{self, Ktap, Outcome};
+    use tosfwd_selftests::kvm::VmKind;
 
-    if let Err(e @ Error::NoDevKvm) = kvm::open_kvm() {
-        return ktap::exit(ktap::skip_all(std::io::stdout(), &e.to_string()));
+    if let Some(skip) = tosfwd_selftests::skip_without_kvm() {
+        return skip;
     }
     let expected = std::env::var("TOSFWD_PVM_FILTER").is_ok_and(|v| v == "expected");
     let mut k = Ktap::stdout(4);
@@ -66,8 +65,5 @@ const CASES: [&str; 3] = [
 
 #[cfg(not(target_arch = "aarch64"))]
 fn main() -> ExitCode {
-    ktap::exit(ktap::skip_all(
-        std::io::stdout(),
-        "needs arm64 KVM: run it on the emulated arm64 host (scripts/vmtest)",
-    ))
+    tosfwd_selftests::not_arm64_main()
 }
