@@ -4,12 +4,10 @@
 //! the tests care about.
 
 use std::cell::Cell;
-use std::mem::offset_of;
 use std::ptr::NonNull;
 
 use kvm_bindings::{
-    kvm_device_attr, kvm_regs, kvm_userspace_memory_region, kvm_vcpu_init, user_pt_regs,
-    KVM_ARM_VCPU_PSCI_0_2, KVM_REG_ARM64, KVM_REG_ARM_CORE, KVM_REG_SIZE_U64,
+    kvm_device_attr, kvm_userspace_memory_region, kvm_vcpu_init, KVM_ARM_VCPU_PSCI_0_2,
     KVM_SYSTEM_EVENT_SHUTDOWN,
 };
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
@@ -120,43 +118,8 @@ pub fn smccc_filter_attr(filter: Option<&KvmSmcccFilter>) -> kvm_device_attr {
     smccc_ctrl_attr(KVM_ARM_VM_SMCCC_FILTER, filter)
 }
 
-/// A named core register of an arm64 vCPU.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reg {
-    /// General purpose register x0..x30.
-    X(u8),
-    /// The program counter.
-    Pc,
-    /// PSTATE.
-    Pstate,
-}
-
-impl std::fmt::Display for Reg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Reg::X(n) => write!(f, "x{n}"),
-            Reg::Pc => write!(f, "pc"),
-            Reg::Pstate => write!(f, "pstate"),
-        }
-    }
-}
-
-impl Reg {
-    /// The KVM_{GET,SET}_ONE_REG id, derived from the uapi `struct kvm_regs`
-    /// layout: core register ids are the field's offset in 32-bit words.
-    pub fn id(self) -> u64 {
-        let base = offset_of!(kvm_regs, regs);
-        let off = match self {
-            Reg::X(n) => {
-                assert!(n < 31, "x{n} does not exist");
-                base + offset_of!(user_pt_regs, regs) + 8 * n as usize
-            }
-            Reg::Pc => base + offset_of!(user_pt_regs, pc),
-            Reg::Pstate => base + offset_of!(user_pt_regs, pstate),
-        };
-        KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE as u64 | (off / 4) as u64
-    }
-}
+/// A named core register of an arm64 vCPU (the project's one definition).
+pub use smccc::kvm::CoreReg as Reg;
 
 /// Guest memory: an anonymous mapping of `GUEST_CODE_SIZE` bytes.
 struct GuestMem {

@@ -5,6 +5,9 @@
 
 use crate::range::FunctionRange;
 
+#[cfg(target_arch = "aarch64")]
+pub use regs::CoreReg;
+
 /// VM device attribute group of the SMCCC filter (`KVM_ARM_VM_SMCCC_CTRL`).
 pub const KVM_ARM_VM_SMCCC_CTRL: u32 = 0;
 /// Attribute of that group that installs a filter range (`KVM_ARM_VM_SMCCC_FILTER`).
@@ -56,6 +59,63 @@ impl KvmSmcccFilter {
             pad: [0; 15],
         }
     }
+}
+
+/// The vCPU core registers through which SMCCC calls travel, named.
+#[cfg(target_arch = "aarch64")]
+mod regs {
+    use core::mem::offset_of;
+    use kvm_bindings::{kvm_regs, user_pt_regs, KVM_REG_ARM64, KVM_REG_ARM_CORE, KVM_REG_SIZE_U64};
+
+    /// A core register of an arm64 vCPU, as KVM_{GET,SET}_ONE_REG names it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum CoreReg {
+        /// General purpose register x0..x30.
+        X(u8),
+        /// The stack pointer (SP_EL0).
+        Sp,
+        /// The program counter.
+        Pc,
+        /// PSTATE.
+        Pstate,
+    }
+
+    impl core::fmt::Display for CoreReg {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self {
+                CoreReg::X(n) => write!(f, "x{n}"),
+                CoreReg::Sp => write!(f, "sp"),
+                CoreReg::Pc => write!(f, "pc"),
+                CoreReg::Pstate => write!(f, "pstate"),
+            }
+        }
+    }
+
+    impl CoreReg {
+        /// The ONE_REG id, derived from the uapi `struct kvm_regs` layout:
+        /// a core register's id is its offset in 32-bit words.
+        ///
+        /// # Panics
+        /// For `X(n)` with `n > 30`, which does not exist.
+        pub const fn id(self) -> u64 {
+            let base = offset_of!(kvm_regs, regs);
+            let off = match self {
+                CoreReg::X(n) => {
+                    assert!(n < 31, "x31 does not exist");
+                    base + offset_of!(user_pt_regs, regs) + 8 * n as usize
+                }
+                CoreReg::Sp => base + offset_of!(user_pt_regs, sp),
+                CoreReg::Pc => base + offset_of!(user_pt_regs, pc),
+                CoreReg::Pstate => base + offset_of!(user_pt_regs, pstate),
+            };
+            KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE as u64 | (off / 4) as u64
+        }
+    }
+
+    const _: () = assert!(CoreReg::X(0).id() == 0x6030_0000_0010_0000);
+    const _: () = assert!(CoreReg::X(17).id() == 0x6030_0000_0010_0022);
+    const _: () = assert!(CoreReg::Pc.id() == 0x6030_0000_0010_0040);
+    const _: () = assert!(CoreReg::Pstate.id() == 0x6030_0000_0010_0042);
 }
 
 #[cfg(test)]
