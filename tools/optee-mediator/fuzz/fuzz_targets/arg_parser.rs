@@ -39,12 +39,16 @@ fuzz_target!(|data: &[u8]| {
     // 2. The argument page of a CALL_WITH_ARG: header and parameters from
     // the input, the session fields aimed at an open session.
     let mut r = common::Reader::new(data);
+    let n = usize::from(r.u8() % 8);
+    let arg_bytes = r.bytes(32 + 32 * n);
     let mem = common::memory(&mut r);
+    let _ = mem.write(0x1000, &[0u8; 0x1000]);
+    let _ = mem.write(0x1000, arg_bytes);
     let mut m = Mediator::new(ClientId(1), Policy::default(), UserTee::default())
         .expect("mediator");
     open(&mut m, &mem, HELLO_UUID.0);
     open(&mut m, &mem, MEMORY_UUID.0);
-    // The argument is the first region's page (filled from the input).
+    // The argument is the first region's page, from the input.
     let r0 = m.handle(&mem, &SmcCall::new(abi::CALL_WITH_ARG, &[0, 0x1000]));
     assert!(r0.regs().iter().all(|v| *v <= u64::from(u32::MAX)));
     let mut res = r0;

@@ -51,12 +51,25 @@ pub const REGIONS: [(u64, u64); 5] = [
     (0xFFFF_FFFF_FFFF_D000, 0x2000),
 ];
 
-/// Memory of [`REGIONS`], filled from the reader.
+/// Memory of [`REGIONS`]. The pages of the big region start as valid page
+/// lists naming its own pages (so walks get deep); then the input patches
+/// it with up to 8 writes at chosen addresses.
 pub fn memory(r: &mut Reader) -> FakeGuestMemory {
     let m = FakeGuestMemory::new(&REGIONS);
-    for (base, size) in REGIONS {
-        let fill = r.bytes(size as usize);
-        let _ = m.write(base, fill);
+    let (base, size) = REGIONS[1];
+    let pages = size / 0x1000;
+    let mut raw = Vec::with_capacity(size as usize);
+    for p in 0..pages {
+        for i in 0..512u64 {
+            raw.extend_from_slice(&(base + ((p + i + 1) % pages) * 0x1000).to_le_bytes());
+        }
+    }
+    let _ = m.write(base, &raw);
+    for _ in 0..r.u8() % 9 {
+        let at = address(r);
+        let len = usize::from(r.u8()) * 4;
+        let bytes = r.bytes(len);
+        let _ = m.write(at, bytes);
     }
     m
 }
