@@ -35,3 +35,8 @@ pub use mediator::{Mediator, MediatorError, SmcCall, SmcResult, Usage};
 pub use mem::{FakeGuestMemory, GuestRam, MemError};
 pub use policy::{LoginPolicy, Policy, Quotas, TaFilter, Uuid};
 pub use utee::{UserTee, UteeConfig};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
