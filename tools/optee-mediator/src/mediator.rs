@@ -1095,3 +1095,52 @@ impl<B: Backend> Drop for Mediator<B> {
         self.teardown();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smc_result_always_has_x0_and_zero_extends() {
+        assert_eq!(SmcResult::new(&[]).regs(), &[0]);
+        assert_eq!(
+            SmcResult::code(ret::UNKNOWN_FUNCTION).regs(),
+            &[0xFFFF_FFFF]
+        );
+        assert_eq!(SmcResult::new(&[1, 2, 3, 4, 5]).regs(), &[1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn smc_call_w_truncates_to_32_bits_and_tolerates_any_index() {
+        let c = SmcCall::new(abi::CALL_WITH_ARG, &[0x1_0000_0002, 3]);
+        assert_eq!((c.w(1), c.w(2), c.w(7)), (2, 3, 0));
+        assert_eq!((c.w(0), c.w(8), c.w(usize::MAX)), (0, 0, 0));
+    }
+
+    #[test]
+    fn refusals_map_to_the_teec_codes_of_their_kind() {
+        assert_eq!(Refusal::SessionQuota(1).teec(), teec::ERROR_OUT_OF_MEMORY);
+        assert_eq!(
+            Refusal::TaForbidden(Uuid::NIL).teec(),
+            teec::ERROR_ACCESS_DENIED
+        );
+        assert_eq!(Refusal::ShmBusy(1).teec(), teec::ERROR_BUSY);
+        assert_eq!(
+            Refusal::ContiguousTmem { index: 0 }.teec(),
+            teec::ERROR_BAD_PARAMETERS
+        );
+        let e = PageListError::TooManyPages {
+            size: 0,
+            offset: 0,
+            pages: 2,
+            max: 1,
+        };
+        assert_eq!(
+            Refusal::PageList { index: 0, err: e }.teec(),
+            teec::ERROR_OUT_OF_MEMORY
+        );
+        assert!(Refusal::UnknownSession(7)
+            .to_string()
+            .contains("session 0x7"));
+    }
+}

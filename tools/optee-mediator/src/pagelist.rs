@@ -88,7 +88,8 @@ pub fn walk(
         pages: count,
         max: max_pages,
     })?;
-    let mut pages = Vec::with_capacity(count);
+    // Reserve a bounded amount: a policy may allow huge buffers.
+    let mut pages = Vec::with_capacity(count.min(1024));
     let mut list_page = buf_ptr - offset;
     let mut raw = [0u8; PAGE_SIZE as usize];
     while pages.len() < count {

@@ -438,3 +438,119 @@ fn rpc_data_pages_are_checked_like_any_page_list() {
     let _ = r;
     assert_eq!(g.m.usage().buffers, 0);
 }
+
+mod misbehaving_backends {
+    use super::*;
+    use optee_mediator::backend::{
+        Backend, BackendError, CacheDisable, ClientId, OsRevision, RpcReply, RpcRequest, StdCall,
+        Step, ThreadId,
+    };
+    use optee_mediator::{Mediator, Policy};
+
+    /// Asks for RPC commands in a buffer that does not exist, forever; or
+    /// for RPC buffers, forever.
+    struct Pest {
+        alloc: bool,
+        allocs: u32,
+    }
+
+    impl Backend for Pest {
+        fn thread_count(&self) -> u32 {
+            1
+        }
+        fn os_revision(&self) -> OsRevision {
+            OsRevision {
+                major: 0,
+                minor: 0,
+                build_id: 0,
+            }
+        }
+        fn vm_created(&mut self, _: ClientId) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn vm_destroyed(&mut self, _: ClientId) {}
+        fn enable_shm_cache(&mut self, _: ClientId) -> bool {
+            true
+        }
+        fn disable_shm_cache(&mut self, _: ClientId) -> CacheDisable {
+            CacheDisable::Empty
+        }
+        fn start(&mut self, _: ClientId, _: ThreadId, _: &mut StdCall, _: &dyn GuestRam) -> Step {
+            self.next()
+        }
+        fn resume(
+            &mut self,
+            _: ClientId,
+            _: ThreadId,
+            call: &mut StdCall,
+            r: RpcReply,
+            _: &dyn GuestRam,
+        ) -> Step {
+            if let RpcReply::Alloc(None) = r {
+                call.finish(teec::ERROR_OUT_OF_MEMORY, teec::ORIGIN_TEE);
+                return Step::Done;
+            }
+            self.next()
+        }
+        fn abandon(&mut self, _: ClientId, _: ThreadId) {}
+    }
+
+    impl Pest {
+        fn next(&mut self) -> Step {
+            if self.alloc {
+                self.allocs += 1;
+                Step::Rpc(RpcRequest::Alloc { size: 64 })
+            } else {
+                Step::Rpc(RpcRequest::Cmd {
+                    cookie: 0xdead,
+                    arg: MsgArg::new(
+                        rpc_cmd::GET_TIME,
+                        vec![MsgParam::new(attr::VALUE_OUTPUT, 0, 0, 0)],
+                    ),
+                })
+            }
+        }
+    }
+
+    #[test]
+    fn a_backend_making_only_undeliverable_rpcs_gets_its_call_failed() {
+        let m = Mediator::new(
+            ClientId(1),
+            Policy::default(),
+            Pest {
+                alloc: false,
+                allocs: 0,
+            },
+        )
+        .unwrap();
+        let mut g = Guest::from_mediator(m);
+        let gpa = g.put_arg(&MsgArg::new(cmd::CANCEL, vec![]));
+        assert_eq!(g.call_with_arg_raw(gpa).regs(), &[0]);
+        let out = g.read_arg(gpa);
+        assert_eq!(
+            (out.header.ret, out.header.ret_origin),
+            (teec::ERROR_COMMUNICATION, teec::ORIGIN_COMMS)
+        );
+        assert_eq!(g.m.usage().calls, 0);
+    }
+
+    #[test]
+    fn a_vm_holds_at_most_64_rpc_buffers() {
+        let m = Mediator::new(
+            ClientId(1),
+            Policy::default(),
+            Pest {
+                alloc: true,
+                allocs: 0,
+            },
+        )
+        .unwrap();
+        let mut g = Guest::from_mediator(m);
+        let gpa = g.put_arg(&MsgArg::new(cmd::CANCEL, vec![]));
+        let r = g.call_with_arg_raw(gpa);
+        assert_eq!(g.serve(r).regs(), &[0]);
+        assert_eq!(g.log.alloc, 65);
+        assert_eq!(g.m.usage().rpc_args, 64);
+        assert_eq!(g.read_arg(gpa).header.ret, teec::ERROR_OUT_OF_MEMORY);
+    }
+}
