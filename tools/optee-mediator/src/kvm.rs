@@ -6,18 +6,21 @@
 //! defines them.
 //!
 //! ```ignore
-//! match vcpu.run()? {
-//!     VcpuExit::Hypercall(h) => {
-//!         let (nr, flags) = (h.nr, u64::from(h.longmode)); // `flags` shares longmode's place
-//!         optee_mediator::kvm::handle_hypercall(&vcpu, nr, flags, &mut mediator, &guest_mem)?;
+//! loop {
+//!     match vcpu.run()? {
+//!         VcpuExit::Hypercall(_) => {
+//!             optee_mediator::kvm::handle_hypercall_exit(&mut vcpu, &mut mediator, &guest_mem)?;
+//!         }
+//!         // ...
 //!     }
-//!     ...
 //! }
 //! ```
 
 use std::mem::offset_of;
 
-use kvm_bindings::{kvm_regs, user_pt_regs, KVM_REG_ARM64, KVM_REG_ARM_CORE, KVM_REG_SIZE_U64};
+use kvm_bindings::{
+    kvm_regs, user_pt_regs, KVM_EXIT_HYPERCALL, KVM_REG_ARM64, KVM_REG_ARM_CORE, KVM_REG_SIZE_U64,
+};
 use kvm_ioctls::VcpuFd;
 use smccc::kvm::KVM_HYPERCALL_EXIT_SMC;
 use smccc::{Conduit, FunctionId};
@@ -38,6 +41,9 @@ pub enum AdapterError {
         /// The error.
         err: kvm_ioctls::Error,
     },
+    /// The last exit was not KVM_EXIT_HYPERCALL.
+    #[error("the vCPU's last exit (reason {0}) was not KVM_EXIT_HYPERCALL")]
+    NotHypercall(u32),
     /// KVM_SET_ONE_REG failed.
     #[error("writing x{reg} with KVM_SET_ONE_REG failed: {err}")]
     SetReg {
@@ -113,4 +119,25 @@ pub fn handle_hypercall<B: Backend>(
     let result = mediator.handle(mem, &call);
     write_result(vcpu, &result)?;
     Ok(result)
+}
+
+/// Answers the KVM_EXIT_HYPERCALL the vCPU just made: reads the function
+/// id and flags from `kvm_run`, then as [`handle_hypercall`].
+pub fn handle_hypercall_exit<B: Backend>(
+    vcpu: &mut VcpuFd,
+    mediator: &mut Mediator<B>,
+    mem: &dyn GuestRam,
+) -> Result<SmcResult, AdapterError> {
+    let run = vcpu.get_kvm_run();
+    if run.exit_reason != KVM_EXIT_HYPERCALL {
+        return Err(AdapterError::NotHypercall(run.exit_reason));
+    }
+    // SAFETY: exit_reason is KVM_EXIT_HYPERCALL, so `hypercall` is the
+    // member of the exit union KVM filled in; `nr` and `flags` are plain
+    // u64s (flags shares its place with the x86-only `longmode`).
+    let (nr, flags) = unsafe {
+        let h = &run.__bindgen_anon_1.hypercall;
+        (h.nr, h.__bindgen_anon_1.flags)
+    };
+    handle_hypercall(vcpu, nr, flags, mediator, mem)
 }
