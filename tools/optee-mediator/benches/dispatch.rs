@@ -9,7 +9,7 @@ use std::time::Instant;
 use optee_mediator::abi::{self, split_pair};
 use optee_mediator::msg::{attr, cmd, MsgArg, MsgParam, PAGE_SIZE};
 use optee_mediator::pagelist::write_list;
-use optee_mediator::utee::ta::{hello, memory, HELLO_UUID, MEMORY_UUID};
+use optee_mediator::utee::ta::{device, hello, memory, DEVICE_PTA_UUID, HELLO_UUID, MEMORY_UUID};
 use optee_mediator::{ClientId, GuestRam, Mediator, Policy, SmcCall, UserTee};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
@@ -60,6 +60,7 @@ fn main() {
 
     let hello_s = open(&mut m, &mem, RAM, HELLO_UUID.0);
     let mem_s = open(&mut m, &mem, RAM, MEMORY_UUID.0);
+    let dev_s = open(&mut m, &mem, RAM, DEVICE_PTA_UUID.0);
 
     // A registered 16 KiB buffer on scattered pages.
     let pages: Vec<u64> = (0..4)
@@ -107,7 +108,26 @@ fn main() {
         black_box(m.handle(&mem, &call_with_arg(at)));
     });
 
-    let mut results = Vec::new();
+    // The device PTA with a registered output buffer: it has no devices to
+    // write, so this is the dispatch cost of a registered memref alone.
+    let get = MsgArg {
+        header: optee_mediator::msg::MsgHeader {
+            cmd: cmd::INVOKE_COMMAND,
+            func: device::CMD_GET_DEVICES,
+            session: dev_s,
+            num_params: 1,
+            ..Default::default()
+        },
+        params: vec![MsgParam::new(attr::RMEM_OUTPUT, 0, 4096, cookie)],
+    };
+    let at = RAM + 0x5000;
+    mem.write(at, &get.encode()).expect("write");
+    let regbuf = time("INVOKE, registered buffer, TA touches no data", n, || {
+        black_box(m.handle(&mem, &call_with_arg(at)));
+    });
+    assert_eq!(MsgArg::read(&mem, at).expect("read").header.ret, 0);
+
+    let mut results = vec![("INVOKE, registered buffer, TA touches no data", regbuf)];
     for (len, label) in [
         (64u64, "INVOKE memory TA, registered buffer, 64 B"),
         (4096, "INVOKE memory TA, registered buffer, 4 KiB"),

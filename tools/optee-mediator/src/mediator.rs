@@ -1101,6 +1101,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_mediator_can_move_between_vcpu_threads() {
+        fn send<T: Send>() {}
+        send::<Mediator<crate::UserTee>>();
+        send::<Mediator<std::sync::Arc<std::sync::Mutex<crate::UserTee>>>>();
+    }
+
+    #[test]
     fn smc_result_always_has_x0_and_zero_extends() {
         assert_eq!(SmcResult::new(&[]).regs(), &[0]);
         assert_eq!(
