@@ -1,0 +1,203 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! The command line, and the machine configuration it describes.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+use optee_mediator::utee::ta::{DEVICE_PTA_UUID, HELLO_UUID, MEMORY_UUID};
+use optee_mediator::Uuid;
+
+use crate::layout;
+
+/// The instruction the guest's OP-TEE driver calls the Trusted OS with
+/// (the `method` of the device tree's `linaro,optee-tz` node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Conduit {
+    /// `smc #0` (trapped by KVM: HCR_EL2.TSC).
+    Smc,
+    /// `hvc #0`.
+    Hvc,
+}
+
+impl Conduit {
+    /// The device tree's `method` string.
+    pub fn method(self) -> &'static str {
+        match self {
+            Conduit::Smc => "smc",
+            Conduit::Hvc => "hvc",
+        }
+    }
+}
+
+/// A small arm64 KVM VMM: boots a Linux Image with an initramfs on an
+/// in-kernel GICv3, a 16550 console and PSCI, and answers the guest's
+/// OP-TEE calls (forwarded by KVM's SMCCC filter) with the optee-mediator
+/// library and its userspace TEE.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tosfwd-vmm", version)]
+pub struct Args {
+    /// The guest kernel: an arm64 Linux Image (arch/arm64/boot/Image).
+    #[arg(short, long)]
+    pub kernel: PathBuf,
+    /// An initramfs (cpio, optionally compressed as the kernel supports).
+    #[arg(short, long)]
+    pub initrd: Option<PathBuf>,
+    /// Guest RAM in MiB.
+    #[arg(short, long, default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(layout::MIN_MEM_MIB..=layout::MAX_MEM_MIB))]
+    pub memory: u64,
+    /// Number of vCPUs.
+    #[arg(short = 'c', long, default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=layout::MAX_VCPUS as i64))]
+    pub vcpus: u8,
+    /// How the guest calls OP-TEE: the `method` of firmware/optee.
+    #[arg(long, value_enum, default_value_t = Conduit::Smc)]
+    pub conduit: Conduit,
+    /// The kernel command line (replaces the default, which names the
+    /// console: see --append to add to it).
+    #[arg(long)]
+    pub cmdline: Option<String>,
+    /// Words appended to the kernel command line.
+    #[arg(long, default_value = "")]
+    pub append: String,
+    /// A trusted application the guest may open sessions with (repeatable;
+    /// default: the userspace TEE's built-in TAs). Others are refused by the
+    /// mediator's policy with TEEC_ERROR_ACCESS_DENIED.
+    #[arg(long = "allow-ta", value_name = "UUID", value_parser = parse_uuid)]
+    pub allow_ta: Vec<Uuid>,
+    /// Let the guest open any TA (no policy filter).
+    #[arg(long, conflicts_with = "allow_ta")]
+    pub allow_any_ta: bool,
+}
+
+impl Args {
+    /// The kernel command line: the default (or --cmdline) plus --append.
+    pub fn kernel_cmdline(&self) -> String {
+        let base = self.cmdline.clone().unwrap_or_else(layout::default_cmdline);
+        let extra = self.append.trim();
+        if extra.is_empty() {
+            base
+        } else {
+            format!("{base} {extra}")
+        }
+    }
+
+    /// The TAs the guest may open; `None` for any.
+    pub fn allowed_tas(&self) -> Option<Vec<Uuid>> {
+        if self.allow_any_ta {
+            None
+        } else if self.allow_ta.is_empty() {
+            Some(vec![HELLO_UUID, MEMORY_UUID, DEVICE_PTA_UUID])
+        } else {
+            Some(self.allow_ta.clone())
+        }
+    }
+
+    /// Guest RAM in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory << 20
+    }
+}
+
+/// Parses a UUID in its RFC 4122 text form (8-4-4-4-12 hex digits).
+pub fn parse_uuid(s: &str) -> Result<Uuid, String> {
+    let groups: Vec<&str> = s.split('-').collect();
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    if lens != [8, 4, 4, 4, 12] {
+        return Err(format!(
+            "'{s}' is not a UUID (want 8-4-4-4-12 hexadecimal digits)"
+        ));
+    }
+    let hex: String = groups.concat();
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        let byte = hex.get(2 * i..2 * i + 2).unwrap_or("");
+        *o = u8::from_str_radix(byte, 16)
+            .map_err(|_| format!("'{s}' is not a UUID: '{byte}' is not hexadecimal"))?;
+    }
+    Ok(Uuid(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("tosfwd-vmm").chain(v.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_are_one_vcpu_256_mib_smc_and_the_builtin_tas() {
+        let a = parse(&["--kernel", "Image"]).unwrap();
+        assert_eq!((a.vcpus, a.memory, a.conduit), (1, 256, Conduit::Smc));
+        assert_eq!(a.memory_bytes(), 256 << 20);
+        assert_eq!(a.initrd, None);
+        assert_eq!(
+            a.allowed_tas(),
+            Some(vec![HELLO_UUID, MEMORY_UUID, DEVICE_PTA_UUID])
+        );
+        assert_eq!(a.kernel_cmdline(), layout::default_cmdline());
+    }
+
+    #[test]
+    fn every_option_parses() {
+        let a = parse(&[
+            "-k",
+            "Image",
+            "-i",
+            "rd.cpio",
+            "-m",
+            "512",
+            "-c",
+            "2",
+            "--conduit",
+            "hvc",
+            "--cmdline",
+            "console=ttyS0",
+            "--append",
+            " quiet ",
+            "--allow-ta",
+            "8aaaf200-2450-11e4-abe2-0002a5d5c51b",
+        ])
+        .unwrap();
+        assert_eq!(a.initrd.as_deref(), Some(std::path::Path::new("rd.cpio")));
+        assert_eq!((a.vcpus, a.memory, a.conduit), (2, 512, Conduit::Hvc));
+        assert_eq!(a.kernel_cmdline(), "console=ttyS0 quiet");
+        assert_eq!(a.allowed_tas(), Some(vec![HELLO_UUID]));
+        assert_eq!(Conduit::Hvc.method(), "hvc");
+    }
+
+    #[test]
+    fn allow_any_ta_lifts_the_filter() {
+        let a = parse(&["-k", "Image", "--allow-any-ta"]).unwrap();
+        assert_eq!(a.allowed_tas(), None);
+        assert!(parse(&[
+            "-k",
+            "I",
+            "--allow-any-ta",
+            "--allow-ta",
+            "8aaaf200-2450-11e4-abe2-0002a5d5c51b"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn out_of_range_values_and_a_missing_kernel_are_usage_errors() {
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["-k", "I", "-c", "0"]).is_err());
+        assert!(parse(&["-k", "I", "-c", "9"]).is_err());
+        assert!(parse(&["-k", "I", "-m", "8"]).is_err());
+        assert!(parse(&["-k", "I", "--conduit", "svc"]).is_err());
+        assert!(parse(&["-k", "I", "--allow-ta", "nope"]).is_err());
+    }
+
+    #[test]
+    fn uuids_parse_in_rfc4122_form_only() {
+        let u = parse_uuid("7011a688-ddde-4053-a5a9-7b3c4ddf13b8").unwrap();
+        assert_eq!(u, DEVICE_PTA_UUID);
+        assert_eq!(u.to_string(), "7011a688-ddde-4053-a5a9-7b3c4ddf13b8");
+        assert!(parse_uuid("7011a688ddde4053a5a97b3c4ddf13b8").is_err());
+        assert!(parse_uuid("7011a688-ddde-4053-a5a9-7b3c4ddf13bx").is_err());
+        assert!(parse_uuid("7011a688-ddde-4053-a5a9-7b3c4ddf13b").is_err());
+    }
+}

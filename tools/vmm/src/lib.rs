@@ -1,0 +1,16 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! tosfwd-vmm: a small arm64 KVM VMM whose guests reach OP-TEE through
+//! KVM's SMCCC filter (FWD_TO_USER) and the optee-mediator library.
+//!
+//! The pure parts (command line, memory layout, device tree, call counts)
+//! build and are tested on any host; the machine itself ([`vm`]) is
+//! aarch64 only.
+
+#![deny(missing_docs)]
+
+pub mod args;
+pub mod fdt;
+pub mod layout;
+pub mod stats;
+#[cfg(target_arch = "aarch64")]
+pub mod vm;

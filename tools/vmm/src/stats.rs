@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! Counts of the forwarded calls, by function id, for the report printed
+//! when the guest stops.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use optee_mediator::abi::{self, Function};
+use smccc::FunctionId;
+
+/// Forwarded calls by function id.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct CallCounts {
+    by_id: BTreeMap<u32, u64>,
+}
+
+/// OP-TEE's name of a function id (optee_smc.h without the OPTEE_SMC_
+/// prefix), or "unknown".
+pub fn function_name(id: FunctionId) -> &'static str {
+    match Function::decode(id) {
+        Function::CallsCount => "CALLS_COUNT",
+        Function::CallsUid => "CALLS_UID",
+        Function::CallsRevision => "CALLS_REVISION",
+        Function::GetOsUuid => "CALL_GET_OS_UUID",
+        Function::GetOsRevision => "CALL_GET_OS_REVISION",
+        Function::ReturnFromRpc => "CALL_RETURN_FROM_RPC",
+        Function::CallWithArg => "CALL_WITH_ARG",
+        Function::GetShmConfig => "GET_SHM_CONFIG",
+        Function::ExchangeCapabilities => "EXCHANGE_CAPABILITIES",
+        Function::DisableShmCache => "DISABLE_SHM_CACHE",
+        Function::EnableShmCache => "ENABLE_SHM_CACHE",
+        Function::GetThreadCount => "GET_THREAD_COUNT",
+        Function::EnableAsyncNotif => "ENABLE_ASYNC_NOTIF",
+        Function::GetAsyncNotifValue => "GET_ASYNC_NOTIF_VALUE",
+        Function::Unknown if id == abi::CALL_LOAD_IMAGE => "CALL_LOAD_IMAGE (refused)",
+        Function::Unknown => "unknown",
+    }
+}
+
+impl CallCounts {
+    /// Counts one call.
+    pub fn add(&mut self, id: FunctionId) {
+        *self.by_id.entry(id.0).or_default() += 1;
+    }
+
+    /// Adds another set of counts.
+    pub fn merge(&mut self, other: &CallCounts) {
+        for (id, n) in &other.by_id {
+            *self.by_id.entry(*id).or_default() += n;
+        }
+    }
+
+    /// All calls.
+    pub fn total(&self) -> u64 {
+        self.by_id.values().sum()
+    }
+
+    /// Calls of one id.
+    pub fn get(&self, id: FunctionId) -> u64 {
+        self.by_id.get(&id.0).copied().unwrap_or(0)
+    }
+
+    /// One line: `N forwarded calls: 0xID NAME xCOUNT, ...` in id order.
+    pub fn summary(&self) -> String {
+        let mut s = format!("{} forwarded calls", self.total());
+        let mut sep = ": ";
+        for (id, n) in &self.by_id {
+            let _ = write!(s, "{sep}{id:#010x} {} x{n}", function_name(FunctionId(*id)));
+            sep = ", ";
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_by_id_in_id_order() {
+        let mut c = CallCounts::default();
+        c.add(abi::CALL_WITH_ARG);
+        c.add(abi::CALLS_UID);
+        c.add(abi::CALL_WITH_ARG);
+        let mut d = CallCounts::default();
+        d.add(FunctionId(0xB200_0100));
+        c.merge(&d);
+        assert_eq!(c.total(), 4);
+        assert_eq!(c.get(abi::CALL_WITH_ARG), 2);
+        assert_eq!(
+            c.summary(),
+            "4 forwarded calls: 0x32000004 CALL_WITH_ARG x2, 0xb2000100 unknown x1, \
+             0xbf00ff01 CALLS_UID x1"
+        );
+    }
+
+    #[test]
+    fn no_calls_is_a_short_line() {
+        assert_eq!(CallCounts::default().summary(), "0 forwarded calls");
+    }
+
+    #[test]
+    fn every_answered_function_has_an_optee_name() {
+        for (id, _) in Function::ANSWERED {
+            assert_ne!(function_name(id), "unknown", "{id:?}");
+        }
+        assert_eq!(
+            function_name(abi::CALL_LOAD_IMAGE),
+            "CALL_LOAD_IMAGE (refused)"
+        );
+    }
+}

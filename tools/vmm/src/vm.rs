@@ -1,0 +1,607 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! The machine (aarch64 only): a KVM VM with RAM, vCPUs, the in-kernel
+//! GICv3 and architected timer, PSCI in KVM, a 16550 console, the Trusted
+//! OS SMCCC ranges forwarded to userspace and answered by the mediator.
+
+use std::fs::File;
+use std::io::{self, Stdout, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use kvm_bindings::{
+    kvm_create_device, kvm_device_attr, kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3,
+    kvm_userspace_memory_region, kvm_vcpu_init, KVM_ARM_VCPU_POWER_OFF, KVM_ARM_VCPU_PSCI_0_2,
+    KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL,
+    KVM_DEV_ARM_VGIC_GRP_NR_IRQS, KVM_REG_ARM64, KVM_REG_ARM64_SYSREG, KVM_REG_SIZE_U64,
+    KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, KVM_VGIC_V3_ADDR_TYPE_DIST,
+    KVM_VGIC_V3_ADDR_TYPE_REDIST,
+};
+use kvm_ioctls::{DeviceFd, Kvm, VcpuExit, VcpuFd, VmFd};
+use linux_loader::loader::pe::PE;
+use linux_loader::loader::KernelLoader;
+use optee_mediator::kvm::{self as adapter, AdapterError};
+use optee_mediator::{
+    kvm_filters, ClientId, Mediator, MediatorError, Policy, TaFilter, UserTee, UteeConfig,
+};
+use smccc::kvm::{CoreReg, KvmSmcccFilter, KVM_ARM_VM_SMCCC_CTRL, KVM_ARM_VM_SMCCC_FILTER};
+use smccc::FunctionId;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_superio::{Serial, Trigger};
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+
+use crate::args::Args;
+use crate::fdt::{self, FdtConfig};
+use crate::layout::{self, LayoutError};
+use crate::stats::CallCounts;
+
+/// Why the VM could not be built or run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// /dev/kvm cannot be opened.
+    #[error("cannot open /dev/kvm: {0} (is this an arm64 host with KVM enabled, and may this user use it?)")]
+    OpenKvm(kvm_ioctls::Error),
+    /// A file could not be read.
+    #[error("cannot read the {what} '{}': {err}", path.display())]
+    ReadFile {
+        /// Kernel or initrd.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        err: io::Error,
+    },
+    /// A KVM ioctl failed.
+    #[error("{what} failed: {err}")]
+    Kvm {
+        /// What was being done.
+        what: String,
+        /// Why.
+        err: kvm_ioctls::Error,
+    },
+    /// The SMCCC filter is missing.
+    #[error(
+        "KVM has no SMCCC filter (KVM_ARM_VM_SMCCC_FILTER, Linux 6.4 or later): the guest's \
+         Trusted OS calls cannot be forwarded to this VMM ({0})"
+    )]
+    NoSmcccFilter(kvm_ioctls::Error),
+    /// The in-kernel GICv3 is missing.
+    #[error(
+        "KVM cannot create an in-kernel GICv3 ({0}): the host needs a GICv3 (or a GIC with v3 \
+         emulation)"
+    )]
+    NoGicV3(kvm_ioctls::Error),
+    /// Guest RAM could not be allocated.
+    #[error("cannot allocate {mib} MiB of guest RAM: {err}")]
+    Memory {
+        /// Size.
+        mib: u64,
+        /// Why.
+        err: vm_memory::mmap::FromRangesError,
+    },
+    /// The images do not fit.
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    /// The kernel image was not accepted.
+    #[error("cannot load the kernel '{}' (an arm64 Image is needed): {err}", path.display())]
+    LoadKernel {
+        /// Its path.
+        path: PathBuf,
+        /// Why.
+        err: linux_loader::loader::Error,
+    },
+    /// The kernel image reaches where the initrd may go.
+    #[error(
+        "the kernel '{}' ends at {end:#x}, beyond the {limit:#x} the memory layout keeps for it",
+        path.display()
+    )]
+    KernelTooLarge {
+        /// Its path.
+        path: PathBuf,
+        /// Where it ends.
+        end: u64,
+        /// Where it must end.
+        limit: u64,
+    },
+    /// Writing into guest RAM failed.
+    #[error("cannot write the {what} into guest RAM at {addr:#x}: {err}")]
+    GuestWrite {
+        /// What.
+        what: &'static str,
+        /// Where.
+        addr: u64,
+        /// Why.
+        err: vm_memory::GuestMemoryError,
+    },
+    /// The device tree could not be built.
+    #[error("cannot build the device tree: {0}")]
+    Fdt(#[from] vm_fdt::Error),
+    /// The mediator refused the VM.
+    #[error("cannot create the OP-TEE mediator: {0}")]
+    Mediator(#[from] MediatorError),
+    /// A forwarded call's registers could not be accessed.
+    #[error("vCPU {vcpu}: {err}")]
+    Adapter {
+        /// vCPU.
+        vcpu: usize,
+        /// Why.
+        err: AdapterError,
+    },
+    /// An exit this VMM does not handle.
+    #[error("vCPU {vcpu}: unexpected exit {exit}")]
+    UnexpectedExit {
+        /// vCPU.
+        vcpu: usize,
+        /// The exit.
+        exit: String,
+    },
+    /// A host resource (thread, eventfd) could not be created.
+    #[error("cannot create {what}: {err}")]
+    Host {
+        /// What.
+        what: &'static str,
+        /// Why.
+        err: io::Error,
+    },
+    /// Every vCPU thread ended without a result.
+    #[error("every vCPU thread ended without stopping the guest")]
+    VcpusGone,
+}
+
+fn kvm_err(what: impl Into<String>) -> impl FnOnce(kvm_ioctls::Error) -> Error {
+    let what = what.into();
+    move |err| Error::Kvm { what, err }
+}
+
+/// How the guest stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// PSCI SYSTEM_OFF.
+    PowerOff,
+    /// PSCI SYSTEM_RESET (the guest rebooted, e.g. after a panic with panic=-1).
+    Reset,
+    /// Another system event.
+    Event(u32),
+}
+
+/// What a run reports.
+#[derive(Debug)]
+pub struct Report {
+    /// How the guest stopped.
+    pub stop: Stop,
+    /// Which vCPU saw it.
+    pub vcpu: usize,
+    /// Wall time from VM creation to the stop.
+    pub wall: Duration,
+    /// Forwarded calls.
+    pub calls: CallCounts,
+}
+
+/// The console's output: whole lines to standard output (the UART model
+/// flushes after every byte; one write per line is kinder to a slow
+/// console).
+#[derive(Debug)]
+struct ConsoleOut {
+    out: Stdout,
+    line: Vec<u8>,
+}
+
+impl ConsoleOut {
+    fn drain(&mut self) {
+        if !self.line.is_empty() {
+            let _ = self.out.write_all(&self.line);
+            let _ = self.out.flush();
+            self.line.clear();
+        }
+    }
+}
+
+impl Write for ConsoleOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(buf);
+        if buf.contains(&b'\n') || self.line.len() >= 4096 {
+            self.drain();
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The UART's interrupt: an irqfd on its SPI.
+#[derive(Debug)]
+struct IrqFd(EventFd);
+
+impl Trigger for IrqFd {
+    type E = io::Error;
+
+    fn trigger(&self) -> io::Result<()> {
+        self.0.write(1)
+    }
+}
+
+/// The mediator and the counts of what it answered, behind one lock.
+struct Forwarder {
+    mediator: Mediator<UserTee>,
+    calls: CallCounts,
+}
+
+/// What the vCPU threads share.
+struct Machine {
+    mem: GuestMemoryMmap,
+    serial: Mutex<Serial<IrqFd, vm_superio::serial::NoEvents, ConsoleOut>>,
+    forwarder: Mutex<Forwarder>,
+    stray_mmio: Mutex<u32>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Machine {
+    fn mmio_read(&self, addr: u64, data: &mut [u8]) {
+        data.fill(0);
+        match addr.checked_sub(layout::UART_BASE) {
+            Some(off) if off < layout::UART_SIZE => {
+                if let Some(b) = data.first_mut() {
+                    *b = lock(&self.serial).read(off as u8);
+                }
+            }
+            _ => self.stray(addr, "read"),
+        }
+    }
+
+    fn mmio_write(&self, addr: u64, data: &[u8]) {
+        match addr.checked_sub(layout::UART_BASE) {
+            Some(off) if off < layout::UART_SIZE => {
+                if let Some(b) = data.first() {
+                    if let Err(e) = lock(&self.serial).write(off as u8, *b) {
+                        eprintln!("tosfwd-vmm: console: {e}");
+                    }
+                }
+            }
+            _ => self.stray(addr, "write"),
+        }
+    }
+
+    fn stray(&self, addr: u64, what: &str) {
+        let mut n = lock(&self.stray_mmio);
+        *n += 1;
+        if *n <= 8 {
+            eprintln!("tosfwd-vmm: ignoring MMIO {what} at {addr:#x} (no device there)");
+        }
+    }
+
+    /// One forwarded call: the registers it needs, the mediator's answer,
+    /// the result registers.
+    fn forward(&self, id: usize, vcpu: &VcpuFd, nr: u64, flags: u64) -> Result<(), Error> {
+        let call =
+            adapter::read_call(vcpu, nr, flags).map_err(|err| Error::Adapter { vcpu: id, err })?;
+        let result = {
+            let mut f = lock(&self.forwarder);
+            f.calls.add(FunctionId::from_x0(nr));
+            f.mediator.handle(&self.mem, &call)
+        };
+        adapter::write_result(vcpu, &result).map_err(|err| Error::Adapter { vcpu: id, err })
+    }
+
+    fn vcpu_loop(&self, id: usize, mut vcpu: VcpuFd) -> Result<Stop, Error> {
+        loop {
+            let hypercall = match vcpu.run() {
+                Ok(VcpuExit::MmioRead(addr, data)) => {
+                    self.mmio_read(addr, data);
+                    None
+                }
+                Ok(VcpuExit::MmioWrite(addr, data)) => {
+                    self.mmio_write(addr, data);
+                    None
+                }
+                // `longmode` is the low half of the exit's `flags` union.
+                Ok(VcpuExit::Hypercall(h)) => Some((h.nr, u64::from(h.longmode))),
+                Ok(VcpuExit::SystemEvent(t, _)) => {
+                    return Ok(match t {
+                        KVM_SYSTEM_EVENT_SHUTDOWN => Stop::PowerOff,
+                        KVM_SYSTEM_EVENT_RESET => Stop::Reset,
+                        other => Stop::Event(other),
+                    })
+                }
+                Ok(VcpuExit::Intr) => None,
+                Ok(other) => {
+                    return Err(Error::UnexpectedExit {
+                        vcpu: id,
+                        exit: format!("{other:?}"),
+                    })
+                }
+                Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
+                Err(err) => {
+                    return Err(Error::Kvm {
+                        what: format!("KVM_RUN on vCPU {id}"),
+                        err,
+                    })
+                }
+            };
+            if let Some((nr, flags)) = hypercall {
+                self.forward(id, &vcpu, nr, flags)?;
+            }
+        }
+    }
+}
+
+fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|err| Error::ReadFile {
+        what,
+        path: path.to_owned(),
+        err,
+    })
+}
+
+fn set_reg(vcpu: &VcpuFd, id: usize, reg: CoreReg, v: u64) -> Result<(), Error> {
+    vcpu.set_one_reg(reg.id(), &v.to_le_bytes())
+        .map(|_| ())
+        .map_err(kvm_err(format!("setting {reg} of vCPU {id}")))
+}
+
+/// MPIDR_EL1 (op0 3, op1 0, CRn 0, CRm 0, op2 5) as ONE_REG names it.
+const MPIDR_EL1: u64 =
+    KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM64_SYSREG as u64 | (3 << 14) | 5;
+
+fn mpidr(vcpu: &VcpuFd, id: usize) -> Result<u64, Error> {
+    let mut b = [0u8; 8];
+    vcpu.get_one_reg(MPIDR_EL1, &mut b)
+        .map_err(kvm_err(format!("reading MPIDR_EL1 of vCPU {id}")))?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn install_filters(vm: &VmFd) -> Result<(), Error> {
+    let probe = kvm_device_attr {
+        group: KVM_ARM_VM_SMCCC_CTRL,
+        attr: KVM_ARM_VM_SMCCC_FILTER,
+        addr: 0,
+        flags: 0,
+    };
+    vm.has_device_attr(&probe).map_err(Error::NoSmcccFilter)?;
+    for f in kvm_filters() {
+        let attr = kvm_device_attr {
+            addr: &f as *const KvmSmcccFilter as u64,
+            ..probe
+        };
+        vm.set_device_attr(&attr).map_err(kvm_err(format!(
+            "installing the SMCCC filter {:#x}+{:#x} (FWD_TO_USER)",
+            f.base, f.nr_functions
+        )))?;
+    }
+    Ok(())
+}
+
+fn gic_attr(gic: &DeviceFd, group: u32, attr: u64, addr: u64, what: &str) -> Result<(), Error> {
+    let a = kvm_device_attr {
+        group,
+        attr,
+        addr,
+        flags: 0,
+    };
+    gic.set_device_attr(&a)
+        .map_err(kvm_err(format!("vGICv3: {what}")))
+}
+
+/// Creates and initialises the vGICv3 (after the vCPUs exist).
+fn create_gic(vm: &VmFd, vcpus: u8) -> Result<DeviceFd, Error> {
+    let mut dev = kvm_create_device {
+        type_: kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3,
+        fd: 0,
+        flags: 0,
+    };
+    let gic = vm.create_device(&mut dev).map_err(Error::NoGicV3)?;
+    let dist = layout::GIC_DIST_BASE;
+    let redist = layout::GIC_REDIST_BASE;
+    let nr_irqs = layout::GIC_NR_IRQS;
+    debug_assert!(layout::gic_redist_size(vcpus) > 0);
+    gic_attr(
+        &gic,
+        KVM_DEV_ARM_VGIC_GRP_ADDR,
+        u64::from(KVM_VGIC_V3_ADDR_TYPE_DIST),
+        &dist as *const u64 as u64,
+        "setting the distributor address",
+    )?;
+    gic_attr(
+        &gic,
+        KVM_DEV_ARM_VGIC_GRP_ADDR,
+        u64::from(KVM_VGIC_V3_ADDR_TYPE_REDIST),
+        &redist as *const u64 as u64,
+        "setting the redistributor address",
+    )?;
+    gic_attr(
+        &gic,
+        KVM_DEV_ARM_VGIC_GRP_NR_IRQS,
+        0,
+        &nr_irqs as *const u32 as u64,
+        "setting the number of interrupts",
+    )?;
+    gic_attr(
+        &gic,
+        KVM_DEV_ARM_VGIC_GRP_CTRL,
+        u64::from(KVM_DEV_ARM_VGIC_CTRL_INIT),
+        0,
+        "initialising",
+    )?;
+    Ok(gic)
+}
+
+/// Builds the VM from `args`, runs it until the guest stops, reports.
+pub fn run(args: &Args) -> Result<Report, Error> {
+    let mut kernel = File::open(&args.kernel).map_err(|err| Error::ReadFile {
+        what: "kernel image",
+        path: args.kernel.clone(),
+        err,
+    })?;
+    let initrd = match &args.initrd {
+        Some(p) => Some(read_file("initrd", p)?),
+        None => None,
+    };
+    let mem_size = args.memory_bytes();
+    let placement = layout::place(mem_size, initrd.as_ref().map(|i| i.len() as u64))?;
+
+    let kvm = Kvm::new().map_err(Error::OpenKvm)?;
+    let start = Instant::now();
+    let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+    install_filters(&vm)?;
+
+    let mem =
+        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(layout::RAM_BASE), mem_size as usize)])
+            .map_err(|err| Error::Memory {
+                mib: args.memory,
+                err,
+            })?;
+    let host = mem
+        .get_host_address(GuestAddress(layout::RAM_BASE))
+        .map_err(|err| Error::GuestWrite {
+            what: "RAM mapping",
+            addr: layout::RAM_BASE,
+            err,
+        })?;
+    let region = kvm_userspace_memory_region {
+        slot: 0,
+        flags: 0,
+        guest_phys_addr: layout::RAM_BASE,
+        memory_size: mem_size,
+        userspace_addr: host as u64,
+    };
+    // SAFETY: the region is the whole of `mem`'s single anonymous mapping,
+    // which lives in the `Machine` until the process ends, so KVM never
+    // sees it unmapped.
+    unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
+
+    let mut init = kvm_vcpu_init::default();
+    vm.get_preferred_target(&mut init)
+        .map_err(kvm_err("KVM_ARM_PREFERRED_TARGET"))?;
+    init.features[0] |= 1 << KVM_ARM_VCPU_PSCI_0_2;
+    let mut vcpus = Vec::new();
+    for id in 0..usize::from(args.vcpus) {
+        let vcpu = vm
+            .create_vcpu(id as u64)
+            .map_err(kvm_err(format!("creating vCPU {id}")))?;
+        let mut vi = init;
+        if id > 0 {
+            // Secondaries wait for PSCI CPU_ON.
+            vi.features[0] |= 1 << KVM_ARM_VCPU_POWER_OFF;
+        }
+        vcpu.vcpu_init(&vi)
+            .map_err(kvm_err(format!("KVM_ARM_VCPU_INIT of vCPU {id}")))?;
+        vcpus.push(vcpu);
+    }
+    let _gic = create_gic(&vm, args.vcpus)?;
+    let mpidrs = vcpus
+        .iter()
+        .enumerate()
+        .map(|(id, v)| mpidr(v, id))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let loaded = PE::load(
+        &mem,
+        Some(GuestAddress(layout::RAM_BASE)),
+        &mut kernel,
+        None,
+    )
+    .map_err(|err| Error::LoadKernel {
+        path: args.kernel.clone(),
+        err,
+    })?;
+    let entry = loaded.kernel_load.0;
+    let kernel_limit = layout::RAM_BASE + layout::KERNEL_ROOM;
+    if loaded.kernel_end > kernel_limit {
+        return Err(Error::KernelTooLarge {
+            path: args.kernel.clone(),
+            end: loaded.kernel_end,
+            limit: kernel_limit,
+        });
+    }
+    if let (Some(data), Some((addr, _))) = (&initrd, placement.initrd) {
+        mem.write_slice(data, GuestAddress(addr))
+            .map_err(|err| Error::GuestWrite {
+                what: "initrd",
+                addr,
+                err,
+            })?;
+    }
+    let blob = fdt::build(&FdtConfig {
+        mem_size,
+        mpidrs,
+        cmdline: args.kernel_cmdline(),
+        initrd: placement.initrd,
+        optee: Some(args.conduit),
+    })?;
+    mem.write_slice(&blob, GuestAddress(placement.fdt))
+        .map_err(|err| Error::GuestWrite {
+            what: "device tree",
+            addr: placement.fdt,
+            err,
+        })?;
+
+    let boot = &vcpus[0];
+    set_reg(boot, 0, CoreReg::Pstate, layout::BOOT_PSTATE)?;
+    set_reg(boot, 0, CoreReg::Pc, entry)?;
+    set_reg(boot, 0, CoreReg::X(0), placement.fdt)?;
+
+    let irq = EventFd::new(EFD_NONBLOCK).map_err(|err| Error::Host {
+        what: "the console's eventfd",
+        err,
+    })?;
+    vm.register_irqfd(&irq, layout::UART_SPI)
+        .map_err(kvm_err("KVM_IRQFD for the console"))?;
+    let serial = Serial::new(
+        IrqFd(irq),
+        ConsoleOut {
+            out: io::stdout(),
+            line: Vec::new(),
+        },
+    );
+
+    let policy = Policy {
+        tas: args.allowed_tas().map_or(TaFilter::Any, TaFilter::Only),
+        ..Policy::default()
+    };
+    let mediator = Mediator::new(ClientId(1), policy, UserTee::new(UteeConfig::default()))?;
+    let machine = Arc::new(Machine {
+        mem,
+        serial: Mutex::new(serial),
+        forwarder: Mutex::new(Forwarder {
+            mediator,
+            calls: CallCounts::default(),
+        }),
+        stray_mmio: Mutex::new(0),
+    });
+
+    let (tx, rx) = mpsc::channel();
+    for (id, vcpu) in vcpus.into_iter().enumerate() {
+        let m = Arc::clone(&machine);
+        let tx = tx.clone();
+        thread::Builder::new()
+            .name(format!("vcpu{id}"))
+            .spawn(move || {
+                let r = m.vcpu_loop(id, vcpu);
+                let _ = tx.send((id, r));
+            })
+            .map_err(|err| Error::Host {
+                what: "a vCPU thread",
+                err,
+            })?;
+    }
+    drop(tx);
+    // The first vCPU to stop ends the run; the others stay in KVM_RUN
+    // (KVM parks them on a system event) and end with the process.
+    let (vcpu, result) = rx.recv().map_err(|_| Error::VcpusGone)?;
+    let wall = start.elapsed();
+    lock(&machine.serial).writer_mut().drain();
+    let stop = result?;
+    let mut f = lock(&machine.forwarder);
+    f.mediator.teardown();
+    Ok(Report {
+        stop,
+        vcpu,
+        wall,
+        calls: f.calls.clone(),
+    })
+}
