@@ -16,13 +16,9 @@
 //! }
 //! ```
 
-use std::mem::offset_of;
-
-use kvm_bindings::{
-    kvm_regs, user_pt_regs, KVM_EXIT_HYPERCALL, KVM_REG_ARM64, KVM_REG_ARM_CORE, KVM_REG_SIZE_U64,
-};
+use kvm_bindings::KVM_EXIT_HYPERCALL;
 use kvm_ioctls::VcpuFd;
-use smccc::kvm::KVM_HYPERCALL_EXIT_SMC;
+use smccc::kvm::{CoreReg, KVM_HYPERCALL_EXIT_SMC};
 use smccc::{Conduit, FunctionId};
 
 use crate::abi::Function;
@@ -54,25 +50,32 @@ pub enum AdapterError {
     },
 }
 
-/// The KVM_{GET,SET}_ONE_REG id of core register xN, from the uapi layout
-/// of `struct kvm_regs` (core register ids count 32-bit words).
-pub const fn x_reg_id(n: u8) -> u64 {
-    let off = offset_of!(kvm_regs, regs) + offset_of!(user_pt_regs, regs) + 8 * n as usize;
-    KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE as u64 | (off / 4) as u64
-}
+/// The registers an SMC32 call uses: x0..x7 (ids from `smccc`'s `CoreReg`,
+/// derived from the uapi layout, in one place).
+const X: [CoreReg; 8] = [
+    CoreReg::X(0),
+    CoreReg::X(1),
+    CoreReg::X(2),
+    CoreReg::X(3),
+    CoreReg::X(4),
+    CoreReg::X(5),
+    CoreReg::X(6),
+    CoreReg::X(7),
+];
 
-const _: () = assert!(x_reg_id(0) == 0x6030_0000_0010_0000);
-const _: () = assert!(x_reg_id(5) == 0x6030_0000_0010_000A);
+fn reg(n: u8) -> CoreReg {
+    X.get(usize::from(n)).copied().unwrap_or(CoreReg::X(0))
+}
 
 fn get(vcpu: &VcpuFd, reg: u8) -> Result<u64, AdapterError> {
     let mut b = [0u8; 8];
-    vcpu.get_one_reg(x_reg_id(reg), &mut b)
+    vcpu.get_one_reg(self::reg(reg).id(), &mut b)
         .map_err(|err| AdapterError::GetReg { reg, err })?;
     Ok(u64::from_le_bytes(b))
 }
 
 fn set(vcpu: &VcpuFd, reg: u8, v: u64) -> Result<(), AdapterError> {
-    vcpu.set_one_reg(x_reg_id(reg), &v.to_le_bytes())
+    vcpu.set_one_reg(self::reg(reg).id(), &v.to_le_bytes())
         .map(|_| ())
         .map_err(|err| AdapterError::SetReg { reg, err })
 }
