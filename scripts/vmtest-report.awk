@@ -3,7 +3,8 @@
 # Reads one boot's serial log (markers written by the init of scripts/vmtest)
 # and prints its summary block. Variables: kv, mode, re (the KVM init line the
 # mode must print), expfile (expected tests, one per line), counts (file to
-# append "pass fail skip" to), logf (the log's path, for messages).
+# append "pass fail skip" to), logf (the log's path, for messages), e2eexp
+# (expected end-to-end runs, one per line; empty for none).
 
 function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t]+$/, "", s); return s }
 function after(s, marker) { return trim(substr(s, index(s, marker) + length(marker))) }
@@ -65,6 +66,49 @@ cur != "" {
 /@@BENCHBEGIN / { bench = after($0, "@@BENCHBEGIN "); next }
 /@@BENCHEND / { benchrc[bench] = after($0, "rc="); benches[++nbench] = bench; bench = ""; next }
 bench != "" { benchout[bench] = benchout[bench] "      " $0 "\n"; next }
+# The end-to-end runs (scripts/vmtest's e2e_write_run): the VMM's output,
+# which carries the guest's console (its init marks its lines with "@@G ")
+# and the VMM's own report lines ("tosfwd-vmm: ...").
+/@@E2EBEGIN / { e2e = after($0, "@@E2EBEGIN "); e2encase[e2e] = 0; e2ediag = ""; e2entail[e2e] = 0; next }
+/@@E2EEND / {
+	split(after($0, "@@E2EEND "), f, " ")
+	name = f[1]; sub(/^rc=/, "", f[2]); sub(/^cs=/, "", f[3])
+	e2erc[name] = f[2]; e2esecs[name] = sprintf("%d.%02d", f[3] / 100, f[3] % 100)
+	e2edone[name] = 1; e2e = ""
+	next
+}
+e2e != "" && /^@@G dmesg / {
+	l = after($0, "@@G dmesg ")
+	e2edmesg[e2e] = e2edmesg[e2e] "          guest: " l "\n"
+	if (l ~ /optee: initialized driver/) e2einit[e2e] = 1
+	next
+}
+e2e != "" && /^@@G client rc=/ { e2eclient[e2e] = after($0, "@@G client rc="); next }
+e2e != "" && /^@@G / { e2eguest[e2e] = e2eguest[e2e] "          guest: " after($0, "@@G ") "\n"; next }
+e2e != "" && /^1\.\.[0-9]+$/ { e2eplan[e2e] = substr($0, 4) + 0; next }
+e2e != "" && /^(not )?ok [0-9]+ / {
+	k = ++e2encase[e2e]
+	st = "ok"
+	if ($0 ~ /^not ok/) { st = "FAIL"; e2ecasefail[e2e] = 1 }
+	else if ($0 ~ /# SKIP/) { st = "SKIP"; e2ecasefail[e2e] = 1 }
+	cname = $0; sub(/^(not )?ok [0-9]+ /, "", cname); sub(/ # (SKIP|XFAIL) /, ": ", cname)
+	e2ecase[e2e, k] = sprintf("%-6s %s", st, cname) (st == "FAIL" && e2ediag != "" ? "\n                 " e2ediag : "")
+	e2ediag = ""
+	next
+}
+e2e != "" && /^1\.\.0 # SKIP / { e2eskip[e2e] = after($0, "# SKIP "); next }
+e2e != "" && /^# / && !/^# Totals:/ { if (e2ediag == "") e2ediag = substr($0, 3); next }
+e2e != "" && /^tosfwd-vmm: guest / {
+	e2evmm[e2e] = after($0, "tosfwd-vmm: ")
+	if (match($0, /after [0-9.]+ s wall/)) e2ewall[e2e] = substr($0, RSTART + 6, RLENGTH - 13)
+	next
+}
+e2e != "" && /^tosfwd-vmm: [0-9]+ forwarded calls/ { e2ecalls[e2e] = after($0, "tosfwd-vmm: "); next }
+e2e != "" && /^tosfwd-vmm: error: / { e2eerr[e2e] = after($0, "tosfwd-vmm: error: "); next }
+e2e != "" && trim($0) != "" && !/^(TAP version|# Totals:)/ {
+	e2etail[e2e, ++e2entail[e2e] % 8] = trim($0)
+	next
+}
 
 function result(st, name, detail) {
 	printf "  %-5s %s%s\n", st, name, detail
@@ -109,6 +153,32 @@ END {
 		b = benches[i]
 		printf "  bench %s (exit %s):\n%s", b, benchrc[b], benchout[b]
 		if (benchrc[b] != 0) result("FAIL", b, ": benchmark exit " benchrc[b])
+	}
+	while (e2eexp != "" && (getline name < e2eexp) > 0) {
+		if (name == "") continue
+		if (!(name in e2edone)) {
+			result("FAIL", name, ": missing (no result; " (qemu != "" ? "qemu " qemu : "the run ended early") ", see " logf ")")
+			continue
+		}
+		t = " (" (e2ewall[name] != "" ? "guest " e2ewall[name] "s wall from VM creation to its stop; " : "") \
+			"run " e2esecs[name] "s with VMM start-up)"
+		r = e2erc[name]
+		why = ""
+		if (r == 124 || r == 143 || r == 137) why = "timed out (exit " r ")"
+		else if (r != 0) why = "tosfwd-vmm exit " r (e2eerr[name] != "" ? ": " e2eerr[name] : (e2evmm[name] != "" ? ": " e2evmm[name] : ""))
+		else if (!e2einit[name]) why = "no 'optee: initialized driver' in the guest's kernel log"
+		else if (e2eskip[name] != "") why = "the client skipped: " e2eskip[name]
+		else if (e2eclient[name] != "0") why = "the client exited " (e2eclient[name] != "" ? e2eclient[name] : "? (no exit line)")
+		else if (e2eplan[name] == 0 || e2encase[name] != e2eplan[name]) why = "the client ran " e2encase[name] " of " e2eplan[name] + 0 " cases"
+		else if (e2ecasefail[name]) why = "a client case failed"
+		result(why == "" ? "PASS" : "FAIL", name, t (why != "" ? ": " why : ""))
+		printf "%s%s", e2eguest[name], e2edmesg[name]
+		for (k = 1; k <= e2encase[name]; k++) printf "          %s\n", e2ecase[name, k]
+		if (e2ecalls[name] != "") printf "          %s\n", e2ecalls[name]
+		if (why != "") {
+			n = e2entail[name]
+			for (k = (n > 8 ? n - 7 : 1); k <= n; k++) printf "          | %s\n", e2etail[name, k % 8]
+		}
 	}
 	if (!alldone) printf "  note: the guest did not reach the end of its test list%s\n", \
 		(panicline != "" ? ": " panicline : "")
