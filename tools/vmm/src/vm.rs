@@ -387,8 +387,9 @@ fn gic_attr(gic: &DeviceFd, group: u32, attr: u64, addr: u64, what: &str) -> Res
         .map_err(kvm_err(format!("vGICv3: {what}")))
 }
 
-/// Creates and initialises the vGICv3 (after the vCPUs exist).
-fn create_gic(vm: &VmFd, vcpus: u8) -> Result<DeviceFd, Error> {
+/// Creates and initialises the vGICv3 (after the vCPUs exist: KVM sizes
+/// the redistributor region from their number).
+fn create_gic(vm: &VmFd) -> Result<DeviceFd, Error> {
     let mut dev = kvm_create_device {
         type_: kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3,
         fd: 0,
@@ -398,7 +399,6 @@ fn create_gic(vm: &VmFd, vcpus: u8) -> Result<DeviceFd, Error> {
     let dist = layout::GIC_DIST_BASE;
     let redist = layout::GIC_REDIST_BASE;
     let nr_irqs = layout::GIC_NR_IRQS;
-    debug_assert!(layout::gic_redist_size(vcpus) > 0);
     gic_attr(
         &gic,
         KVM_DEV_ARM_VGIC_GRP_ADDR,
@@ -492,7 +492,7 @@ pub fn run(args: &Args) -> Result<Report, Error> {
             .map_err(kvm_err(format!("KVM_ARM_VCPU_INIT of vCPU {id}")))?;
         vcpus.push(vcpu);
     }
-    let _gic = create_gic(&vm, args.vcpus)?;
+    let _gic = create_gic(&vm)?;
     let mpidrs = vcpus
         .iter()
         .enumerate()
