@@ -288,9 +288,43 @@ fn closed_sessions(tee: &Tee) -> CaseResult {
     Ok(())
 }
 
+/// Two threads (on two vCPUs when the guest has them) with their own
+/// sessions call at the same time, through long commands that leave and
+/// re-enter the TEE (foreign interrupts) and short ones: the VMM's shared
+/// mediator keeps their calls apart.
+fn concurrent_threads(tee: &Tee) -> CaseResult {
+    const ROUNDS: u64 = 4;
+    const ITERATIONS: u64 = 4;
+    let worker = |seed: u64| -> CaseResult {
+        let m = open(tee, MEMORY_UUID, "the memory TA")?;
+        let h = open(tee, HELLO_UUID, "the hello TA")?;
+        for i in 0..ITERATIONS {
+            let mut p = [param::value_inout(ROUNDS, 0)];
+            invoke(tee, m, memory::CMD_SLOW, &mut p, "SLOW")?;
+            ensure!(p[0].a == ROUNDS, "SLOW did {} rounds of {ROUNDS}", p[0].a);
+            let v = seed * 1000 + i;
+            let mut p = [param::value_inout(v, 0)];
+            invoke(tee, h, hello::CMD_INC_VALUE, &mut p, "INC_VALUE")?;
+            ensure!(p[0].a == v + 1, "INC_VALUE of {v} gave {}", p[0].a);
+        }
+        close(tee, h, "the hello TA")?;
+        close(tee, m, "the memory TA")
+    };
+    std::thread::scope(|sc| {
+        let a = sc.spawn(|| worker(1));
+        let b = sc.spawn(|| worker(2));
+        for (n, t) in [a, b].into_iter().enumerate() {
+            t.join()
+                .map_err(|_| format!("thread {n} panicked"))?
+                .map_err(|e| format!("thread {n}: {e}"))?;
+        }
+        Ok(())
+    })
+}
+
 type Case = (&'static str, fn(&Tee) -> CaseResult);
 
-const CASES: [Case; 8] = [
+const CASES: [Case; 9] = [
     ("tee_version_reports_optee_with_registered_memory", version),
     ("hello_ta_increments_and_decrements_a_value", hello_values),
     (
@@ -314,6 +348,10 @@ const CASES: [Case; 8] = [
         forbidden_ta,
     ),
     ("closed_sessions_refuse_invoke_and_close", closed_sessions),
+    (
+        "two_threads_call_concurrently_with_their_own_sessions",
+        concurrent_threads,
+    ),
 ];
 
 fn main() -> ExitCode {
