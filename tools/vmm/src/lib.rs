@@ -2,13 +2,15 @@
 //! tosfwd-vmm: a small arm64 KVM VMM whose guests reach OP-TEE through
 //! KVM's SMCCC filter (FWD_TO_USER) and the optee-mediator library.
 //!
-//! The pure parts (command line, memory layout, device tree, call counts)
+//! The pure parts (command line, memory layout, device tree, call counts,
+//! console line buffering)
 //! build and are tested on any host; the machine itself ([`vm`]) is
 //! aarch64 only.
 
 #![deny(missing_docs)]
 
 pub mod args;
+pub mod console;
 pub mod fdt;
 pub mod layout;
 pub mod stats;

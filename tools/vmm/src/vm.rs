@@ -4,7 +4,7 @@
 //! OS SMCCC ranges forwarded to userspace and answered by the mediator.
 
 use std::fs::File;
-use std::io::{self, Stdout, Write};
+use std::io::{self, Stdout};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread;
@@ -32,6 +32,7 @@ use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 use crate::args::Args;
+use crate::console::LineOut;
 use crate::fdt::{self, FdtConfig};
 use crate::layout::{self, LayoutError};
 use crate::stats::CallCounts;
@@ -178,39 +179,6 @@ pub struct Report {
     pub calls: CallCounts,
 }
 
-/// The console's output: whole lines to standard output (the UART model
-/// flushes after every byte; one write per line is kinder to a slow
-/// console).
-#[derive(Debug)]
-struct ConsoleOut {
-    out: Stdout,
-    line: Vec<u8>,
-}
-
-impl ConsoleOut {
-    fn drain(&mut self) {
-        if !self.line.is_empty() {
-            let _ = self.out.write_all(&self.line);
-            let _ = self.out.flush();
-            self.line.clear();
-        }
-    }
-}
-
-impl Write for ConsoleOut {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.line.extend_from_slice(buf);
-        if buf.contains(&b'\n') || self.line.len() >= 4096 {
-            self.drain();
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// The UART's interrupt: an irqfd on its SPI.
 #[derive(Debug)]
 struct IrqFd(EventFd);
@@ -232,7 +200,7 @@ struct Forwarder {
 /// What the vCPU threads share.
 struct Machine {
     mem: GuestMemoryMmap,
-    serial: Mutex<Serial<IrqFd, vm_superio::serial::NoEvents, ConsoleOut>>,
+    serial: Mutex<Serial<IrqFd, vm_superio::serial::NoEvents, LineOut<Stdout>>>,
     forwarder: Mutex<Forwarder>,
     stray_mmio: Mutex<u32>,
 }
@@ -551,13 +519,7 @@ pub fn run(args: &Args) -> Result<Report, Error> {
     })?;
     vm.register_irqfd(&irq, layout::UART_SPI)
         .map_err(kvm_err("KVM_IRQFD for the console"))?;
-    let serial = Serial::new(
-        IrqFd(irq),
-        ConsoleOut {
-            out: io::stdout(),
-            line: Vec::new(),
-        },
-    );
+    let serial = Serial::new(IrqFd(irq), LineOut::new(io::stdout()));
 
     let policy = Policy {
         tas: args.allowed_tas().map_or(TaFilter::Any, TaFilter::Only),
