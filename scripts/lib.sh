@@ -23,6 +23,11 @@ C_SELFTESTS=(smccc_filter hypercalls psci_test)
 
 CROSS=aarch64-linux-gnu-
 RUST_TARGET=aarch64-unknown-linux-gnu
+# The aarch64 cargo target directory, one per checkout: cargo copies final
+# binaries to one place per target directory, so two checkouts sharing one
+# would overwrite each other's binaries without rebuilding them.
+CROSS_TARGET_DIR=$CACHE/target-aarch64/$(printf '%s' "$REPO" | sha256sum | cut -c1-12)
+CROSS_BIN_DIR=$CROSS_TARGET_DIR/$RUST_TARGET/release
 
 T0=${T0:-$(date +%s)}
 export T0
