@@ -21,6 +21,10 @@ EXTRA_SUITES=(trixie-backports)
 # Upstream C KVM selftests built for and run by the bench.
 C_SELFTESTS=(smccc_filter hypercalls psci_test)
 
+# Developers' kernel trees (topic branches the series is exported from) and
+# the series checker's scratch trees.
+KWORK=${TOSFWD_KWORK:-$CACHE/kwork}
+
 CROSS=aarch64-linux-gnu-
 RUST_TARGET=aarch64-unknown-linux-gnu
 # The aarch64 cargo target directory, one per checkout: cargo copies final
@@ -55,6 +59,20 @@ with_progress() {
 	done
 	wait "$pid" || rc=$?
 	return "$rc"
+}
+
+# cache_lock: one user of the cache's kernel trees and builds at a time
+# (another checkout's run would switch the tree to its own series mid-build).
+# Held until the calling script exits; the scripts it runs inherit it.
+cache_lock() {
+	[ -z "${TOSFWD_CACHE_LOCKED:-}" ] || return 0
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/lock"
+	if ! flock -n 9; then
+		log "waiting for another run that uses $CACHE"
+		flock 9
+	fi
+	export TOSFWD_CACHE_LOCKED=1
 }
 
 die() {
