@@ -147,7 +147,9 @@ END {
 			(caseskip[name] != "" ? caseskip[name] : last[name])))
 		else if (r == 124 || r == 143 || r == 137) result("FAIL", name, t ": timed out (exit " r ")")
 		else result("FAIL", name, t ": exit " r (ncase[name] == 0 && last[name] != "" ? ": " last[name] : ""))
-		for (k = 1; k <= ncase[name]; k++) printf "          %s\n", casestr[name, k]
+		# A skipped test's cases all say the reason printed above.
+		if (r != 4)
+			for (k = 1; k <= ncase[name]; k++) printf "          %s\n", casestr[name, k]
 	}
 	for (i = 1; i <= nbench; i++) {
 		b = benches[i]
