@@ -23,6 +23,7 @@ pub mod mem;
 pub mod msg;
 pub mod pagelist;
 pub mod policy;
+pub mod ratelimit;
 pub mod shm;
 pub mod utee;
 
@@ -33,7 +34,8 @@ pub use abi::{kvm_filters, Function, FILTER_RANGES};
 pub use backend::{Backend, ClientId};
 pub use mediator::{Mediator, MediatorError, SmcCall, SmcResult, Usage};
 pub use mem::{FakeGuestMemory, GuestRam, MemError};
-pub use policy::{LoginPolicy, Policy, Quotas, TaFilter, Uuid};
+pub use policy::{LoginPolicy, Policy, Quotas, TaFilter, Uuid, DEFAULT_REFUSAL_LOGS_PER_SECOND};
+pub use ratelimit::{Clock, SystemClock};
 pub use utee::{UserTee, UteeConfig};
 
 /// The README's example, compiled and run as a doctest.

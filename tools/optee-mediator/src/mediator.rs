@@ -4,6 +4,7 @@
 //! VM's policy and quotas, and drives the backend through its RPCs.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::sync::Arc;
 
 use log::{debug, warn};
@@ -21,6 +22,7 @@ use crate::msg::{
 };
 use crate::pagelist::{self, PageListError};
 use crate::policy::{LoginPolicy, Policy, Uuid};
+use crate::ratelimit::{Clock, LogLimiter, SystemClock, Verdict};
 use crate::shm::{GuestBuffer, MemRef};
 
 /// A forwarded call: the function id (w0), the conduit, and x1..x7. Only
@@ -283,6 +285,9 @@ pub struct Mediator<B: Backend> {
     sessions: HashSet<u32>,
     opening: u32,
     alive: bool,
+    /// Refusal logs: the guest decides how often they happen.
+    log_limit: LogLimiter,
+    clock: Box<dyn Clock>,
 }
 
 impl<B: Backend> std::fmt::Debug for Mediator<B> {
@@ -314,6 +319,7 @@ impl<B: Backend> Mediator<B> {
             .min(policy.quotas.max_calls.unwrap_or(u32::MAX))
             .max(1);
         let threads = (0..slots).map(|_| None).collect();
+        let log_limit = LogLimiter::new(policy.refusal_logs_per_second);
         Ok(Mediator {
             client,
             policy,
@@ -326,7 +332,15 @@ impl<B: Backend> Mediator<B> {
             sessions: HashSet::new(),
             opening: 0,
             alive: true,
+            log_limit,
+            clock: Box::new(SystemClock),
         })
+    }
+
+    /// Replaces the clock of the refusal log rate limit (by default the
+    /// host's monotonic clock); for tests.
+    pub fn set_clock(&mut self, clock: Box<dyn Clock>) {
+        self.clock = clock;
     }
 
     /// The VM's client id.
@@ -378,6 +392,13 @@ impl<B: Backend> Mediator<B> {
         self.buffers = 0;
         self.pages = 0;
         self.opening = 0;
+        let suppressed = self.log_limit.take_suppressed();
+        if suppressed > 0 {
+            warn!(
+                "client {}: {suppressed} more refusals not logged",
+                self.client.0
+            );
+        }
         self.backend.vm_destroyed(self.client);
     }
 
@@ -439,20 +460,35 @@ impl<B: Backend> Mediator<B> {
         }
     }
 
-    fn refuse_call(&self, what: &str, code: u32) -> SmcResult {
-        warn!("client {}: {what}", self.client.0);
+    /// Logs a refusal (warn) within the VM's rate limit: at most
+    /// `Policy::refusal_logs_per_second`, then a count of those not logged
+    /// before the next one logged.
+    fn log_refusal(&mut self, what: fmt::Arguments<'_>) {
+        if let Verdict::Log { suppressed } = self.log_limit.check(self.clock.now()) {
+            if suppressed > 0 {
+                warn!(
+                    "client {}: {suppressed} refusals not logged (at most {} a second)",
+                    self.client.0, self.policy.refusal_logs_per_second
+                );
+            }
+            warn!("client {}: {what}", self.client.0);
+        }
+    }
+
+    fn refuse_call(&mut self, what: fmt::Arguments<'_>, code: u32) -> SmcResult {
+        self.log_refusal(what);
         SmcResult::code(code)
     }
 
     fn call_with_arg(&mut self, mem: &dyn GuestRam, call: &SmcCall) -> SmcResult {
         let Some(tid) = self.threads.iter().position(Option::is_none) else {
-            return self.refuse_call("all threads busy", ret::ETHREAD_LIMIT);
+            return self.refuse_call(format_args!("all threads busy"), ret::ETHREAD_LIMIT);
         };
         let gpa = reg_pair(u64::from(call.w(1)), u64::from(call.w(2)));
         let arg = match MsgArg::read(mem, gpa) {
             Ok(a) => a,
             Err(e @ (MsgError::Unaligned(_) | MsgError::Memory(_))) => {
-                return self.refuse_call(&e.to_string(), ret::EBADADDR);
+                return self.refuse_call(format_args!("{e}"), ret::EBADADDR);
             }
             Err(e @ MsgError::TooManyParams(_)) => {
                 return self.refuse_arg(mem, gpa, &Refusal::Msg(e));
@@ -468,7 +504,7 @@ impl<B: Backend> Mediator<B> {
                 | cmd::REGISTER_SHM
                 | cmd::UNREGISTER_SHM
         ) {
-            return self.refuse_call(&format!("command {command} not allowed"), ret::EBADCMD);
+            return self.refuse_call(format_args!("command {command} not allowed"), ret::EBADCMD);
         }
         let mut temps = Vec::new();
         let translated = self.translate(mem, &arg, &mut temps);
@@ -502,8 +538,8 @@ impl<B: Backend> Mediator<B> {
     }
 
     /// Reports a refusal in the guest's argument (ret, ret_origin) with OK.
-    fn refuse_arg(&self, mem: &dyn GuestRam, gpa: u64, r: &Refusal) -> SmcResult {
-        warn!("client {}: refused: {r}", self.client.0);
+    fn refuse_arg(&mut self, mem: &dyn GuestRam, gpa: u64, r: &Refusal) -> SmcResult {
+        self.log_refusal(format_args!("refused: {r}"));
         let ok = mem
             .write(gpa + off::RET, &r.teec().to_le_bytes())
             .and_then(|_| mem.write(gpa + off::RET_ORIGIN, &teec::ORIGIN_COMMS.to_le_bytes()));
@@ -820,10 +856,9 @@ impl<B: Backend> Mediator<B> {
             }
             return result;
         }
-        warn!(
-            "client {}: thread {tid}: backend made {MAX_INTERNAL_RESUMES} undeliverable RPCs, failing the call",
-            self.client.0
-        );
+        self.log_refusal(format_args!(
+            "thread {tid}: backend made {MAX_INTERNAL_RESUMES} undeliverable RPCs, failing the call"
+        ));
         if let Some(Some(t)) = self.threads.get_mut(tid) {
             t.call.finish(teec::ERROR_COMMUNICATION, teec::ORIGIN_COMMS);
         }
@@ -845,10 +880,9 @@ impl<B: Backend> Mediator<B> {
     /// buffer's address if it got there.
     fn deliver_cmd(&mut self, mem: &dyn GuestRam, cookie: u64, arg: &MsgArg) -> Option<u64> {
         let Some(&gpa) = self.rpc_args.get(&cookie) else {
-            warn!(
-                "client {}: RPC command for unknown RPC buffer {cookie:#x}",
-                self.client.0
-            );
+            self.log_refusal(format_args!(
+                "RPC command for unknown RPC buffer {cookie:#x}"
+            ));
             return None;
         };
         if arg_size(arg.params.len() as u32) > PAGE_SIZE {
@@ -880,7 +914,7 @@ impl<B: Backend> Mediator<B> {
         };
         let Some(pending) = pending else {
             return self.refuse_call(
-                &format!("RETURN_FROM_RPC for thread {tid}, which is not waiting"),
+                format_args!("RETURN_FROM_RPC for thread {tid}, which is not waiting"),
                 ret::ERESUME,
             );
         };
@@ -914,10 +948,9 @@ impl<B: Backend> Mediator<B> {
             self.rpc_args.insert(cookie, pa);
             return Some(cookie);
         };
-        warn!(
-            "client {}: RPC argument buffer {pa:#x} (cookie {cookie:#x}) refused: {why}",
-            self.client.0
-        );
+        self.log_refusal(format_args!(
+            "RPC argument buffer {pa:#x} (cookie {cookie:#x}) refused: {why}"
+        ));
         None
     }
 
@@ -968,21 +1001,15 @@ impl<B: Backend> Mediator<B> {
     /// Translates the buffer a guest allocated for SHM_ALLOC.
     fn accept_rpc_data(&mut self, mem: &dyn GuestRam, g: &MsgParam) -> RpcOut {
         let (buf_ptr, size, cookie) = (g.a, g.b, g.c);
-        let refused = |why: String| {
-            warn!("RPC SHM_ALLOC buffer {cookie:#x} refused: {why}");
-            RpcOut::Memref {
-                cookie,
-                size,
-                mem: None,
-            }
+        let taken = if g.attr != attr::TMEM_OUTPUT | attr::NONCONTIG || buf_ptr == 0 {
+            Err(format!("attribute {:#x}", g.attr))
+        } else if self.shm.contains_key(&cookie) {
+            Err("duplicate cookie".into())
+        } else {
+            self.take_buffer(mem, 0, buf_ptr, size)
+                .map_err(|e| e.to_string())
         };
-        if g.attr != attr::TMEM_OUTPUT | attr::NONCONTIG || buf_ptr == 0 {
-            return refused(format!("attribute {:#x}", g.attr));
-        }
-        if self.shm.contains_key(&cookie) {
-            return refused("duplicate cookie".into());
-        }
-        match self.take_buffer(mem, 0, buf_ptr, size) {
+        match taken {
             Ok(buf) => {
                 let buffer = Arc::new(buf);
                 self.shm.insert(
@@ -998,7 +1025,16 @@ impl<B: Backend> Mediator<B> {
                     mem: Some(MemRef::whole(buffer)),
                 }
             }
-            Err(e) => refused(e.to_string()),
+            Err(why) => {
+                self.log_refusal(format_args!(
+                    "RPC SHM_ALLOC buffer {cookie:#x} refused: {why}"
+                ));
+                RpcOut::Memref {
+                    cookie,
+                    size,
+                    mem: None,
+                }
+            }
         }
     }
 
@@ -1033,10 +1069,10 @@ impl<B: Backend> Mediator<B> {
         match write_back(mem, &t) {
             Ok(()) => SmcResult::code(ret::OK),
             Err(_) => {
-                warn!(
-                    "client {}: optee_msg_arg at {:#x} left guest RAM during the call",
-                    self.client.0, t.guest_arg
-                );
+                self.log_refusal(format_args!(
+                    "optee_msg_arg at {:#x} left guest RAM during the call",
+                    t.guest_arg
+                ));
                 SmcResult::code(ret::EBADADDR)
             }
         }

@@ -104,8 +104,12 @@ impl TaFilter {
     }
 }
 
+/// Refusal log lines a VM may cause each second by default; the others are
+/// counted and reported in one line when logging resumes.
+pub const DEFAULT_REFUSAL_LOGS_PER_SECOND: u32 = 10;
+
 /// The policy of one VM.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     /// Limits.
     pub quotas: Quotas,
@@ -113,6 +117,20 @@ pub struct Policy {
     pub tas: TaFilter,
     /// Login treatment.
     pub login: LoginPolicy,
+    /// Refusals logged (warn) each second at most; the guest decides how
+    /// often it is refused, this bounds what it makes the host log.
+    pub refusal_logs_per_second: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            quotas: Quotas::default(),
+            tas: TaFilter::default(),
+            login: LoginPolicy::default(),
+            refusal_logs_per_second: DEFAULT_REFUSAL_LOGS_PER_SECOND,
+        }
+    }
 }
 
 #[cfg(test)]

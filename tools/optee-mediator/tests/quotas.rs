@@ -14,8 +14,8 @@ use optee_mediator::backend::{
 use optee_mediator::msg::{attr, cmd, login, teec, MsgArg, MsgParam, PAGE_SIZE};
 use optee_mediator::utee::ta::memory;
 use optee_mediator::{
-    GuestRam, LoginPolicy, Mediator, MediatorError, Policy, Quotas, SmcCall, TaFilter, UserTee,
-    UteeConfig, Uuid,
+    GuestRam, LoginPolicy, Mediator, MediatorError, Policy, Quotas, TaFilter, UserTee, UteeConfig,
+    Uuid,
 };
 
 fn quotas(q: Quotas) -> Policy {
@@ -33,16 +33,11 @@ fn calls_beyond_the_thread_count_are_ethread_limit_until_one_finishes() {
     let s = g.open(MEMORY);
     let mut parked = Vec::new();
     for _ in 0..8 {
-        let gpa = g.put_arg(&invoke_arg(
-            s,
-            memory::CMD_SLOW,
-            vec![value(attr::VALUE_INOUT, 1)],
-        ));
-        let r = g.call_with_arg_raw(gpa);
+        let (_, r) = g.start_invoke(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 1)]);
         assert_eq!(r.a0(), u64::from(ret::RPC_FOREIGN_INTR));
         parked.push(r);
     }
-    let gpa = g.put_arg(&invoke_arg(s, 0, vec![]));
+    let gpa = g.put_invoke(s, 0, vec![]);
     assert_eq!(
         g.call_with_arg_raw(gpa).regs(),
         &[u64::from(ret::ETHREAD_LIMIT)]
@@ -67,16 +62,9 @@ fn the_call_quota_limits_threads_below_the_backend_count() {
         UteeConfig::default(),
     );
     let s = g.open(MEMORY);
-    let gpa = g.put_arg(&invoke_arg(
-        s,
-        memory::CMD_SLOW,
-        vec![value(attr::VALUE_INOUT, 1)],
-    ));
-    assert_eq!(
-        g.call_with_arg_raw(gpa).a0(),
-        u64::from(ret::RPC_FOREIGN_INTR)
-    );
-    let gpa = g.put_arg(&invoke_arg(s, 0, vec![]));
+    let (_, r) = g.start_invoke(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 1)]);
+    assert_eq!(r.a0(), u64::from(ret::RPC_FOREIGN_INTR));
+    let gpa = g.put_invoke(s, 0, vec![]);
     assert_eq!(
         g.call_with_arg_raw(gpa).regs(),
         &[u64::from(ret::ETHREAD_LIMIT)]
@@ -98,19 +86,9 @@ fn sixteen_buffers_may_be_registered_and_the_seventeenth_is_out_of_memory() {
     // A temporary buffer counts too.
     let s = g.open(MEMORY);
     let (t, _) = g.tmem(attr::TMEM_INOUT, &[1, 2, 3], 0);
-    let out = g.invoke(
-        s,
-        memory::CMD_REVERSE,
-        vec![t, value(attr::VALUE_OUTPUT, 0)],
-    );
-    assert_eq!((out.header.ret, out.header.ret_origin), OOM);
+    assert_eq!(outcome(&g.reverse(s, t)), OOM);
     assert_eq!(g.unregister(cookies[0]), teec::SUCCESS);
-    let out = g.invoke(
-        s,
-        memory::CMD_REVERSE,
-        vec![t, value(attr::VALUE_OUTPUT, 0)],
-    );
-    assert_eq!(out.header.ret, teec::SUCCESS);
+    assert_eq!(g.reverse(s, t).header.ret, teec::SUCCESS);
 }
 
 #[test]
@@ -289,15 +267,14 @@ fn unregistering_a_buffer_held_by_a_parked_call_is_busy_until_it_ends() {
     let mut g = Guest::from_mediator(m);
     let s = g.open(MEMORY);
     let (c, _, _) = g.register(&[7; 64], 0);
-    let gpa = g.put_arg(&invoke_arg(
+    let (gpa, r) = g.start_invoke(
         s,
         memory::CMD_REVERSE,
         vec![
             MsgParam::new(attr::RMEM_INOUT, 0, 64, c),
             value(attr::VALUE_OUTPUT, 0),
         ],
-    ));
-    let r = g.call_with_arg_raw(gpa);
+    );
     assert_eq!(r.a0(), u64::from(ret::RPC_FOREIGN_INTR));
     let arg = MsgArg::new(
         cmd::UNREGISTER_SHM,
@@ -399,20 +376,26 @@ impl Backend for Recorder {
     }
 }
 
-#[test]
-fn force_public_replaces_the_login_and_client_uuid() {
-    let policy = Policy {
-        login: LoginPolicy::ForcePublic,
-        ..Policy::default()
-    };
+/// Opens a session of the hello TA with a kernel login under `policy`:
+/// the command as the backend received it.
+fn open_as_the_backend_sees_it(policy: Policy) -> Command {
     let m = Mediator::new(ClientId(9), policy, Recorder::default()).unwrap();
     let mut g = Guest::from_mediator(m);
     assert_eq!(
         g.open_with(HELLO, login::REE_KERNEL, vec![]).0,
         teec::SUCCESS
     );
+    g.m.backend().seen[0].clone()
+}
+
+#[test]
+fn force_public_replaces_the_login_and_client_uuid() {
+    let policy = Policy {
+        login: LoginPolicy::ForcePublic,
+        ..Policy::default()
+    };
     assert_eq!(
-        g.m.backend().seen[0],
+        open_as_the_backend_sees_it(policy),
         Command::OpenSession {
             ta: HELLO,
             client: Uuid::NIL,
@@ -423,14 +406,8 @@ fn force_public_replaces_the_login_and_client_uuid() {
 
 #[test]
 fn pass_through_keeps_the_guest_login_and_client_uuid() {
-    let m = Mediator::new(ClientId(9), Policy::default(), Recorder::default()).unwrap();
-    let mut g = Guest::from_mediator(m);
     assert_eq!(
-        g.open_with(HELLO, login::REE_KERNEL, vec![]).0,
-        teec::SUCCESS
-    );
-    assert_eq!(
-        g.m.backend().seen[0],
+        open_as_the_backend_sees_it(Policy::default()),
         Command::OpenSession {
             ta: HELLO,
             client: Uuid([0x11; 16]),
@@ -448,15 +425,8 @@ fn teardown_frees_parked_calls_buffers_and_sessions_and_tells_the_backend() {
     let s = g.open(MEMORY);
     g.register(&[1; 9000], 0);
     g.invoke(s, memory::CMD_GET_TIME, vec![value(attr::VALUE_OUTPUT, 0)]);
-    let gpa = g.put_arg(&invoke_arg(
-        s,
-        memory::CMD_SLOW,
-        vec![value(attr::VALUE_INOUT, 9)],
-    ));
-    assert_eq!(
-        g.call_with_arg_raw(gpa).a0(),
-        u64::from(ret::RPC_FOREIGN_INTR)
-    );
+    let (_, r) = g.start_invoke(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 9)]);
+    assert_eq!(r.a0(), u64::from(ret::RPC_FOREIGN_INTR));
     let u = g.m.usage();
     assert_eq!(
         (u.calls, u.buffers, u.pages, u.sessions, u.rpc_args),
@@ -497,17 +467,23 @@ fn client_id_zero_and_duplicate_clients_are_refused() {
     ));
 }
 
+type SharedTee = Arc<Mutex<UserTee>>;
+
+/// Guests of VMs 1 and 2, whose mediators share one TEE.
+fn two_vms_sharing_a_tee() -> (Guest<SharedTee>, Guest<SharedTee>) {
+    let tee = Arc::new(Mutex::new(UserTee::default()));
+    let vm = |id| {
+        Guest::from_mediator(Mediator::new(ClientId(id), Policy::default(), tee.clone()).unwrap())
+    };
+    (vm(1), vm(2))
+}
+
 #[test]
 fn two_vms_sharing_a_tee_cannot_use_each_others_sessions() {
-    let tee = Arc::new(Mutex::new(UserTee::default()));
-    let mut a =
-        Guest::from_mediator(Mediator::new(ClientId(1), Policy::default(), tee.clone()).unwrap());
-    let mut b =
-        Guest::from_mediator(Mediator::new(ClientId(2), Policy::default(), tee.clone()).unwrap());
+    let (mut a, mut b) = two_vms_sharing_a_tee();
     let sa = a.open(HELLO);
-    let out = b.invoke(sa, 0, vec![value(attr::VALUE_INOUT, 1)]);
     assert_eq!(
-        (out.header.ret, out.header.ret_origin),
+        outcome(&b.invoke(sa, 0, vec![value(attr::VALUE_INOUT, 1)])),
         (teec::ERROR_BAD_PARAMETERS, teec::ORIGIN_COMMS)
     );
     let sb = b.open(HELLO);
@@ -519,19 +495,9 @@ fn two_vms_sharing_a_tee_cannot_use_each_others_sessions() {
 
 #[test]
 fn return_from_rpc_of_another_vms_thread_is_eresume() {
-    let tee = Arc::new(Mutex::new(UserTee::default()));
-    let mut a =
-        Guest::from_mediator(Mediator::new(ClientId(1), Policy::default(), tee.clone()).unwrap());
-    let mut b =
-        Guest::from_mediator(Mediator::new(ClientId(2), Policy::default(), tee.clone()).unwrap());
+    let (mut a, mut b) = two_vms_sharing_a_tee();
     let s = a.open(MEMORY);
-    let gpa = a.put_arg(&invoke_arg(
-        s,
-        memory::CMD_SLOW,
-        vec![value(attr::VALUE_INOUT, 1)],
-    ));
-    let r = a.call_with_arg_raw(gpa);
-    let back = SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, r.regs()[3]]);
-    assert_eq!(b.call(back).regs(), &[u64::from(ret::ERESUME)]);
-    assert_eq!(a.call(back).regs(), &[0]);
+    let (_, r) = a.start_invoke(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 1)]);
+    assert_eq!(b.resume(&r).regs(), &[u64::from(ret::ERESUME)]);
+    assert_eq!(a.resume(&r).regs(), &[0]);
 }

@@ -19,12 +19,7 @@ fn fill_sum(len: u64) -> u64 {
 fn a_slow_command_yields_foreign_intr_each_round_with_its_thread_id_in_a3() {
     let mut g = guest();
     let s = g.open(MEMORY);
-    let gpa = g.put_arg(&invoke_arg(
-        s,
-        memory::CMD_SLOW,
-        vec![value(attr::VALUE_INOUT, 5)],
-    ));
-    let r = g.call_with_arg_raw(gpa);
+    let (gpa, r) = g.start_invoke(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 5)]);
     assert_eq!(r.regs(), &[u64::from(ret::RPC_FOREIGN_INTR), 0, 0, 0]);
     assert_eq!(g.m.usage().calls, 1);
     let r = g.serve(r);
@@ -44,12 +39,7 @@ fn return_from_rpc_for_a_thread_not_waiting_is_eresume() {
     }
     // A finished thread cannot be resumed again.
     let s = g.open(MEMORY);
-    let gpa = g.put_arg(&invoke_arg(
-        s,
-        memory::CMD_SLOW,
-        vec![value(attr::VALUE_INOUT, 1)],
-    ));
-    let r = g.call_with_arg_raw(gpa);
+    let (_, r) = g.start_invoke(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 1)]);
     let back = [r.regs()[1], r.regs()[2], r.regs()[3]];
     assert_eq!(
         g.call(SmcCall::new(abi::RETURN_FROM_RPC, &back)).regs(),
@@ -65,35 +55,19 @@ fn return_from_rpc_for_a_thread_not_waiting_is_eresume() {
 fn parked_calls_are_resumed_by_thread_id_in_any_order() {
     let mut g = guest();
     let s = g.open(MEMORY);
-    let a = g.put_arg(&invoke_arg(
-        s,
-        memory::CMD_SLOW,
-        vec![value(attr::VALUE_INOUT, 1)],
-    ));
-    let b = g.put_arg(&invoke_arg(
-        s,
-        memory::CMD_SLOW,
-        vec![value(attr::VALUE_INOUT, 1)],
-    ));
+    let a = g.put_invoke(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 1)]);
+    let b = g.put_invoke(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 1)]);
     let ra = g.call_with_arg_raw(a);
     let rb = g.call_with_arg_raw(b);
     assert_ne!(ra.regs()[3], rb.regs()[3], "distinct threads");
-    assert_eq!(
-        g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, rb.regs()[3]]))
-            .regs(),
-        &[0]
-    );
+    assert_eq!(g.resume(&rb).regs(), &[0]);
     assert_eq!(g.read_arg(b).header.ret, teec::SUCCESS);
     assert_eq!(
         g.read_arg(a).header.ret,
         0,
         "a is still running: nothing written back yet"
     );
-    assert_eq!(
-        g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, ra.regs()[3]]))
-            .regs(),
-        &[0]
-    );
+    assert_eq!(g.resume(&ra).regs(), &[0]);
     assert_eq!(g.read_arg(a).header.ret, teec::SUCCESS);
 }
 
@@ -118,12 +92,7 @@ fn get_time_is_an_rpc_command_in_a_buffer_allocated_then_freed() {
 fn rpc_alloc_asks_for_a_four_param_argument() {
     let mut g = guest();
     let s = g.open(MEMORY);
-    let gpa = g.put_arg(&invoke_arg(
-        s,
-        memory::CMD_GET_TIME,
-        vec![value(attr::VALUE_OUTPUT, 0)],
-    ));
-    let r = g.call_with_arg_raw(gpa);
+    let (_, r) = g.start_invoke(s, memory::CMD_GET_TIME, vec![value(attr::VALUE_OUTPUT, 0)]);
     assert_eq!(r.regs(), &[u64::from(ret::RPC_ALLOC), 32 + 4 * 32, 0, 0]);
 }
 
@@ -157,12 +126,7 @@ fn with_the_shm_cache_enabled_rpc_buffers_are_kept_and_handed_back_by_disable() 
 fn shm_cache_calls_are_busy_while_a_call_is_parked() {
     let mut g = guest();
     let s = g.open(MEMORY);
-    let gpa = g.put_arg(&invoke_arg(
-        s,
-        memory::CMD_SLOW,
-        vec![value(attr::VALUE_INOUT, 1)],
-    ));
-    let r = g.call_with_arg_raw(gpa);
+    let (_, r) = g.start_invoke(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 1)]);
     assert_eq!(
         g.fast(abi::ENABLE_SHM_CACHE).regs(),
         &[u64::from(ret::EBUSY)]
@@ -258,16 +222,8 @@ fn an_rpc_buffer_cookie_already_in_use_is_refused() {
     assert_eq!(g.fast(abi::ENABLE_SHM_CACHE).a0(), 0);
     let s = g.open(MEMORY);
     // Two calls in flight each need a buffer; the guest answers both with one cookie.
-    let a = g.put_arg(&invoke_arg(
-        s,
-        memory::CMD_GET_TIME,
-        vec![value(attr::VALUE_OUTPUT, 0)],
-    ));
-    let b = g.put_arg(&invoke_arg(
-        s,
-        memory::CMD_GET_TIME,
-        vec![value(attr::VALUE_OUTPUT, 0)],
-    ));
+    let a = g.put_invoke(s, memory::CMD_GET_TIME, vec![value(attr::VALUE_OUTPUT, 0)]);
+    let b = g.put_invoke(s, memory::CMD_GET_TIME, vec![value(attr::VALUE_OUTPUT, 0)]);
     let ra = g.call_with_arg_raw(a);
     let rb = g.call_with_arg_raw(b);
     assert_eq!(
@@ -275,15 +231,9 @@ fn an_rpc_buffer_cookie_already_in_use_is_refused() {
         (u64::from(ret::RPC_ALLOC), u64::from(ret::RPC_ALLOC))
     );
     let (p1, p2) = (g.page(), g.page());
-    let ret_a = g.call(SmcCall::new(
-        abi::RETURN_FROM_RPC,
-        &[0, p1, ra.regs()[3], 0, 0x77],
-    ));
+    let ret_a = g.answer_alloc(&ra, p1, 0x77);
     assert_eq!(ret_a.a0(), u64::from(ret::RPC_CMD));
-    let ret_b = g.call(SmcCall::new(
-        abi::RETURN_FROM_RPC,
-        &[0, p2, rb.regs()[3], 0, 0x77],
-    ));
+    let ret_b = g.answer_alloc(&rb, p2, 0x77);
     assert_eq!(
         ret_b.regs(),
         &[0],
@@ -296,18 +246,14 @@ fn an_rpc_buffer_cookie_already_in_use_is_refused() {
 fn the_guest_changing_an_rpc_argument_cannot_change_what_the_mediator_reads_back() {
     let mut g = guest();
     let s = g.open(MEMORY);
-    let gpa = g.put_arg(&invoke_arg(
+    let page = g.page();
+    let (gpa, r) = g.start_rpc_cmd(
         s,
         memory::CMD_GET_TIME,
         vec![value(attr::VALUE_OUTPUT, 0)],
-    ));
-    let r = g.call_with_arg_raw(gpa);
-    let page = g.page();
-    let r = g.call(SmcCall::new(
-        abi::RETURN_FROM_RPC,
-        &[0, page, r.regs()[3], 0, 0x99],
-    ));
-    assert_eq!(r.a0(), u64::from(ret::RPC_CMD));
+        page,
+        0x99,
+    );
     assert_eq!(
         reg_pair(r.regs()[1], r.regs()[2]),
         0x99,
@@ -320,9 +266,9 @@ fn the_guest_changing_an_rpc_argument_cannot_change_what_the_mediator_reads_back
     arg.header.ret = 0;
     g.mem.write(page, &arg.encode()).unwrap();
     g.mem.write(page + 0x1C, &127u32.to_le_bytes()).unwrap();
-    let r = g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, r.regs()[3]]));
+    let r = g.resume(&r);
     assert_eq!(r.a0(), u64::from(ret::RPC_FREE));
-    let r = g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, r.regs()[3]]));
+    let r = g.resume(&r);
     assert_eq!(r.regs(), &[0]);
     let out = g.read_arg(gpa);
     assert_eq!(
@@ -335,19 +281,15 @@ fn the_guest_changing_an_rpc_argument_cannot_change_what_the_mediator_reads_back
 fn an_rpc_buffer_that_left_guest_ram_fails_the_command() {
     let mut g = guest();
     let s = g.open(MEMORY);
-    let gpa = g.put_arg(&invoke_arg(
+    let (gpa, r) = g.start_rpc_cmd(
         s,
         memory::CMD_GET_TIME,
         vec![value(attr::VALUE_OUTPUT, 0)],
-    ));
-    let r = g.call_with_arg_raw(gpa);
-    let r = g.call(SmcCall::new(
-        abi::RETURN_FROM_RPC,
-        &[0, FRAGILE, r.regs()[3], 0, 0x5],
-    ));
-    assert_eq!(r.a0(), u64::from(ret::RPC_CMD));
+        FRAGILE,
+        0x5,
+    );
     assert!(g.mem.remove_region(FRAGILE));
-    let r = g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, r.regs()[3]]));
+    let r = g.resume(&r);
     // The buffer is unusable: the TEE forgets it instead of freeing it.
     assert_eq!(r.regs(), &[0]);
     assert_eq!(g.read_arg(gpa).header.ret, teec::ERROR_COMMUNICATION);
@@ -409,18 +351,14 @@ fn rpc_data_pages_are_checked_like_any_page_list() {
     // SHM_ALLOC answered with a page list naming a hole.
     let mut g = guest();
     let s = g.open(MEMORY);
-    let gpa = g.put_arg(&invoke_arg(
+    let page = g.page();
+    let (_, r) = g.start_rpc_cmd(
         s,
         memory::CMD_FILL_RPC_SHM,
         vec![value(attr::VALUE_INOUT, 64)],
-    ));
-    let r = g.call_with_arg_raw(gpa);
-    let page = g.page();
-    let r = g.call(SmcCall::new(
-        abi::RETURN_FROM_RPC,
-        &[0, page, r.regs()[3], 0, 0x42],
-    ));
-    assert_eq!(r.a0(), u64::from(ret::RPC_CMD));
+        page,
+        0x42,
+    );
     let mut arg = MsgArg::read(&g.mem, page).unwrap();
     assert_eq!(arg.header.cmd, rpc_cmd::SHM_ALLOC);
     let list = g.page();
@@ -428,7 +366,7 @@ fn rpc_data_pages_are_checked_like_any_page_list() {
     arg.params[0] = MsgParam::new(attr::TMEM_OUTPUT | attr::NONCONTIG, list, 4096, 0x5150);
     arg.header.ret = 0;
     g.mem.write(page, &arg.encode()).unwrap();
-    let r = g.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, r.regs()[3]]));
+    let r = g.resume(&r);
     assert_eq!(r.a0(), u64::from(ret::RPC_CMD), "the TEE asks to free it");
     let free = MsgArg::read(&g.mem, page).unwrap();
     assert_eq!(

@@ -117,9 +117,7 @@ fn an_argument_of_127_params_is_accepted() {
 fn the_argument_is_read_once_so_changes_during_a_call_are_ignored() {
     let mut g = guest();
     let s = g.open(MEMORY);
-    let arg = invoke_arg(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 3)]);
-    let gpa = g.put_arg(&arg);
-    let r = g.call_with_arg_raw(gpa);
+    let (gpa, r) = g.start_invoke(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 3)]);
     assert_eq!(r.a0(), u64::from(ret::RPC_FOREIGN_INTR));
     // The guest rewrites its argument while the call is parked.
     let mut evil = invoke_arg(
@@ -207,8 +205,7 @@ fn an_argument_that_left_guest_ram_during_the_call_is_ebadaddr() {
 // ---- parameters ----
 
 fn invoke_ret(g: &mut Guest, s: u32, func: u32, params: Vec<MsgParam>) -> (u32, u32) {
-    let out = g.invoke(s, func, params);
-    (out.header.ret, out.header.ret_origin)
+    outcome(&g.invoke(s, func, params))
 }
 
 const REFUSED: (u32, u32) = (teec::ERROR_BAD_PARAMETERS, teec::ORIGIN_COMMS);
@@ -280,15 +277,7 @@ fn contiguous_temporary_memory_is_bad_parameters() {
     let s = g.open(MEMORY);
     let page = g.page();
     let p = MsgParam::new(attr::TMEM_INOUT, page, 16, 1);
-    assert_eq!(
-        invoke_ret(
-            &mut g,
-            s,
-            memory::CMD_REVERSE,
-            vec![p, value(attr::VALUE_OUTPUT, 0)]
-        ),
-        REFUSED
-    );
+    assert_eq!(outcome(&g.reverse(s, p)), REFUSED);
 }
 
 #[test]
@@ -316,15 +305,7 @@ fn registered_memory_of_an_unknown_cookie_is_bad_parameters() {
     let mut g = guest();
     let s = g.open(MEMORY);
     let p = MsgParam::new(attr::RMEM_INOUT, 0, 16, 0x1234);
-    assert_eq!(
-        invoke_ret(
-            &mut g,
-            s,
-            memory::CMD_REVERSE,
-            vec![p, value(attr::VALUE_OUTPUT, 0)]
-        ),
-        REFUSED
-    );
+    assert_eq!(outcome(&g.reverse(s, p)), REFUSED);
 }
 
 #[test]
@@ -341,16 +322,7 @@ fn registered_memory_outside_its_buffer_is_bad_parameters() {
         (1, u64::MAX),
     ] {
         let p = MsgParam::new(attr::RMEM_INOUT, offs, size, cookie);
-        assert_eq!(
-            invoke_ret(
-                &mut g,
-                s,
-                memory::CMD_REVERSE,
-                vec![p, value(attr::VALUE_OUTPUT, 0)]
-            ),
-            REFUSED,
-            "{offs:#x}+{size:#x}"
-        );
+        assert_eq!(outcome(&g.reverse(s, p)), REFUSED, "{offs:#x}+{size:#x}");
     }
 }
 
@@ -412,37 +384,13 @@ fn a_temporary_page_list_with_a_hole_is_bad_parameters() {
     let (mut p, pages) = g.tmem(attr::TMEM_INOUT, &pattern(0x3000), 0);
     let list = p.a & !0xfff;
     g.mem.write(list + 8, &HOLE.to_le_bytes()).unwrap();
-    assert_eq!(
-        invoke_ret(
-            &mut g,
-            s,
-            memory::CMD_REVERSE,
-            vec![p, value(attr::VALUE_OUTPUT, 0)]
-        ),
-        REFUSED
-    );
+    assert_eq!(outcome(&g.reverse(s, p)), REFUSED);
     g.mem
         .write(list + 8, &(pages[1] + 0x10).to_le_bytes())
         .unwrap();
-    assert_eq!(
-        invoke_ret(
-            &mut g,
-            s,
-            memory::CMD_REVERSE,
-            vec![p, value(attr::VALUE_OUTPUT, 0)]
-        ),
-        REFUSED
-    );
+    assert_eq!(outcome(&g.reverse(s, p)), REFUSED);
     p.a = HOLE;
-    assert_eq!(
-        invoke_ret(
-            &mut g,
-            s,
-            memory::CMD_REVERSE,
-            vec![p, value(attr::VALUE_OUTPUT, 0)]
-        ),
-        REFUSED
-    );
+    assert_eq!(outcome(&g.reverse(s, p)), REFUSED);
     assert_eq!(g.m.usage().buffers, 0, "nothing held after a refusal");
 }
 
@@ -460,20 +408,12 @@ fn a_page_list_that_loops_on_itself_ends_at_the_buffer_size() {
     raw.extend_from_slice(&list.to_le_bytes());
     g.mem.write(list, &raw).unwrap();
     let p = MsgParam::new(attr::TMEM_INOUT | attr::NONCONTIG, list, 129 * PAGE_SIZE, 7);
-    let out = g.invoke(
-        s,
-        memory::CMD_REVERSE,
-        vec![p, value(attr::VALUE_OUTPUT, 0)],
-    );
+    let out = g.reverse(s, p);
     assert_eq!(out.header.ret, teec::SUCCESS);
     let p = MsgParam::new(attr::TMEM_INOUT | attr::NONCONTIG, list, 1 << 40, 7);
-    let out = g.invoke(
-        s,
-        memory::CMD_REVERSE,
-        vec![p, value(attr::VALUE_OUTPUT, 0)],
-    );
+    let out = g.reverse(s, p);
     assert_eq!(
-        (out.header.ret, out.header.ret_origin),
+        outcome(&out),
         (teec::ERROR_OUT_OF_MEMORY, teec::ORIGIN_COMMS)
     );
 }
@@ -611,11 +551,7 @@ fn memory_ta_reverses_a_temporary_buffer_spanning_noncontiguous_pages() {
         pages.windows(2).all(|w| w[1] != w[0] + PAGE_SIZE),
         "pages are not contiguous"
     );
-    let out = g.invoke(
-        s,
-        memory::CMD_REVERSE,
-        vec![p, value(attr::VALUE_OUTPUT, 0)],
-    );
+    let out = g.reverse(s, p);
     assert_eq!(out.header.ret, teec::SUCCESS);
     let want = reversed(&data);
     assert_eq!(g.read_scattered(&pages, 0xF80, data.len()), want);
@@ -635,14 +571,7 @@ fn memory_ta_reverses_part_of_a_registered_buffer() {
     let data = pattern(0x5000);
     let (cookie, pages, r) = g.register(&data, 0x123);
     assert_eq!(r, teec::SUCCESS);
-    let out = g.invoke(
-        s,
-        memory::CMD_REVERSE,
-        vec![
-            MsgParam::new(attr::RMEM_INOUT, 0x1800, 0x2000, cookie),
-            value(attr::VALUE_OUTPUT, 0),
-        ],
-    );
+    let out = g.reverse(s, MsgParam::new(attr::RMEM_INOUT, 0x1800, 0x2000, cookie));
     assert_eq!(out.header.ret, teec::SUCCESS);
     let mut want = data.clone();
     want[0x1800..0x3800].reverse();
@@ -717,15 +646,7 @@ fn memory_ta_refuses_wrong_types_and_unknown_commands() {
     }
     // A NULL memref where the TA needs memory.
     assert_eq!(
-        invoke_ret(
-            &mut g,
-            s,
-            memory::CMD_REVERSE,
-            vec![
-                MsgParam::new(attr::TMEM_INOUT, 0, 0, 0),
-                value(attr::VALUE_OUTPUT, 0)
-            ]
-        ),
+        outcome(&g.reverse(s, MsgParam::new(attr::TMEM_INOUT, 0, 0, 0))),
         bad
     );
     assert_eq!(

@@ -145,6 +145,73 @@ impl<B: Backend> Guest<B> {
         gpa
     }
 
+    /// Writes an INVOKE_COMMAND argument in a fresh page.
+    pub fn put_invoke(&mut self, session: u32, func: u32, params: Vec<MsgParam>) -> u64 {
+        self.put_arg(&invoke_arg(session, func, params))
+    }
+
+    /// Starts an INVOKE_COMMAND without serving RPCs: the argument's
+    /// address and the first result.
+    pub fn start_invoke(
+        &mut self,
+        session: u32,
+        func: u32,
+        params: Vec<MsgParam>,
+    ) -> (u64, SmcResult) {
+        let gpa = self.put_invoke(session, func, params);
+        let r = self.call_with_arg_raw(gpa);
+        (gpa, r)
+    }
+
+    /// RETURN_FROM_RPC of the thread the RPC return `r` names (a3), a1 and
+    /// a2 zero.
+    pub fn resume(&mut self, r: &SmcResult) -> SmcResult {
+        self.call(SmcCall::new(abi::RETURN_FROM_RPC, &[0, 0, r.regs()[3]]))
+    }
+
+    /// Answers the RPC_ALLOC `r` with the buffer at `pa` and `cookie`.
+    pub fn answer_alloc(&mut self, r: &SmcResult, pa: u64, cookie: u64) -> SmcResult {
+        let (ph, pl) = split_pair(pa);
+        let (ch, cl) = split_pair(cookie);
+        self.call(SmcCall::new(
+            abi::RETURN_FROM_RPC,
+            &[
+                u64::from(ph),
+                u64::from(pl),
+                r.regs()[3],
+                u64::from(ch),
+                u64::from(cl),
+            ],
+        ))
+    }
+
+    /// Starts an INVOKE_COMMAND whose first RPC (ALLOC) is answered with the
+    /// buffer at `pa` and `cookie`, and checks that the TEE then sends an
+    /// RPC command in it: the argument's address and that RPC_CMD result.
+    pub fn start_rpc_cmd(
+        &mut self,
+        session: u32,
+        func: u32,
+        params: Vec<MsgParam>,
+        pa: u64,
+        cookie: u64,
+    ) -> (u64, SmcResult) {
+        let (gpa, r) = self.start_invoke(session, func, params);
+        let r = self.answer_alloc(&r, pa, cookie);
+        assert_eq!(r.a0(), u64::from(ret::RPC_CMD));
+        (gpa, r)
+    }
+
+    /// INVOKE of the memory TA's CMD_REVERSE on the memref `mem`, with the
+    /// checksum and length output value after it.
+    pub fn reverse(&mut self, session: u32, mem: MsgParam) -> MsgArg {
+        self.invoke(
+            session,
+            ta::memory::CMD_REVERSE,
+            vec![mem, value(attr::VALUE_OUTPUT, 0)],
+        )
+    }
+
     pub fn read_arg(&self, gpa: u64) -> MsgArg {
         MsgArg::read(&self.mem, gpa).expect("argument readable")
     }
@@ -387,6 +454,11 @@ pub fn invoke_arg(session: u32, func: u32, params: Vec<MsgParam>) -> MsgArg {
     arg.header.session = session;
     arg.header.func = func;
     arg
+}
+
+/// (ret, ret_origin) of a finished call.
+pub fn outcome(out: &MsgArg) -> (u32, u32) {
+    (out.header.ret, out.header.ret_origin)
 }
 
 pub fn value(attr_type: u64, a: u64) -> MsgParam {
