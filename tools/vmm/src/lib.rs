@@ -3,7 +3,7 @@
 //! KVM's SMCCC filter (FWD_TO_USER) and the optee-mediator library.
 //!
 //! The pure parts (command line, memory layout, device tree, call counts,
-//! console line buffering)
+//! console line buffering, how a run ends and its exit status)
 //! build and are tested on any host; the machine itself ([`vm`]) is
 //! aarch64 only.
 
@@ -13,6 +13,7 @@ pub mod args;
 pub mod console;
 pub mod fdt;
 pub mod layout;
+pub mod outcome;
 pub mod stats;
 #[cfg(target_arch = "aarch64")]
 pub mod vm;

@@ -8,36 +8,46 @@ use clap::Parser;
 
 use tosfwd_vmm::args::Args;
 #[cfg(target_arch = "aarch64")]
+use tosfwd_vmm::outcome::{exit_status, EXIT_ERROR};
+#[cfg(target_arch = "aarch64")]
 use tosfwd_vmm::vm;
 
+/// Runs the guest; once every vCPU thread has stopped and been joined and
+/// the mediator torn down, reports (once) and gives the exit status: 0 for
+/// a power-off, 2 for a reset, 1 for an error.
 #[cfg(target_arch = "aarch64")]
 fn run(args: &Args) -> ExitCode {
-    match vm::run(args) {
-        Ok(r) => {
-            let how = match r.stop {
-                vm::Stop::PowerOff => "powered off".to_string(),
-                vm::Stop::Reset => "reset (a panic with panic=-1?)".to_string(),
-                vm::Stop::Event(t) => format!("stopped with system event {t}"),
-            };
+    let r = match vm::run(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tosfwd-vmm: error: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    let status = exit_status(r.end.as_ref().map(|(stop, _)| *stop));
+    match &r.end {
+        Ok((stop, vcpu)) => {
             eprintln!(
-                "tosfwd-vmm: guest {how} (vCPU {}) after {:.2} s wall, {} vCPU(s), conduit {}",
-                r.vcpu,
+                "tosfwd-vmm: guest {} (vCPU {vcpu}) after {:.2} s wall, {} vCPU(s), conduit {}",
+                stop.describe(),
                 r.wall.as_secs_f64(),
                 args.vcpus,
                 args.conduit.method()
             );
             eprintln!("tosfwd-vmm: {}", r.calls.summary());
-            if r.stop == vm::Stop::PowerOff {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(2)
-            }
         }
         Err(e) => {
+            eprintln!(
+                "tosfwd-vmm: run ended after {:.2} s wall, {} vCPU(s), conduit {}",
+                r.wall.as_secs_f64(),
+                args.vcpus,
+                args.conduit.method()
+            );
+            eprintln!("tosfwd-vmm: {}", r.calls.summary());
             eprintln!("tosfwd-vmm: error: {e}");
-            ExitCode::FAILURE
         }
     }
+    ExitCode::from(status)
 }
 
 #[cfg(not(target_arch = "aarch64"))]

@@ -5,8 +5,11 @@
 
 use std::fs::File;
 use std::io::{self, Stdout};
+use std::os::unix::thread::JoinHandleExt;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{mpsc, Arc, Mutex, PoisonError, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,6 +38,7 @@ use crate::args::Args;
 use crate::console::LineOut;
 use crate::fdt::{self, FdtConfig};
 use crate::layout::{self, LayoutError};
+use crate::outcome::{Ending, VcpuEnd};
 use crate::stats::CallCounts;
 
 /// Why the VM could not be built or run.
@@ -148,6 +152,17 @@ pub enum Error {
     /// Every vCPU thread ended without a result.
     #[error("every vCPU thread ended without stopping the guest")]
     VcpusGone,
+    /// A vCPU thread panicked.
+    #[error("vCPU {0}: its thread panicked")]
+    VcpuPanic(usize),
+    /// A vCPU thread did not leave KVM_RUN when kicked.
+    #[error("vCPU {vcpu}: its thread did not stop within {secs} s of being kicked")]
+    VcpuStuck {
+        /// vCPU.
+        vcpu: usize,
+        /// How long it was kicked for.
+        secs: u64,
+    },
 }
 
 fn kvm_err(what: impl Into<String>) -> impl FnOnce(kvm_ioctls::Error) -> Error {
@@ -155,25 +170,14 @@ fn kvm_err(what: impl Into<String>) -> impl FnOnce(kvm_ioctls::Error) -> Error {
     move |err| Error::Kvm { what, err }
 }
 
-/// How the guest stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// PSCI SYSTEM_OFF.
-    PowerOff,
-    /// PSCI SYSTEM_RESET (the guest rebooted, e.g. after a panic with panic=-1).
-    Reset,
-    /// Another system event.
-    Event(u32),
-}
+pub use crate::outcome::Stop;
 
-/// What a run reports.
+/// What a run reports once every vCPU thread has stopped.
 #[derive(Debug)]
 pub struct Report {
-    /// How the guest stopped.
-    pub stop: Stop,
-    /// Which vCPU saw it.
-    pub vcpu: usize,
-    /// Wall time from VM creation to the stop.
+    /// How the guest stopped and which vCPU saw it, or why the run failed.
+    pub end: Result<(Stop, usize), Error>,
+    /// Wall time from VM creation to the stop (or the failure).
     pub wall: Duration,
     /// Forwarded calls.
     pub calls: CallCounts,
@@ -203,6 +207,8 @@ struct Machine {
     serial: Mutex<Serial<IrqFd, vm_superio::serial::NoEvents, LineOut<Stdout>>>,
     forwarder: Mutex<Forwarder>,
     stray_mmio: Mutex<u32>,
+    /// Set once the run has ended: every vCPU thread leaves its loop.
+    stopping: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -256,8 +262,13 @@ impl Machine {
         adapter::write_result(vcpu, &result).map_err(|err| Error::Adapter { vcpu: id, err })
     }
 
-    fn vcpu_loop(&self, id: usize, mut vcpu: VcpuFd) -> Result<Stop, Error> {
+    /// Runs one vCPU until the guest stops, it fails, or the run ends
+    /// ([`Machine::stopping`], with a kick out of KVM_RUN).
+    fn vcpu_loop(&self, id: usize, vcpu: &mut VcpuFd) -> VcpuEnd<Error> {
         loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                return VcpuEnd::Kicked;
+            }
             let hypercall = match vcpu.run() {
                 Ok(VcpuExit::MmioRead(addr, data)) => {
                     self.mmio_read(addr, data);
@@ -270,7 +281,7 @@ impl Machine {
                 // `longmode` is the low half of the exit's `flags` union.
                 Ok(VcpuExit::Hypercall(h)) => Some((h.nr, u64::from(h.longmode))),
                 Ok(VcpuExit::SystemEvent(t, _)) => {
-                    return Ok(match t {
+                    return VcpuEnd::Stopped(match t {
                         KVM_SYSTEM_EVENT_SHUTDOWN => Stop::PowerOff,
                         KVM_SYSTEM_EVENT_RESET => Stop::Reset,
                         other => Stop::Event(other),
@@ -278,23 +289,114 @@ impl Machine {
                 }
                 Ok(VcpuExit::Intr) => None,
                 Ok(other) => {
-                    return Err(Error::UnexpectedExit {
+                    return VcpuEnd::Failed(Error::UnexpectedExit {
                         vcpu: id,
                         exit: format!("{other:?}"),
                     })
                 }
+                // A kick (or immediate_exit): the loop's top decides.
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
                 Err(err) => {
-                    return Err(Error::Kvm {
+                    return VcpuEnd::Failed(Error::Kvm {
                         what: format!("KVM_RUN on vCPU {id}"),
                         err,
                     })
                 }
             };
             if let Some((nr, flags)) = hypercall {
-                self.forward(id, &vcpu, nr, flags)?;
+                if let Err(e) = self.forward(id, vcpu, nr, flags) {
+                    return VcpuEnd::Failed(e);
+                }
             }
         }
+    }
+}
+
+/// The signal that kicks a vCPU thread out of KVM_RUN.
+fn kick_signal() -> libc::c_int {
+    libc::SIGRTMIN()
+}
+
+/// The kick's handler: nothing to do, the signal only interrupts KVM_RUN.
+extern "C" fn on_kick(_sig: libc::c_int) {}
+
+/// Installs the kick's handler, without SA_RESTART so that KVM_RUN
+/// returns EINTR.
+fn install_kick_handler() -> Result<(), Error> {
+    let host = |err| Error::Host {
+        what: "the handler of the vCPU kick signal",
+        err,
+    };
+    // SAFETY: sigaction is a plain C struct for which all zeroes is valid
+    // (no handler, no flags, an empty mask).
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = on_kick as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    sa.sa_flags = 0;
+    // SAFETY: `sa.sa_mask` is a valid, writable sigset_t.
+    if unsafe { libc::sigemptyset(&mut sa.sa_mask) } != 0 {
+        return Err(host(io::Error::last_os_error()));
+    }
+    // SAFETY: `sa` is fully initialised and its handler is async-signal-safe
+    // (it does nothing); the old action is not asked for.
+    if unsafe { libc::sigaction(kick_signal(), &sa, std::ptr::null_mut()) } != 0 {
+        return Err(host(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Unblocks the kick signal in the calling thread (threads inherit their
+/// creator's mask, which someone may have changed).
+fn unblock_kick_signal() {
+    // SAFETY: all zeroes is a valid sigset_t, initialised by sigemptyset
+    // before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t; pthread_sigmask only changes this
+    // thread's mask, and the old mask is not asked for.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, kick_signal());
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// A running vCPU thread. The thread hands its `VcpuFd` back when it ends
+/// instead of dropping it, so `immediate_exit` (in the vCPU's kvm_run
+/// mapping, which the `VcpuFd` owns) stays valid until the join.
+struct VcpuThread {
+    handle: thread::JoinHandle<VcpuFd>,
+    immediate_exit: *mut u8,
+    reported: bool,
+}
+
+impl VcpuThread {
+    /// Kicks the thread out of KVM_RUN: `immediate_exit` makes a KVM_RUN
+    /// it is about to enter return at once, the signal interrupts the one
+    /// it is in (both return EINTR).
+    fn kick(&self) {
+        // SAFETY: `immediate_exit` points into this vCPU's kvm_run mapping,
+        // which lives as long as its `VcpuFd`; the thread returns that
+        // through `handle`, not joined yet, so it is alive. AtomicU8 has
+        // u8's size and alignment, and the byte is only read elsewhere (by
+        // KVM on KVM_RUN entry).
+        unsafe { AtomicU8::from_ptr(self.immediate_exit) }.store(1, Ordering::SeqCst);
+        // SAFETY: the thread is not joined yet (`handle` is borrowed), so its
+        // pthread_t is valid; a thread that already finished only makes
+        // pthread_kill fail, which is harmless: it has nothing to leave.
+        unsafe { libc::pthread_kill(self.handle.as_pthread_t(), kick_signal()) };
+    }
+}
+
+/// How long the vCPU threads get to stop once kicked, and how often the
+/// kick is repeated meanwhile.
+const KICK_TIMEOUT: Duration = Duration::from_secs(5);
+const KICK_RETRY: Duration = Duration::from_millis(20);
+
+/// A lock that a stuck vCPU thread may hold: None rather than waiting.
+fn try_lock<T>(m: &Mutex<T>) -> Option<std::sync::MutexGuard<'_, T>> {
+    match m.try_lock() {
+        Ok(g) => Some(g),
+        Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
     }
 }
 
@@ -438,8 +540,9 @@ pub fn run(args: &Args) -> Result<Report, Error> {
         userspace_addr: host as u64,
     };
     // SAFETY: the region is the whole of `mem`'s single anonymous mapping,
-    // which lives in the `Machine` until the process ends, so KVM never
-    // sees it unmapped.
+    // which lives in the `Machine`; that is dropped only after the VM's fd
+    // (at the end of this function, or never while a stuck vCPU thread
+    // holds it), so KVM never sees the region unmapped.
     unsafe { vm.set_user_memory_region(region) }.map_err(kvm_err("KVM_SET_USER_MEMORY_REGION"))?;
 
     let mut init = kvm_vcpu_init::default();
@@ -534,36 +637,125 @@ pub fn run(args: &Args) -> Result<Report, Error> {
             calls: CallCounts::default(),
         }),
         stray_mmio: Mutex::new(0),
+        stopping: AtomicBool::new(false),
     });
 
+    install_kick_handler()?;
     let (tx, rx) = mpsc::channel();
-    for (id, vcpu) in vcpus.into_iter().enumerate() {
+    let mut ending = Ending::default();
+    let mut threads = Vec::new();
+    for (id, mut vcpu) in vcpus.into_iter().enumerate() {
+        let immediate_exit = std::ptr::addr_of_mut!(vcpu.get_kvm_run().immediate_exit);
         let m = Arc::clone(&machine);
         let tx = tx.clone();
-        thread::Builder::new()
+        let spawned = thread::Builder::new()
             .name(format!("vcpu{id}"))
             .spawn(move || {
-                let r = m.vcpu_loop(id, vcpu);
-                let _ = tx.send((id, r));
-            })
-            .map_err(|err| Error::Host {
-                what: "a vCPU thread",
-                err,
-            })?;
+                unblock_kick_signal();
+                let end = panic::catch_unwind(AssertUnwindSafe(|| m.vcpu_loop(id, &mut vcpu)))
+                    .unwrap_or(VcpuEnd::Failed(Error::VcpuPanic(id)));
+                let _ = tx.send((id, end));
+                vcpu
+            });
+        match spawned {
+            Ok(handle) => threads.push(VcpuThread {
+                handle,
+                immediate_exit,
+                reported: false,
+            }),
+            Err(err) => {
+                ending.record(
+                    id,
+                    VcpuEnd::Failed(Error::Host {
+                        what: "a vCPU thread",
+                        err,
+                    }),
+                );
+                break;
+            }
+        }
     }
     drop(tx);
-    // The first vCPU to stop ends the run; the others stay in KVM_RUN
-    // (KVM parks them on a system event) and end with the process.
-    let (vcpu, result) = rx.recv().map_err(|_| Error::VcpusGone)?;
+
+    // The first vCPU thread to stop the guest or fail ends the run.
+    while !ending.is_decided() {
+        let Ok((id, end)) = rx.recv() else { break };
+        if let Some(t) = threads.get_mut(id) {
+            t.reported = true;
+        }
+        ending.record(id, end);
+    }
     let wall = start.elapsed();
-    lock(&machine.serial).writer_mut().drain();
-    let stop = result?;
-    let mut f = lock(&machine.forwarder);
-    f.mediator.teardown();
-    Ok(Report {
-        stop,
-        vcpu,
-        wall,
-        calls: f.calls.clone(),
-    })
+
+    // Every other vCPU thread is kicked out of KVM_RUN (again until it
+    // answers: a kick may land just before a KVM_RUN it then misses)...
+    machine.stopping.store(true, Ordering::SeqCst);
+    let deadline = Instant::now() + KICK_TIMEOUT;
+    loop {
+        let mut pending = threads.iter().enumerate().filter(|(_, t)| !t.reported);
+        let Some((first, _)) = pending.next() else {
+            break;
+        };
+        if Instant::now() >= deadline {
+            ending.record(
+                first,
+                VcpuEnd::Failed(Error::VcpuStuck {
+                    vcpu: first,
+                    secs: KICK_TIMEOUT.as_secs(),
+                }),
+            );
+            break;
+        }
+        for t in threads.iter().filter(|t| !t.reported) {
+            t.kick();
+        }
+        match rx.recv_timeout(KICK_RETRY) {
+            Ok((id, end)) => {
+                if let Some(t) = threads.get_mut(id) {
+                    t.reported = true;
+                }
+                ending.record(id, end);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            // Every thread has ended: the join below says how.
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                for t in &mut threads {
+                    t.reported = true;
+                }
+            }
+        }
+    }
+    // ... and joined (a stuck one is left to end with the process).
+    for (id, t) in threads.into_iter().enumerate() {
+        if !t.reported {
+            continue;
+        }
+        match t.handle.join() {
+            Ok(vcpu) => drop(vcpu),
+            Err(_) => {
+                ending.record(id, VcpuEnd::Failed(Error::VcpuPanic(id)));
+            }
+        }
+    }
+
+    if let Some(mut serial) = try_lock(&machine.serial) {
+        serial.writer_mut().drain();
+    }
+    // The TEE learns the VM is gone; the counts are final.
+    let calls = match try_lock(&machine.forwarder) {
+        Some(mut f) => {
+            f.mediator.teardown();
+            f.calls.clone()
+        }
+        None => CallCounts::default(),
+    };
+    let end = match ending.into_outcome() {
+        Some((vcpu, r)) => r.map(|stop| (stop, vcpu)),
+        None => Err(Error::VcpusGone),
+    };
+    // The VM goes before the guest RAM it maps.
+    drop(_gic);
+    drop(vm);
+    drop(machine);
+    Ok(Report { end, wall, calls })
 }
