@@ -11,10 +11,7 @@ use kvm_bindings::{
     KVM_SYSTEM_EVENT_SHUTDOWN,
 };
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
-use smccc::kvm::{
-    FilterAction, KvmSmcccFilter, KVM_ARM_VM_SMCCC_CTRL, KVM_ARM_VM_SMCCC_FILTER,
-    KVM_HYPERCALL_EXIT_SMC, KVM_VM_TYPE_ARM_PROTECTED,
-};
+use smccc::kvm::{FilterAction, KvmSmcccFilter, KVM_HYPERCALL_EXIT_SMC, KVM_VM_TYPE_ARM_PROTECTED};
 use smccc::{Conduit, FunctionId, FunctionRange};
 
 /// Guest physical address of the memslot holding the guest code.
@@ -102,20 +99,17 @@ pub fn create_vm(kvm: &Kvm) -> Result<VmFd> {
         .map_err(|err| Error::CreateVm { vm_type: 0, err })
 }
 
-/// The device attribute of the SMCCC filter group with attribute number
-/// `attr`, carrying `filter` (or nothing, for KVM_HAS_DEVICE_ATTR).
-pub fn smccc_ctrl_attr(attr: u64, filter: Option<&KvmSmcccFilter>) -> kvm_device_attr {
-    kvm_device_attr {
-        group: KVM_ARM_VM_SMCCC_CTRL,
-        attr,
-        addr: filter.map_or(0, |f| f as *const KvmSmcccFilter as u64),
-        flags: 0,
-    }
-}
+/// The attribute that installs an SMCCC filter range (the project's one
+/// definition, in smccc).
+pub use smccc::kvm::filter_attr as smccc_filter_attr;
 
-/// The attribute that installs an SMCCC filter range.
-pub fn smccc_filter_attr(filter: Option<&KvmSmcccFilter>) -> kvm_device_attr {
-    smccc_ctrl_attr(KVM_ARM_VM_SMCCC_FILTER, filter)
+/// The SMCCC filter group's attribute number `attr` (for probing attributes
+/// KVM does not have).
+pub fn smccc_ctrl_attr(attr: u64) -> kvm_device_attr {
+    kvm_device_attr {
+        attr,
+        ..smccc_filter_attr(None)
+    }
 }
 
 /// A named core register of an arm64 vCPU (the project's one definition).

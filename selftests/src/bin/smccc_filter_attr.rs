@@ -42,7 +42,7 @@ fn main() -> ExitCode {
         }
     });
     k.run("vm_rejects_unknown_smccc_ctrl_attr", || {
-        match vm.has_device_attr(&kvm::smccc_ctrl_attr(1, None)) {
+        match vm.has_device_attr(&kvm::smccc_ctrl_attr(1)) {
             Err(e) if e.errno() == libc::ENXIO => Outcome::Pass,
             Err(e) => Outcome::Fail(format!("attribute 1: {e}, want ENXIO")),
             Ok(()) => Outcome::Fail("attribute 1 reported as supported, want ENXIO".into()),

@@ -6,7 +6,7 @@
 use crate::range::FunctionRange;
 
 #[cfg(target_arch = "aarch64")]
-pub use regs::CoreReg;
+pub use regs::{filter_attr, CoreReg};
 
 /// VM device attribute group of the SMCCC filter (`KVM_ARM_VM_SMCCC_CTRL`).
 pub const KVM_ARM_VM_SMCCC_CTRL: u32 = 0;
@@ -109,6 +109,18 @@ mod regs {
                 CoreReg::Pstate => base + offset_of!(user_pt_regs, pstate),
             };
             KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE as u64 | (off / 4) as u64
+        }
+    }
+
+    /// The VM device attribute of the SMCCC filter: with `filter` for
+    /// KVM_SET_DEVICE_ATTR, without for KVM_HAS_DEVICE_ATTR. The pointer in
+    /// `addr` is only valid while `filter` is borrowed.
+    pub fn filter_attr(filter: Option<&super::KvmSmcccFilter>) -> kvm_bindings::kvm_device_attr {
+        kvm_bindings::kvm_device_attr {
+            group: super::KVM_ARM_VM_SMCCC_CTRL,
+            attr: super::KVM_ARM_VM_SMCCC_FILTER,
+            addr: filter.map_or(0, |f| f as *const super::KvmSmcccFilter as u64),
+            flags: 0,
         }
     }
 

@@ -28,7 +28,7 @@ use optee_mediator::kvm::{self as adapter, AdapterError};
 use optee_mediator::{
     kvm_filters, ClientId, Mediator, MediatorError, Policy, TaFilter, UserTee, UteeConfig,
 };
-use smccc::kvm::{CoreReg, KvmSmcccFilter, KVM_ARM_VM_SMCCC_CTRL, KVM_ARM_VM_SMCCC_FILTER};
+use smccc::kvm::{filter_attr, CoreReg};
 use smccc::FunctionId;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use vm_superio::{Serial, Trigger};
@@ -426,22 +426,14 @@ fn mpidr(vcpu: &VcpuFd, id: usize) -> Result<u64, Error> {
 }
 
 fn install_filters(vm: &VmFd) -> Result<(), Error> {
-    let probe = kvm_device_attr {
-        group: KVM_ARM_VM_SMCCC_CTRL,
-        attr: KVM_ARM_VM_SMCCC_FILTER,
-        addr: 0,
-        flags: 0,
-    };
-    vm.has_device_attr(&probe).map_err(Error::NoSmcccFilter)?;
+    vm.has_device_attr(&filter_attr(None))
+        .map_err(Error::NoSmcccFilter)?;
     for f in kvm_filters() {
-        let attr = kvm_device_attr {
-            addr: &f as *const KvmSmcccFilter as u64,
-            ..probe
-        };
-        vm.set_device_attr(&attr).map_err(kvm_err(format!(
-            "installing the SMCCC filter {:#x}+{:#x} (FWD_TO_USER)",
-            f.base, f.nr_functions
-        )))?;
+        vm.set_device_attr(&filter_attr(Some(&f)))
+            .map_err(kvm_err(format!(
+                "installing the SMCCC filter {:#x}+{:#x} (FWD_TO_USER)",
+                f.base, f.nr_functions
+            )))?;
     }
     Ok(())
 }
