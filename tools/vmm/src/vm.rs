@@ -4,7 +4,7 @@
 //! OS SMCCC ranges forwarded to userspace and answered by the mediator.
 
 use std::fs::File;
-use std::io::{self, Stdout};
+use std::io::{self, Read, Seek, Stdout};
 use std::os::unix::thread::JoinHandleExt;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -37,7 +37,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use crate::args::Args;
 use crate::console::LineOut;
 use crate::fdt::{self, FdtConfig};
-use crate::layout::{self, LayoutError};
+use crate::layout::{self, ImageError, KernelImage, LayoutError};
 use crate::outcome::{Ending, VcpuEnd};
 use crate::stats::CallCounts;
 
@@ -96,18 +96,13 @@ pub enum Error {
         /// Why.
         err: linux_loader::loader::Error,
     },
-    /// The kernel image reaches where the initrd may go.
-    #[error(
-        "the kernel '{}' ends at {end:#x}, beyond the {limit:#x} the memory layout keeps for it",
-        path.display()
-    )]
-    KernelTooLarge {
+    /// The kernel file is not an arm64 Image.
+    #[error("the kernel '{}' is not an arm64 Image: {err}", path.display())]
+    KernelImage {
         /// Its path.
         path: PathBuf,
-        /// Where it ends.
-        end: u64,
-        /// Where it must end.
-        limit: u64,
+        /// Why.
+        err: ImageError,
     },
     /// Writing into guest RAM failed.
     #[error("cannot write the {what} into guest RAM at {addr:#x}: {err}")]
@@ -408,6 +403,27 @@ fn read_file(what: &'static str, path: &Path) -> Result<Vec<u8>, Error> {
     })
 }
 
+/// The arm64 Image header of the kernel file: where it goes and how much
+/// RAM it needs (its bss included), before anything is placed.
+fn read_image_header(file: &mut File, path: &Path) -> Result<KernelImage, Error> {
+    let read_err = |err| Error::ReadFile {
+        what: "kernel image",
+        path: path.to_owned(),
+        err,
+    };
+    let size = file.metadata().map_err(read_err)?.len();
+    let mut header = Vec::with_capacity(layout::IMAGE_HEADER_SIZE);
+    file.by_ref()
+        .take(layout::IMAGE_HEADER_SIZE as u64)
+        .read_to_end(&mut header)
+        .map_err(read_err)?;
+    file.rewind().map_err(read_err)?;
+    layout::parse_image_header(&header, size).map_err(|err| Error::KernelImage {
+        path: path.to_owned(),
+        err,
+    })
+}
+
 fn set_reg(vcpu: &VcpuFd, id: usize, reg: CoreReg, v: u64) -> Result<(), Error> {
     vcpu.set_one_reg(reg.id(), &v.to_le_bytes())
         .map(|_| ())
@@ -499,12 +515,13 @@ pub fn run(args: &Args) -> Result<Report, Error> {
         path: args.kernel.clone(),
         err,
     })?;
+    let image = read_image_header(&mut kernel, &args.kernel)?;
     let initrd = match &args.initrd {
         Some(p) => Some(read_file("initrd", p)?),
         None => None,
     };
     let mem_size = args.memory_bytes();
-    let placement = layout::place(mem_size, initrd.as_ref().map(|i| i.len() as u64))?;
+    let placement = layout::place(mem_size, image, initrd.as_ref().map(|i| i.len() as u64))?;
 
     let kvm = Kvm::new().map_err(Error::OpenKvm)?;
     let start = Instant::now();
@@ -572,15 +589,11 @@ pub fn run(args: &Args) -> Result<Report, Error> {
         path: args.kernel.clone(),
         err,
     })?;
+    // The loader reads the same header: same text_offset, and the file
+    // (no larger than the room `place` kept) ends before `kernel_end`.
     let entry = loaded.kernel_load.0;
-    let kernel_limit = layout::RAM_BASE + layout::KERNEL_ROOM;
-    if loaded.kernel_end > kernel_limit {
-        return Err(Error::KernelTooLarge {
-            path: args.kernel.clone(),
-            end: loaded.kernel_end,
-            limit: kernel_limit,
-        });
-    }
+    debug_assert_eq!(entry, placement.kernel);
+    debug_assert!(loaded.kernel_end <= placement.kernel_end);
     if let (Some(data), Some((addr, _))) = (&initrd, placement.initrd) {
         mem.write_slice(data, GuestAddress(addr))
             .map_err(|err| Error::GuestWrite {
