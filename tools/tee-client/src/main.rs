@@ -232,9 +232,29 @@ fn registered_memory(tee: &Tee) -> CaseResult {
 /// for the TEE) and SLOW (foreign interrupts: the call leaves and resumes).
 fn rpcs(tee: &Tee) -> CaseResult {
     let s = open(tee, MEMORY_UUID, "the memory TA")?;
+    // The guest's driver answers GET_TIME with its CLOCK_REALTIME: the time
+    // reported must lie between this thread's reads of that clock around
+    // the call (zeros, or a time made up on the way, do not).
     let mut p = [param::value_out()];
+    let before = realtime_ns()?;
     invoke(tee, s, memory::CMD_GET_TIME, &mut p, "GET_TIME")?;
-    ensure!(p[0].b < 1_000_000_000, "GET_TIME: {} ns", p[0].b);
+    let after = realtime_ns()?;
+    ensure!(
+        p[0].b < 1_000_000_000,
+        "GET_TIME: {} ns is not below a second",
+        p[0].b
+    );
+    let t = u128::from(p[0].a) * 1_000_000_000 + u128::from(p[0].b);
+    ensure!(
+        before <= t && t <= after,
+        "GET_TIME gave {}.{:09} s, not between the guest's {}.{:09} and {}.{:09} s",
+        p[0].a,
+        p[0].b,
+        before / 1_000_000_000,
+        before % 1_000_000_000,
+        after / 1_000_000_000,
+        after % 1_000_000_000
+    );
     let len = 3 * PAGE as u64 + 17;
     let mut p = [param::value_inout(len, 0)];
     invoke(tee, s, memory::CMD_FILL_RPC_SHM, &mut p, "FILL_RPC_SHM")?;
@@ -250,6 +270,14 @@ fn rpcs(tee: &Tee) -> CaseResult {
     invoke(tee, s, memory::CMD_SLOW, &mut p, "SLOW")?;
     ensure!(p[0].a == 3, "SLOW did {} rounds of 3", p[0].a);
     close(tee, s, "the memory TA")
+}
+
+/// The guest's CLOCK_REALTIME in nanoseconds.
+fn realtime_ns() -> Result<u128, String> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .map_err(|e| format!("CLOCK_REALTIME is before 1970: {e}"))
 }
 
 fn forbidden_ta(tee: &Tee) -> CaseResult {
