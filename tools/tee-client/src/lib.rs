@@ -62,6 +62,16 @@ pub mod ioc {
     pub const CLOSE_SESSION: u64 = ioc(READ, 5, size_of::<tee_ioctl_close_session_arg>());
     /// TEE_IOC_SHM_REGISTER.
     pub const SHM_REGISTER: u64 = ioc(READ | WRITE, 9, size_of::<tee_ioctl_shm_register_data>());
+
+    // The kernel's numbers (its struct sizes), checked when the client is
+    // built, for the target too (the host tests see only the host's
+    // header): a header whose structs changed size fails the build.
+    const _: () = assert!(VERSION == 0x800c_a400);
+    const _: () = assert!(SHM_ALLOC == 0xc010_a401);
+    const _: () = assert!(OPEN_SESSION == 0x8010_a402);
+    const _: () = assert!(INVOKE == 0x8010_a403);
+    const _: () = assert!(CLOSE_SESSION == 0x8004_a405);
+    const _: () = assert!(SHM_REGISTER == 0xc018_a409);
 }
 
 /// Parameters one call carries at most (libteec's TEEC_CONFIG_PAYLOAD_REF_COUNT).
@@ -150,9 +160,13 @@ impl<A> ArgBuf<A> {
     }
 }
 
-// The parameters must follow the argument without padding.
-const _: () = assert!(size_of::<tee_ioctl_open_session_arg>() % 8 == 0);
-const _: () = assert!(size_of::<tee_ioctl_invoke_arg>() % 8 == 0);
+// The parameters must follow the argument without padding, in the uapi's
+// layout (checked for every target, not only by the host's tests).
+const _: () = assert!(size_of::<tee_ioctl_open_session_arg>() == 56);
+const _: () = assert!(size_of::<tee_ioctl_invoke_arg>() == 24);
+const _: () = assert!(size_of::<Param>() == 32);
+const _: () = assert!(std::mem::offset_of!(ArgBuf<tee_ioctl_open_session_arg>, params) == 56);
+const _: () = assert!(std::mem::offset_of!(ArgBuf<tee_ioctl_invoke_arg>, params) == 24);
 
 /// An open TEE device.
 #[derive(Debug)]
@@ -391,8 +405,13 @@ mod tests {
 
     #[test]
     fn memrefs_carry_offset_size_and_shm_id() {
-        let p = param::memref(sys::TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INOUT, 7, 100, 5000);
-        assert_eq!((p.attr, p.a, p.b, p.c), (7, 100, 5000, 7));
+        // Four different numbers: a swap of any two fields shows.
+        let attr = sys::TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INOUT;
+        assert_eq!(attr, 7);
+        let p = param::memref(attr, 11, 100, 5000);
+        assert_eq!((p.attr, p.a, p.b, p.c), (7, 100, 5000, 11));
+        // A negative id keeps its bits (the kernel reads c as an int).
+        assert_eq!(param::memref(attr, -1, 0, 1).c as i32, -1);
     }
 
     #[test]
