@@ -99,6 +99,17 @@ impl Args {
     }
 }
 
+/// The exit status after a command line clap did not accept: 0 for
+/// `--help` and `--version`, else [`EXIT_ERROR`](crate::outcome::EXIT_ERROR)
+/// (clap's own 2 is this VMM's status for a guest reset).
+pub fn usage_exit_status(e: &clap::Error) -> u8 {
+    if e.use_stderr() {
+        crate::outcome::EXIT_ERROR
+    } else {
+        0
+    }
+}
+
 /// Parses a UUID in its RFC 4122 text form (8-4-4-4-12 hex digits).
 pub fn parse_uuid(s: &str) -> Result<Uuid, String> {
     let groups: Vec<&str> = s.split('-').collect();
@@ -189,6 +200,20 @@ mod tests {
         assert!(parse(&["-k", "I", "-m", "8"]).is_err());
         assert!(parse(&["-k", "I", "--conduit", "svc"]).is_err());
         assert!(parse(&["-k", "I", "--allow-ta", "nope"]).is_err());
+    }
+
+    #[test]
+    fn usage_errors_exit_1_not_the_reset_status_and_help_exits_0() {
+        let e = parse(&["-k", "I", "-c", "0"]).unwrap_err();
+        assert_eq!(usage_exit_status(&e), 1);
+        let e = parse(&[]).unwrap_err();
+        assert_eq!(usage_exit_status(&e), 1);
+        assert_ne!(
+            usage_exit_status(&e),
+            crate::outcome::Stop::Reset.exit_status()
+        );
+        assert_eq!(usage_exit_status(&parse(&["--help"]).unwrap_err()), 0);
+        assert_eq!(usage_exit_status(&parse(&["--version"]).unwrap_err()), 0);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use clap::Parser;
 
 use tosfwd_vmm::args::Args;
 #[cfg(target_arch = "aarch64")]
-use tosfwd_vmm::outcome::{exit_status, EXIT_ERROR};
+use tosfwd_vmm::outcome::exit_status;
+use tosfwd_vmm::outcome::EXIT_ERROR;
 #[cfg(target_arch = "aarch64")]
 use tosfwd_vmm::vm;
 
@@ -57,10 +58,18 @@ fn run(_args: &Args) -> ExitCode {
          (built for {})",
         std::env::consts::ARCH
     );
-    ExitCode::FAILURE
+    ExitCode::from(EXIT_ERROR)
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    // Not Args::parse(): clap exits 2 on a usage error, the status of a
+    // guest reset here.
+    let args = match Args::try_parse() {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(tosfwd_vmm::args::usage_exit_status(&e));
+        }
+    };
     run(&args)
 }
