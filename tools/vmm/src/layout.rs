@@ -23,6 +23,9 @@ pub const GIC_NR_IRQS: u32 = 128;
 pub const UART_BASE: u64 = 0x0900_0000;
 /// Its MMIO window.
 pub const UART_SIZE: u64 = 0x1000;
+/// Its registers (reg-shift 0: one byte each); the rest of the window reads
+/// as zero and ignores writes.
+pub const UART_REGS: u64 = 8;
 /// Its SPI (KVM irqfd GSI; INTID 32 + 1).
 pub const UART_SPI: u32 = 1;
 /// Its input clock (the device tree's clock-frequency).
@@ -225,6 +228,26 @@ pub fn place(
     })
 }
 
+/// What a guest MMIO access (outside RAM and the vGIC) reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MmioTarget {
+    /// A 16550 register, by offset.
+    Uart(u8),
+    /// The UART's window beyond its registers: reads zero, writes ignored.
+    UartUnused,
+    /// No device: reads zero, writes ignored, logged.
+    Nothing,
+}
+
+/// The device at `addr`.
+pub fn mmio_target(addr: u64) -> MmioTarget {
+    match addr.checked_sub(UART_BASE) {
+        Some(off) if off < UART_REGS => MmioTarget::Uart(off as u8),
+        Some(off) if off < UART_SIZE => MmioTarget::UartUnused,
+        _ => MmioTarget::Nothing,
+    }
+}
+
 /// The redistributor region of `vcpus` vCPUs.
 pub fn gic_redist_size(vcpus: u8) -> u64 {
     GIC_REDIST_SIZE_PER_CPU * u64::from(vcpus)
@@ -371,6 +394,23 @@ mod tests {
             assert!(RAM_BASE + (MAX_MEM_MIB << 20) <= 1 << 40);
         }
         assert!(redist_end <= UART_BASE);
+    }
+
+    #[test]
+    fn mmio_reaches_the_16550_registers_only_and_never_aliases_them() {
+        assert_eq!(mmio_target(UART_BASE), MmioTarget::Uart(0));
+        assert_eq!(mmio_target(UART_BASE + 7), MmioTarget::Uart(7));
+        assert_eq!(mmio_target(UART_BASE + 8), MmioTarget::UartUnused);
+        // `off as u8` would have made this the data register.
+        assert_eq!(mmio_target(UART_BASE + 0x100), MmioTarget::UartUnused);
+        assert_eq!(
+            mmio_target(UART_BASE + UART_SIZE - 1),
+            MmioTarget::UartUnused
+        );
+        assert_eq!(mmio_target(UART_BASE + UART_SIZE), MmioTarget::Nothing);
+        assert_eq!(mmio_target(UART_BASE - 1), MmioTarget::Nothing);
+        assert_eq!(mmio_target(0), MmioTarget::Nothing);
+        assert_eq!(mmio_target(u64::MAX), MmioTarget::Nothing);
     }
 
     #[test]

@@ -37,7 +37,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use crate::args::Args;
 use crate::console::LineOut;
 use crate::fdt::{self, FdtConfig};
-use crate::layout::{self, ImageError, KernelImage, LayoutError};
+use crate::layout::{self, ImageError, KernelImage, LayoutError, MmioTarget};
 use crate::outcome::{Ending, VcpuEnd};
 use crate::stats::CallCounts;
 
@@ -213,26 +213,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Machine {
     fn mmio_read(&self, addr: u64, data: &mut [u8]) {
         data.fill(0);
-        match addr.checked_sub(layout::UART_BASE) {
-            Some(off) if off < layout::UART_SIZE => {
+        match layout::mmio_target(addr) {
+            MmioTarget::Uart(reg) => {
                 if let Some(b) = data.first_mut() {
-                    *b = lock(&self.serial).read(off as u8);
+                    *b = lock(&self.serial).read(reg);
                 }
             }
-            _ => self.stray(addr, "read"),
+            MmioTarget::UartUnused => {}
+            MmioTarget::Nothing => self.stray(addr, "read"),
         }
     }
 
     fn mmio_write(&self, addr: u64, data: &[u8]) {
-        match addr.checked_sub(layout::UART_BASE) {
-            Some(off) if off < layout::UART_SIZE => {
+        match layout::mmio_target(addr) {
+            MmioTarget::Uart(reg) => {
                 if let Some(b) = data.first() {
-                    if let Err(e) = lock(&self.serial).write(off as u8, *b) {
+                    if let Err(e) = lock(&self.serial).write(reg, *b) {
                         eprintln!("tosfwd-vmm: console: {e}");
                     }
                 }
             }
-            _ => self.stray(addr, "write"),
+            MmioTarget::UartUnused => {}
+            MmioTarget::Nothing => self.stray(addr, "write"),
         }
     }
 
