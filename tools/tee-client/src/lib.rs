@@ -191,6 +191,14 @@ pub struct RegisteredShm<'a> {
     _mem: std::marker::PhantomData<&'a mut [u8]>,
 }
 
+/// Whether failing to open the TEE device means there is no TEE (the
+/// kselftest skip: no device node, or no driver behind it) rather than a
+/// failure (a device that exists but refuses this client, EACCES, EBUSY...).
+pub fn no_tee_device(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+        || matches!(e.raw_os_error(), Some(libc::ENODEV) | Some(libc::ENXIO))
+}
+
 fn check(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -418,5 +426,25 @@ mod tests {
     fn a_missing_device_is_an_error() {
         let e = Tee::open(Path::new("/nonexistent/tee0")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert!(no_tee_device(&e));
+    }
+
+    #[test]
+    fn only_a_missing_device_or_driver_is_no_tee() {
+        for errno in [libc::ENOENT, libc::ENODEV, libc::ENXIO] {
+            assert!(
+                no_tee_device(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        for errno in [libc::EACCES, libc::EBUSY, libc::EINVAL, libc::ENOMEM] {
+            assert!(
+                !no_tee_device(&io::Error::from_raw_os_error(errno)),
+                "{errno}"
+            );
+        }
+        // Opening something that is not a TEE works; its ioctls then fail.
+        let not_tee = Tee::open(Path::new("/dev/null")).unwrap();
+        assert!(not_tee.version().is_err());
     }
 }
