@@ -9,6 +9,10 @@ use optee_mediator::Uuid;
 
 use crate::layout;
 
+/// The longest kernel command line arm64 Linux keeps (COMMAND_LINE_SIZE,
+/// 2048 with its NUL): it cuts a longer one silently.
+pub const MAX_CMDLINE: usize = 2047;
+
 /// The instruction the guest's OP-TEE driver calls the Trusted OS with
 /// (the `method` of the device tree's `linaro,optee-tz` node).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,6 +84,19 @@ impl Args {
         } else {
             format!("{base} {extra}")
         }
+    }
+
+    /// Checks what clap cannot: the command line the guest gets (default or
+    /// --cmdline, plus --append) must fit arm64 Linux's COMMAND_LINE_SIZE.
+    pub fn check(&self) -> Result<(), String> {
+        let len = self.kernel_cmdline().len();
+        if len > MAX_CMDLINE {
+            return Err(format!(
+                "the kernel command line is {len} bytes, more than the {MAX_CMDLINE} arm64 Linux \
+                 keeps (COMMAND_LINE_SIZE): shorten --cmdline or --append"
+            ));
+        }
+        Ok(())
     }
 
     /// The TAs the guest may open; `None` for any.
@@ -214,6 +231,29 @@ mod tests {
         );
         assert_eq!(usage_exit_status(&parse(&["--help"]).unwrap_err()), 0);
         assert_eq!(usage_exit_status(&parse(&["--version"]).unwrap_err()), 0);
+    }
+
+    #[test]
+    fn a_command_line_longer_than_arm64_linux_keeps_is_refused() {
+        let a = parse(&["-k", "I"]).unwrap();
+        assert_eq!(a.check(), Ok(()));
+        let fits = "x".repeat(MAX_CMDLINE);
+        assert_eq!(
+            parse(&["-k", "I", "--cmdline", &fits]).unwrap().check(),
+            Ok(())
+        );
+        let long = "x".repeat(MAX_CMDLINE + 1);
+        let e = parse(&["-k", "I", "--cmdline", &long])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(e.contains("2048 bytes, more than the 2047"), "{e}");
+        // --append counts too.
+        let append = "y".repeat(MAX_CMDLINE - layout::default_cmdline().len());
+        assert!(parse(&["-k", "I", "--append", &append])
+            .unwrap()
+            .check()
+            .is_err());
     }
 
     #[test]

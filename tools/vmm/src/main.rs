@@ -71,5 +71,9 @@ fn main() -> ExitCode {
             return ExitCode::from(tosfwd_vmm::args::usage_exit_status(&e));
         }
     };
+    if let Err(e) = args.check() {
+        eprintln!("tosfwd-vmm: error: {e}");
+        return ExitCode::from(EXIT_ERROR);
+    }
     run(&args)
 }
