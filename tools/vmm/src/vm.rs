@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use kvm_bindings::{
     kvm_create_device, kvm_device_attr, kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3,
-    kvm_userspace_memory_region, kvm_vcpu_init, KVM_ARM_VCPU_POWER_OFF, KVM_ARM_VCPU_PSCI_0_2,
-    KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR, KVM_DEV_ARM_VGIC_GRP_CTRL,
-    KVM_DEV_ARM_VGIC_GRP_NR_IRQS, KVM_REG_ARM64, KVM_REG_ARM64_SYSREG, KVM_REG_SIZE_U64,
-    KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN, KVM_VGIC_V3_ADDR_TYPE_DIST,
-    KVM_VGIC_V3_ADDR_TYPE_REDIST,
+    kvm_userspace_memory_region, kvm_vcpu_events, kvm_vcpu_init, KVM_ARM_VCPU_POWER_OFF,
+    KVM_ARM_VCPU_PSCI_0_2, KVM_DEV_ARM_VGIC_CTRL_INIT, KVM_DEV_ARM_VGIC_GRP_ADDR,
+    KVM_DEV_ARM_VGIC_GRP_CTRL, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, KVM_REG_ARM64, KVM_REG_ARM64_SYSREG,
+    KVM_REG_SIZE_U64, KVM_SYSTEM_EVENT_RESET, KVM_SYSTEM_EVENT_SHUTDOWN,
+    KVM_VGIC_V3_ADDR_TYPE_DIST, KVM_VGIC_V3_ADDR_TYPE_REDIST,
 };
 use kvm_ioctls::{DeviceFd, Kvm, VcpuExit, VcpuFd, VmFd};
 use linux_loader::loader::pe::PE;
@@ -201,6 +201,7 @@ struct Machine {
     mem: GuestMemoryMmap,
     serial: Mutex<Serial<IrqFd, vm_superio::serial::NoEvents, LineOut<Stdout>>>,
     forwarder: Mutex<Forwarder>,
+    /// The guest's mistakes logged so far (stray MMIO, undecodable accesses).
     stray_mmio: Mutex<u32>,
     /// Set once the run has ended: every vCPU thread leaves its loop.
     stopping: AtomicBool,
@@ -239,11 +240,36 @@ impl Machine {
     }
 
     fn stray(&self, addr: u64, what: &str) {
+        self.log_guest_mistake(|| format!("ignoring MMIO {what} at {addr:#x} (no device there)"));
+    }
+
+    /// Logs one of the guest's mistakes, the first 8 only (the guest
+    /// decides how many there are).
+    fn log_guest_mistake(&self, msg: impl FnOnce() -> String) {
         let mut n = lock(&self.stray_mmio);
         *n += 1;
         if *n <= 8 {
-            eprintln!("tosfwd-vmm: ignoring MMIO {what} at {addr:#x} (no device there)");
+            eprintln!("tosfwd-vmm: {}", msg());
         }
+    }
+
+    /// An access outside RAM that KVM could not decode (no valid syndrome:
+    /// a load/store pair, a writeback, ...; KVM_RUN says ENOSYS and would
+    /// fault again on re-entry): the guest gets a synchronous external
+    /// abort, as KVM gives a protected VM there and hardware gives an
+    /// access to nothing.
+    fn undecodable_access(&self, id: usize, vcpu: &VcpuFd) -> Result<(), Error> {
+        self.log_guest_mistake(|| {
+            format!(
+                "vCPU {id}: an MMIO access KVM cannot decode (no valid syndrome): injecting an \
+                 external data abort"
+            )
+        });
+        let mut events = kvm_vcpu_events::default();
+        events.exception.ext_dabt_pending = 1;
+        vcpu.set_vcpu_events(&events).map_err(kvm_err(format!(
+            "injecting an external data abort into vCPU {id} (KVM_SET_VCPU_EVENTS)"
+        )))
     }
 
     /// One forwarded call: the registers it needs, the mediator's answer,
@@ -293,6 +319,12 @@ impl Machine {
                 }
                 // A kick (or immediate_exit): the loop's top decides.
                 Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => None,
+                Err(e) if e.errno() == libc::ENOSYS => {
+                    if let Err(e) = self.undecodable_access(id, vcpu) {
+                        return VcpuEnd::Failed(e);
+                    }
+                    None
+                }
                 Err(err) => {
                     return VcpuEnd::Failed(Error::Kvm {
                         what: format!("KVM_RUN on vCPU {id}"),
