@@ -314,37 +314,32 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
 }
 
+/// The shared backend, its lock recovered if a holder panicked.
+fn locked<B: ?Sized>(shared: &Mutex<B>) -> std::sync::MutexGuard<'_, B> {
+    shared.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// One backend shared by the mediators of several VMs. A poisoned lock is
 /// recovered: the backend's state is per client and stays consistent
 /// between calls.
 impl<B: Backend + ?Sized> Backend for Arc<Mutex<B>> {
     fn thread_count(&self) -> u32 {
-        self.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .thread_count()
+        locked(self).thread_count()
     }
     fn os_revision(&self) -> OsRevision {
-        self.lock().unwrap_or_else(|e| e.into_inner()).os_revision()
+        locked(self).os_revision()
     }
     fn vm_created(&mut self, client: ClientId) -> Result<(), BackendError> {
-        self.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .vm_created(client)
+        locked(self).vm_created(client)
     }
     fn vm_destroyed(&mut self, client: ClientId) {
-        self.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .vm_destroyed(client)
+        locked(self).vm_destroyed(client)
     }
     fn enable_shm_cache(&mut self, client: ClientId) -> bool {
-        self.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .enable_shm_cache(client)
+        locked(self).enable_shm_cache(client)
     }
     fn disable_shm_cache(&mut self, client: ClientId) -> CacheDisable {
-        self.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .disable_shm_cache(client)
+        locked(self).disable_shm_cache(client)
     }
     fn start(
         &mut self,
@@ -353,9 +348,7 @@ impl<B: Backend + ?Sized> Backend for Arc<Mutex<B>> {
         call: &mut StdCall,
         mem: &dyn GuestRam,
     ) -> Step {
-        self.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .start(client, thread, call, mem)
+        locked(self).start(client, thread, call, mem)
     }
     fn resume(
         &mut self,
@@ -365,13 +358,9 @@ impl<B: Backend + ?Sized> Backend for Arc<Mutex<B>> {
         reply: RpcReply,
         mem: &dyn GuestRam,
     ) -> Step {
-        self.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .resume(client, thread, call, reply, mem)
+        locked(self).resume(client, thread, call, reply, mem)
     }
     fn abandon(&mut self, client: ClientId, thread: ThreadId) {
-        self.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .abandon(client, thread)
+        locked(self).abandon(client, thread)
     }
 }
