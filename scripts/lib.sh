@@ -108,12 +108,8 @@ kernel_paths() {
 	KSFT=$BUILD/kselftest
 }
 
-# private_apt: an apt configuration under $CACHE/apt that lists the machine's
-# own sources plus EXTRA_SUITES on the machine's own Debian mirror. Prints the
-# options to pass to apt-get. Only the machine's configuration names hosts.
-private_apt() {
-	local dir=$CACHE/apt
-	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/sources.list.d"
+# debian_uri: the machine's own Debian mirror, read from its apt sources.
+debian_uri() {
 	local uri
 	uri=$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources 2>/dev/null |
 		awk '{print $2}' | grep -v -- '-security' | head -n1 || true)
@@ -121,16 +117,46 @@ private_apt() {
 		uri=$(awk '$1 == "deb" && $0 !~ /security/ {print $2; exit}' /etc/apt/sources.list)
 	fi
 	[ -n "$uri" ] || die "no Debian mirror found in the machine's apt sources"
+	echo "$uri"
+}
+
+# private_apt [PROFILE]: an apt configuration under $CACHE/apt (or
+# $CACHE/apt-PROFILE); prints the options to pass to apt-get. Only the
+# machine's configuration names hosts.
+#   default: the machine's own sources plus EXTRA_SUITES on its mirror;
+#   trixie:  Debian trixie alone (binaries and sources) on the machine's
+#            mirror, for the secure world's packages and their user space.
+# apt checks the suites' signatures with the machine's Debian archive keyring.
+private_apt() {
+	local profile=${1:-default} dir uri
+	if [ "$profile" = default ]; then dir=$CACHE/apt; else dir=$CACHE/apt-$profile; fi
+	mkdir -p "$dir/lists/partial" "$dir/cache/archives/partial" "$dir/sources.list.d"
+	uri=$(debian_uri)
 	rm -f "$dir/sources.list.d/"*
-	cp /etc/apt/sources.list.d/*.sources "$dir/sources.list.d/" 2>/dev/null || true
-	[ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$dir/sources.list" || : >"$dir/sources.list"
-	cat >"$dir/sources.list.d/tosfwd-extra.sources" <<EOF
+	case "$profile" in
+	default)
+		cp /etc/apt/sources.list.d/*.sources "$dir/sources.list.d/" 2>/dev/null || true
+		[ -f /etc/apt/sources.list ] && cp /etc/apt/sources.list "$dir/sources.list" || : >"$dir/sources.list"
+		cat >"$dir/sources.list.d/tosfwd-extra.sources" <<EOF
 Types: deb
 URIs: $uri
 Suites: ${EXTRA_SUITES[*]}
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
+		;;
+	trixie)
+		: >"$dir/sources.list"
+		cat >"$dir/sources.list.d/tosfwd-trixie.sources" <<EOF
+Types: deb deb-src
+URIs: $uri
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+		;;
+	*) die "private_apt: unknown profile '$profile'" ;;
+	esac
 	printf '%s\n' \
 		-o "Dir::Etc::SourceList=$dir/sources.list" \
 		-o "Dir::Etc::SourceParts=$dir/sources.list.d" \
@@ -140,17 +166,27 @@ EOF
 		-o "APT::Sandbox::User=root"
 }
 
-# apt_download PKG DEST: download one .deb into DEST (a directory) through the
-# private configuration; updates its lists at most once a day.
-apt_download() {
-	local pkg=$1 dest=$2 opts stamp=$CACHE/apt/updated
-	mapfile -t opts < <(private_apt)
+# apt_opts [PROFILE]: fills the array APT_OPTS with a private configuration's
+# options, updating its package lists at most once a day.
+apt_opts() {
+	local profile=${1:-default} stamp
+	mapfile -t APT_OPTS < <(private_apt "$profile")
+	if [ "$profile" = default ]; then stamp=$CACHE/apt/updated; else stamp=$CACHE/apt-$profile/updated; fi
 	if [ ! -f "$stamp" ] || [ -n "$(find "$stamp" -mmin +1440)" ]; then
-		log "apt: updating the private package lists"
-		apt-get "${opts[@]}" update -qq >/dev/null
+		log "apt: updating the private package lists ($profile)"
+		apt-get "${APT_OPTS[@]}" update -qq >/dev/null ||
+			die "apt-get update of the private configuration '$profile' failed"
 		touch "$stamp"
 	fi
+}
+
+# apt_download PKG DEST [PROFILE]: download one .deb into DEST (a directory)
+# through a private configuration (default: the machine's sources plus
+# EXTRA_SUITES); apt checks its hash against the signed package index.
+apt_download() {
+	local pkg=$1 dest=$2 profile=${3:-default}
+	apt_opts "$profile"
 	mkdir -p "$dest"
-	(cd "$dest" && apt-get "${opts[@]}" download -qq "$pkg" >/dev/null) ||
-		die "apt-get download $pkg failed"
+	(cd "$dest" && apt-get "${APT_OPTS[@]}" download -qq "$pkg" >/dev/null) ||
+		die "apt-get download $pkg ($profile) failed"
 }
