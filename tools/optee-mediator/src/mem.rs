@@ -26,6 +26,16 @@ pub trait GuestRam {
     fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemError>;
     /// Whether `gpa..gpa+len` is entirely guest RAM.
     fn is_ram(&self, gpa: u64, len: u64) -> bool;
+    /// Where `gpa..gpa+len` is mapped in this process, if it is guest RAM
+    /// mapped in one piece (a backend that hands memory to the host's TEE
+    /// driver registers it from there). `None` (the default) if the range
+    /// is not RAM, spans mappings, or the memory has no host mapping.
+    /// Using the pointer is the caller's business: it stays valid as long
+    /// as the guest memory stays mapped.
+    fn host_address(&self, gpa: u64, len: u64) -> Option<std::ptr::NonNull<u8>> {
+        let _ = (gpa, len);
+        None
+    }
 }
 
 #[cfg(feature = "vm-memory")]
@@ -66,6 +76,24 @@ impl<T: vm_memory::GuestMemory + ?Sized> GuestRam for T {
                 len,
                 vm_memory::Permissions::ReadWrite,
             )
+    }
+
+    fn host_address(&self, gpa: u64, len: u64) -> Option<std::ptr::NonNull<u8>> {
+        let count = usize::try_from(len).ok()?;
+        gpa.checked_add(len)?;
+        let mut slices = vm_memory::GuestMemory::get_slices(
+            self,
+            vm_memory::GuestAddress(gpa),
+            count,
+            vm_memory::Permissions::ReadWrite,
+        )
+        .ok()?;
+        // One mapping only: a single slice covering the whole range.
+        let first = slices.next()?.ok()?;
+        if first.len() != count || slices.next().is_some() {
+            return None;
+        }
+        std::ptr::NonNull::new(first.ptr_guard_mut().as_ptr())
     }
 }
 
@@ -206,5 +234,31 @@ mod tests {
         assert!(!m.is_ram(0x4000_0000, 0x2001));
         assert!(m.read(0x3fff_ffff, &mut b).is_err());
         assert!(!m.is_ram(u64::MAX, 2));
+    }
+
+    #[test]
+    fn vm_memory_host_addresses_cover_only_ranges_inside_one_region() {
+        use vm_memory::{GuestAddress, GuestMemoryMmap};
+        let m: GuestMemoryMmap<()> = GuestMemoryMmap::from_ranges(&[
+            (GuestAddress(0x4000_0000), 0x2000),
+            (GuestAddress(0x4000_2000), 0x1000),
+        ])
+        .unwrap();
+        let base = m.host_address(0x4000_0000, 0x2000).unwrap();
+        let inner = m.host_address(0x4000_0ffe, 2).unwrap();
+        assert_eq!(inner.as_ptr() as usize - base.as_ptr() as usize, 0xffe);
+        m.write(0x4000_0ffe, &[5, 6]).unwrap();
+        // SAFETY: two bytes of the region just written, mapped while `m` lives.
+        let seen = unsafe { std::slice::from_raw_parts(inner.as_ptr(), 2) }.to_vec();
+        assert_eq!(seen, [5, 6]);
+        assert!(
+            m.host_address(0x4000_1000, 0x1001).is_none(),
+            "spans two regions"
+        );
+        assert!(m.host_address(0x3000_0000, 1).is_none());
+        assert!(m.host_address(0x4000_0000, u64::MAX).is_none());
+        assert!(FakeGuestMemory::new(&[(0x1000, 0x1000)])
+            .host_address(0x1000, 1)
+            .is_none());
     }
 }

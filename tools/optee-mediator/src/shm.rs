@@ -154,6 +154,11 @@ impl MemRef {
         self.size
     }
 
+    /// Offset of the referenced range in its buffer.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// The underlying buffer.
     pub fn buffer(&self) -> &Arc<GuestBuffer> {
         &self.buffer

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
-//! Generates the TEE subsystem's uapi types from the system's copy of
-//! include/uapi/linux/tee.h (Debian: linux-libc-dev, and for the aarch64
-//! cross build linux-libc-dev-arm64-cross). `TEE_H` names another header.
+//! Generates, once for the whole project, the TEE subsystem's uapi types
+//! from the system's copy of include/uapi/linux/tee.h (Debian:
+//! linux-libc-dev, and for the aarch64 cross build
+//! linux-libc-dev-arm64-cross). `TEE_H` names another header.
 
 use std::env;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,326 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! [`TeeDevice`] on an opened /dev/teeN: one file, one TEE context.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::ptr::NonNull;
+
+use tee_uapi::sys::{
+    tee_ioctl_cancel_arg, tee_ioctl_close_session_arg, tee_ioctl_invoke_arg,
+    tee_ioctl_open_session_arg, tee_ioctl_shm_alloc_data, tee_ioctl_shm_register_data,
+    tee_ioctl_version_data, TEE_IMPL_ID_OPTEE,
+};
+use tee_uapi::{ioc, ArgBuf};
+
+use crate::device::{AllocatedShm, CallResult, Shm, TeeDevice, TeeParam};
+use crate::error::HostTeeError;
+
+/// An open TEE device: one TEE context of the host's driver.
+#[derive(Debug)]
+pub struct DevTee {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+/// A registration of process memory: released when dropped.
+#[derive(Debug)]
+pub struct DevRegistered {
+    _fd: OwnedFd,
+    id: i32,
+}
+
+/// Driver-allocated shared memory mapped into this process.
+#[derive(Debug)]
+pub struct DevAllocated {
+    _fd: OwnedFd,
+    id: i32,
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the mapping belongs to this value alone (no other Rust reference
+// to it exists); it can be used and unmapped from any thread.
+unsafe impl Send for DevAllocated {}
+
+impl DevTee {
+    /// Opens `path` (such as /dev/tee0) and checks that OP-TEE is behind it.
+    pub fn open(path: impl AsRef<Path>) -> Result<DevTee, HostTeeError> {
+        let path = path.as_ref();
+        let c = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| {
+            HostTeeError::open(path, io::Error::new(io::ErrorKind::InvalidInput, e))
+        })?;
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        let fd = unsafe { libc::open(c.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(HostTeeError::open(path, io::Error::last_os_error()));
+        }
+        let tee = DevTee {
+            // SAFETY: `fd` was just opened and is owned by nobody else.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            path: path.to_path_buf(),
+        };
+        let v = tee.version()?;
+        if v.impl_id != TEE_IMPL_ID_OPTEE {
+            return Err(HostTeeError::NotOpTee {
+                path: tee.path,
+                impl_id: v.impl_id,
+            });
+        }
+        Ok(tee)
+    }
+
+    /// The device's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The ioctl `request` named `name`, returning its non-negative result.
+    ///
+    /// # Safety
+    /// `arg` must point to what `request` expects, valid for the call.
+    unsafe fn ioctl<T>(
+        &self,
+        name: &'static str,
+        request: u64,
+        arg: *mut T,
+    ) -> Result<libc::c_int, HostTeeError> {
+        // SAFETY: the fd is open; the caller vouches for `arg`.
+        let r = unsafe { libc::ioctl(self.fd.as_raw_fd(), request as _, arg) };
+        if r < 0 {
+            Err(HostTeeError::Ioctl {
+                ioctl: name,
+                errno: io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EIO),
+            })
+        } else {
+            Ok(r)
+        }
+    }
+}
+
+impl TeeDevice for DevTee {
+    type Registered = DevRegistered;
+    type Allocated = DevAllocated;
+
+    fn version(&self) -> Result<tee_ioctl_version_data, HostTeeError> {
+        let mut v = tee_ioctl_version_data::default();
+        // SAFETY: VERSION writes one tee_ioctl_version_data, alive for the call.
+        unsafe { self.ioctl("VERSION", ioc::VERSION, &mut v) }?;
+        Ok(v)
+    }
+
+    fn open_session(
+        &self,
+        uuid: [u8; 16],
+        login: u32,
+        cancel_id: u32,
+        params: &mut [TeeParam],
+    ) -> Result<(u32, CallResult), HostTeeError> {
+        let arg = tee_ioctl_open_session_arg {
+            uuid,
+            clnt_login: login,
+            cancel_id,
+            num_params: params.len() as u32,
+            ..Default::default()
+        };
+        let mut buf = ArgBuf::new(arg, params)?;
+        let mut data = buf.data(params.len());
+        // SAFETY: `data` describes `buf`, a session argument followed by
+        // `num_params` parameters, alive and exclusively borrowed for the
+        // call; the memory references in it name shared memory of this
+        // context, which the kernel checks.
+        unsafe { self.ioctl("OPEN_SESSION", ioc::OPEN_SESSION, &mut data) }?;
+        params.copy_from_slice(&buf.params[..params.len()]);
+        let r = CallResult {
+            ret: buf.arg.ret,
+            origin: buf.arg.ret_origin,
+        };
+        Ok((buf.arg.session, r))
+    }
+
+    fn invoke(
+        &self,
+        session: u32,
+        func: u32,
+        cancel_id: u32,
+        params: &mut [TeeParam],
+    ) -> Result<CallResult, HostTeeError> {
+        let arg = tee_ioctl_invoke_arg {
+            func,
+            session,
+            cancel_id,
+            num_params: params.len() as u32,
+            ..Default::default()
+        };
+        let mut buf = ArgBuf::new(arg, params)?;
+        let mut data = buf.data(params.len());
+        // SAFETY: as for open_session, with an invoke argument.
+        unsafe { self.ioctl("INVOKE", ioc::INVOKE, &mut data) }?;
+        params.copy_from_slice(&buf.params[..params.len()]);
+        Ok(CallResult {
+            ret: buf.arg.ret,
+            origin: buf.arg.ret_origin,
+        })
+    }
+
+    fn cancel(&self, session: u32, cancel_id: u32) -> Result<(), HostTeeError> {
+        let mut arg = tee_ioctl_cancel_arg { cancel_id, session };
+        // SAFETY: CANCEL reads one tee_ioctl_cancel_arg, alive for the call.
+        unsafe { self.ioctl("CANCEL", ioc::CANCEL, &mut arg) }.map(|_| ())
+    }
+
+    fn close_session(&self, session: u32) -> Result<(), HostTeeError> {
+        let mut arg = tee_ioctl_close_session_arg { session };
+        // SAFETY: CLOSE_SESSION reads one tee_ioctl_close_session_arg.
+        unsafe { self.ioctl("CLOSE_SESSION", ioc::CLOSE_SESSION, &mut arg) }.map(|_| ())
+    }
+
+    unsafe fn shm_register(
+        &self,
+        addr: NonNull<u8>,
+        len: usize,
+    ) -> Result<DevRegistered, HostTeeError> {
+        let mut d = tee_ioctl_shm_register_data {
+            addr: addr.as_ptr() as u64,
+            length: len as u64,
+            ..Default::default()
+        };
+        // SAFETY: SHM_REGISTER reads and writes one
+        // tee_ioctl_shm_register_data; the kernel pins the pages it names,
+        // which the caller keeps mapped as long as the registration.
+        let raw = unsafe { self.ioctl("SHM_REGISTER", ioc::SHM_REGISTER, &mut d) }?;
+        Ok(DevRegistered {
+            // SAFETY: the ioctl returned a new fd that nobody else owns.
+            _fd: unsafe { OwnedFd::from_raw_fd(raw) },
+            id: d.id,
+        })
+    }
+
+    fn shm_alloc(&self, size: usize) -> Result<DevAllocated, HostTeeError> {
+        let mut d = tee_ioctl_shm_alloc_data {
+            size: size as u64,
+            ..Default::default()
+        };
+        // SAFETY: SHM_ALLOC reads and writes one tee_ioctl_shm_alloc_data.
+        let raw = unsafe { self.ioctl("SHM_ALLOC", ioc::SHM_ALLOC, &mut d) }?;
+        // SAFETY: the ioctl returned a new fd that nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: a new shared mapping of the shm fd, no address hint; the
+        // result is checked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(HostTeeError::Ioctl {
+                ioctl: "SHM_ALLOC",
+                errno: io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EIO),
+            });
+        }
+        let ptr = NonNull::new(p.cast::<u8>()).ok_or(HostTeeError::Ioctl {
+            ioctl: "SHM_ALLOC",
+            errno: libc::ENOMEM,
+        })?;
+        Ok(DevAllocated {
+            _fd: fd,
+            id: d.id,
+            ptr,
+            len: size,
+        })
+    }
+}
+
+impl Shm for DevRegistered {
+    fn id(&self) -> i32 {
+        self.id
+    }
+}
+
+impl Shm for DevAllocated {
+    fn id(&self) -> i32 {
+        self.id
+    }
+}
+
+impl AllocatedShm for DevAllocated {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn write(&mut self, offset: usize, data: &[u8]) -> bool {
+        match offset.checked_add(data.len()) {
+            Some(end) if end <= self.len => {
+                // SAFETY: `offset..end` lies in the mapping this value owns;
+                // the backend copies only before and after the call that
+                // uses it, never during.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        data.as_ptr(),
+                        self.ptr.as_ptr().add(offset),
+                        data.len(),
+                    )
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn read(&self, offset: usize, buf: &mut [u8]) -> bool {
+        match offset.checked_add(buf.len()) {
+            Some(end) if end <= self.len => {
+                // SAFETY: as for write, reading.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        self.ptr.as_ptr().add(offset),
+                        buf.as_mut_ptr(),
+                        buf.len(),
+                    )
+                };
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Drop for DevAllocated {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in shm_alloc.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opening_a_missing_device_says_there_is_no_such_device() {
+        let e = DevTee::open("/nonexistent/tee0").unwrap_err();
+        assert!(matches!(e, HostTeeError::NoDevice { .. }), "{e}");
+        assert!(e
+            .to_string()
+            .starts_with("/nonexistent/tee0: no such TEE device"));
+    }
+
+    #[test]
+    fn opening_something_that_is_not_a_tee_names_the_failed_version_ioctl() {
+        let e = DevTee::open("/dev/null").unwrap_err();
+        match e {
+            HostTeeError::Ioctl { ioctl, .. } => assert_eq!(ioctl, "VERSION"),
+            other => panic!("unexpected {other}"),
+        }
+    }
+}

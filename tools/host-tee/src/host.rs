@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! [`HostTee`]: the mediator's [`Backend`] on the host's TEE device.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use optee_mediator::backend::{
+    Backend, BackendError, CacheDisable, ClientId, Command, OsRevision, RpcReply, RpcRequest,
+    StdCall, Step, ThreadId,
+};
+use optee_mediator::msg::teec;
+use optee_mediator::shm::GuestBuffer;
+use optee_mediator::GuestRam;
+use tee_uapi::sys::TEE_IOCTL_LOGIN_PUBLIC;
+
+use crate::device::{CallResult, Shm, TeeDevice};
+use crate::error::HostTeeError;
+use crate::memory::host_span;
+use crate::params::{plan, write_back};
+use crate::worker::{Call, Finished, Job, Outcome};
+
+/// Configuration of the host TEE backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostTeeConfig {
+    /// Concurrent calls per VM (GET_THREAD_COUNT): calls beyond the host
+    /// OP-TEE's own thread count wait in the host driver.
+    pub thread_count: u32,
+    /// What GET_OS_REVISION reports: the uapi does not tell OP-TEE's
+    /// revision, so it is configured (0.0 by default: unknown).
+    pub revision: OsRevision,
+}
+
+impl Default for HostTeeConfig {
+    fn default() -> Self {
+        HostTeeConfig {
+            thread_count: 8,
+            revision: OsRevision {
+                major: 0,
+                minor: 0,
+                build_id: 0,
+            },
+        }
+    }
+}
+
+/// A guest buffer the guest registered (REGISTER_SHM).
+#[derive(Debug)]
+struct Registered<D: TeeDevice> {
+    buffer: Arc<GuestBuffer>,
+    /// The host registration of the guest's pages; `None` if they are not
+    /// contiguous in the VMM (each call then bounces what it references).
+    host: Option<D::Registered>,
+}
+
+/// What TEE_IOC_CANCEL takes: (session, cancellation id).
+type CancelArgs = (u32, u32);
+
+/// One VM: its TEE context and what it holds in it.
+#[derive(Debug)]
+struct Client<D: TeeDevice> {
+    dev: Arc<D>,
+    sessions: HashSet<u32>,
+    buffers: HashMap<u64, Registered<D>>,
+    calls: HashMap<ThreadId, Call<D>>,
+    /// Workers of abandoned calls, joined at teardown (cancelled first
+    /// with what TEE_IOC_CANCEL needs, if they can be).
+    abandoned: Vec<(JoinHandle<()>, Option<CancelArgs>)>,
+}
+
+/// The opener of a VM's TEE context.
+type Opener<D> = Box<dyn FnMut() -> Result<D, HostTeeError> + Send>;
+
+/// The host's TEE as the mediator's backend: each VM gets its own TEE
+/// context (one open of the device), its calls run on worker threads, its
+/// buffers are registered from the VMM's mapping of guest RAM.
+///
+/// Login rule: the TA sees the VMM's host identity, never the guest's;
+/// every session is opened PUBLIC with a nil client UUID, whatever login
+/// the guest asked and the VM's `Policy` let through.
+///
+/// Use one `HostTee` per VM where possible: teardown waits for the VM's
+/// calls still in the TEE (after cancelling them), and a backend shared
+/// behind one lock would make the other VMs wait with it.
+pub struct HostTee<D: TeeDevice> {
+    config: HostTeeConfig,
+    open: Opener<D>,
+    clients: HashMap<ClientId, Client<D>>,
+}
+
+impl<D: TeeDevice> std::fmt::Debug for HostTee<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostTee")
+            .field("config", &self.config)
+            .field("clients", &self.clients.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn fail(call: &mut StdCall, ret: u32) -> Step {
+    call.finish(ret, teec::ORIGIN_COMMS);
+    Step::Done
+}
+
+fn device_error(call: &mut StdCall, what: &str, e: &HostTeeError) -> Step {
+    log::warn!("host TEE: {what}: {e}");
+    fail(call, e.teec())
+}
+
+impl<D: TeeDevice> HostTee<D> {
+    /// A backend whose VMs each get a TEE context from `open` (for the
+    /// real device: `move || DevTee::open(&path)`).
+    ///
+    /// # Safety
+    /// The guest memory given to [`Backend::start`] and [`Backend::resume`]
+    /// must stay mapped until [`Backend::vm_destroyed`] for that VM has
+    /// returned: registrations of guest pages (made from the VMM's
+    /// mapping) live until then, and the TEE may access them meanwhile.
+    /// Dropping the VM's mediator (which calls `vm_destroyed`) before
+    /// unmapping its memory is enough.
+    pub unsafe fn new(
+        config: HostTeeConfig,
+        open: impl FnMut() -> Result<D, HostTeeError> + Send + 'static,
+    ) -> Self {
+        HostTee {
+            config,
+            open: Box::new(open),
+            clients: HashMap::new(),
+        }
+    }
+
+    /// Whether the backend knows `client`.
+    pub fn has_client(&self, client: ClientId) -> bool {
+        self.clients.contains_key(&client)
+    }
+
+    /// Sessions `client` has open.
+    pub fn session_count(&self, client: ClientId) -> usize {
+        self.clients.get(&client).map_or(0, |c| c.sessions.len())
+    }
+
+    /// Calls of `client` in progress.
+    pub fn calls_in_progress(&self, client: ClientId) -> usize {
+        self.clients.get(&client).map_or(0, |c| c.calls.len())
+    }
+
+    /// Buffers `client` registered, and how many of them are registered
+    /// with the host (zero-copy) rather than bounced.
+    pub fn buffer_counts(&self, client: ClientId) -> (usize, usize) {
+        self.clients.get(&client).map_or((0, 0), |c| {
+            let host = c.buffers.values().filter(|b| b.host.is_some()).count();
+            (c.buffers.len(), host)
+        })
+    }
+}
+
+impl<D: TeeDevice> Client<D> {
+    /// The job a call asks for, or its answer when no ioctl is needed.
+    fn job(&mut self, call: &mut StdCall, mem: &dyn GuestRam) -> Result<Job<D>, Step> {
+        let buffers = &self.buffers;
+        let registered = |b: &Arc<GuestBuffer>| {
+            buffers
+                .values()
+                .find(|r| Arc::ptr_eq(&r.buffer, b))
+                .and_then(|r| r.host.as_ref().map(|h| h.id()))
+        };
+        match call.command.clone() {
+            // The login rule: the TA sees the VMM's host identity, so every
+            // session is opened PUBLIC with a nil client UUID, whatever the
+            // guest (and the VM's Policy) asked.
+            Command::OpenSession { ta, .. } => Ok(Job::Open {
+                uuid: ta.0,
+                login: TEE_IOCTL_LOGIN_PUBLIC,
+                cancel_id: call.cancel_id,
+                params: plan(&call.params, &registered, mem).map_err(|r| fail(call, r))?,
+            }),
+            Command::Invoke { func } => {
+                if !self.sessions.contains(&call.session) {
+                    return Err(fail(call, teec::ERROR_BAD_PARAMETERS));
+                }
+                Ok(Job::Invoke {
+                    session: call.session,
+                    func,
+                    cancel_id: call.cancel_id,
+                    params: plan(&call.params, &registered, mem).map_err(|r| fail(call, r))?,
+                })
+            }
+            Command::CloseSession => {
+                if !self.sessions.remove(&call.session) {
+                    return Err(fail(call, teec::ERROR_BAD_PARAMETERS));
+                }
+                Ok(Job::Close {
+                    session: call.session,
+                })
+            }
+            Command::Cancel => Ok(Job::Cancel {
+                session: call.session,
+                cancel_id: call.cancel_id,
+            }),
+            Command::RegisterShm { cookie, buffer } => {
+                if self.buffers.contains_key(&cookie) {
+                    return Err(fail(call, teec::ERROR_BAD_PARAMETERS));
+                }
+                let Ok(len) = usize::try_from(buffer.size()) else {
+                    return Err(fail(call, teec::ERROR_OUT_OF_MEMORY));
+                };
+                match host_span(mem, &buffer, 0, buffer.size()) {
+                    Some(ptr) => Ok(Job::Register { ptr, len }),
+                    None => {
+                        self.buffers
+                            .insert(cookie, Registered { buffer, host: None });
+                        call.finish(teec::SUCCESS, teec::ORIGIN_TEE);
+                        Err(Step::Done)
+                    }
+                }
+            }
+            Command::UnregisterShm { cookie } => {
+                match self.buffers.remove(&cookie).and_then(|r| r.host) {
+                    Some(reg) => Ok(Job::Release(reg)),
+                    None => {
+                        call.finish(teec::SUCCESS, teec::ORIGIN_TEE);
+                        Err(Step::Done)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes a finished call's result into `call`.
+    fn finish(&mut self, call: &mut StdCall, fin: Finished<D>, mem: &dyn GuestRam) -> Step {
+        let verdict = |call: &mut StdCall, r: CallResult| {
+            call.finish(r.ret, r.origin);
+            Step::Done
+        };
+        match fin.outcome {
+            Outcome::Opened(Ok((session, r)), out) => {
+                if r.ret == teec::SUCCESS {
+                    self.sessions.insert(session);
+                    call.session = session;
+                }
+                write_back(call, &out, &fin.temps, mem);
+                verdict(call, r)
+            }
+            Outcome::Invoked(Ok(r), out) => {
+                write_back(call, &out, &fin.temps, mem);
+                verdict(call, r)
+            }
+            Outcome::Opened(Err(e), _) => device_error(call, "OPEN_SESSION", &e),
+            Outcome::Invoked(Err(e), _) => device_error(call, "INVOKE", &e),
+            Outcome::Done(Ok(())) => {
+                call.finish(teec::SUCCESS, teec::ORIGIN_TEE);
+                Step::Done
+            }
+            Outcome::Done(Err(e)) => device_error(call, "call", &e),
+            Outcome::Registered(Ok(host)) => {
+                if let Command::RegisterShm { cookie, buffer } = &call.command {
+                    let r = Registered {
+                        buffer: buffer.clone(),
+                        host: Some(host),
+                    };
+                    self.buffers.insert(*cookie, r);
+                }
+                call.finish(teec::SUCCESS, teec::ORIGIN_TEE);
+                Step::Done
+            }
+            Outcome::Registered(Err(e)) => device_error(call, "REGISTER_SHM", &e),
+        }
+    }
+
+    /// The step of a call in progress on `thread`.
+    fn step(&mut self, thread: ThreadId, call: &mut StdCall, mem: &dyn GuestRam) -> Step {
+        let Some(c) = self.calls.get(&thread) else {
+            return fail(call, teec::ERROR_BAD_STATE);
+        };
+        if let Some(fin) = c.poll() {
+            self.calls.remove(&thread);
+            return self.finish(call, fin, mem);
+        }
+        if c.is_lost() {
+            self.calls.remove(&thread);
+            log::warn!("host TEE: the worker of thread {thread} died without a result");
+            return fail(call, teec::ERROR_COMMUNICATION);
+        }
+        Step::Rpc(RpcRequest::ForeignIntr)
+    }
+
+    /// Nobody will collect `thread`'s result: the call runs to its end
+    /// and cleans up after itself (it is not cancelled now: a guest's
+    /// cancellation id may be shared by its other calls).
+    fn abandon(&mut self, thread: ThreadId) {
+        if let Some(c) = self.calls.remove(&thread) {
+            let cancel = c.cancel;
+            let handle = c.abandon(&self.dev);
+            self.abandoned.retain(|(h, _)| !h.is_finished());
+            self.abandoned.push((handle, cancel));
+        }
+    }
+
+    /// Everything the VM holds released: calls still in the TEE cancelled
+    /// (TEE_IOC_CANCEL) and waited for, sessions closed, registrations
+    /// released.
+    fn teardown(mut self) {
+        let threads: Vec<ThreadId> = self.calls.keys().copied().collect();
+        for t in threads {
+            self.abandon(t);
+        }
+        for (h, cancel) in &self.abandoned {
+            if let (false, Some((session, cancel_id))) = (h.is_finished(), cancel) {
+                if let Err(e) = self.dev.cancel(*session, *cancel_id) {
+                    log::warn!("host TEE: cancelling a call at VM teardown: {e}");
+                }
+            }
+        }
+        for (h, _) in self.abandoned.drain(..) {
+            if h.join().is_err() {
+                log::warn!("host TEE: a call's worker panicked");
+            }
+        }
+        for s in self.sessions.drain() {
+            if let Err(e) = self.dev.close_session(s) {
+                log::warn!("host TEE: closing session {s} at VM teardown: {e}");
+            }
+        }
+        self.buffers.clear();
+    }
+}
+
+impl<D: TeeDevice> Backend for HostTee<D> {
+    fn thread_count(&self) -> u32 {
+        self.config.thread_count
+    }
+
+    fn os_revision(&self) -> OsRevision {
+        self.config.revision
+    }
+
+    fn vm_created(&mut self, client: ClientId) -> Result<(), BackendError> {
+        if self.clients.contains_key(&client) {
+            return Err(BackendError::ClientExists(client));
+        }
+        let dev = (self.open)().map_err(|e| BackendError::Refused(e.to_string()))?;
+        self.clients.insert(
+            client,
+            Client {
+                dev: Arc::new(dev),
+                sessions: HashSet::new(),
+                buffers: HashMap::new(),
+                calls: HashMap::new(),
+                abandoned: Vec::new(),
+            },
+        );
+        Ok(())
+    }
+
+    fn vm_destroyed(&mut self, client: ClientId) {
+        if let Some(c) = self.clients.remove(&client) {
+            c.teardown();
+        }
+    }
+
+    /// No RPC argument buffers are ever asked for: the cache is accepted
+    /// and stays empty.
+    fn enable_shm_cache(&mut self, _client: ClientId) -> bool {
+        true
+    }
+
+    fn disable_shm_cache(&mut self, _client: ClientId) -> CacheDisable {
+        CacheDisable::Empty
+    }
+
+    fn start(
+        &mut self,
+        client: ClientId,
+        thread: ThreadId,
+        call: &mut StdCall,
+        mem: &dyn GuestRam,
+    ) -> Step {
+        let Some(c) = self.clients.get_mut(&client) else {
+            return fail(call, teec::ERROR_BAD_STATE);
+        };
+        if c.calls.contains_key(&thread) {
+            return fail(call, teec::ERROR_BAD_STATE);
+        }
+        let job = match c.job(call, mem) {
+            Ok(job) => job,
+            Err(step) => return step,
+        };
+        // SAFETY: the host memory the job names is guest RAM the VMM
+        // mapped; `new`'s caller keeps it mapped until vm_destroyed, which
+        // joins every worker and drops every registration before returning.
+        match unsafe { Call::spawn(c.dev.clone(), job) } {
+            Ok(w) => {
+                c.calls.insert(thread, w);
+                Step::Rpc(RpcRequest::ForeignIntr)
+            }
+            Err(e) => {
+                log::warn!("host TEE: cannot start a worker thread: {e}");
+                fail(call, teec::ERROR_OUT_OF_MEMORY)
+            }
+        }
+    }
+
+    fn resume(
+        &mut self,
+        client: ClientId,
+        thread: ThreadId,
+        call: &mut StdCall,
+        reply: RpcReply,
+        mem: &dyn GuestRam,
+    ) -> Step {
+        let Some(c) = self.clients.get_mut(&client) else {
+            return fail(call, teec::ERROR_BAD_STATE);
+        };
+        if reply != RpcReply::ForeignIntr {
+            // Only FOREIGN_INTR is ever asked: any other answer is a
+            // protocol error, and the call is given up.
+            c.abandon(thread);
+            return fail(call, teec::ERROR_COMMUNICATION);
+        }
+        c.step(thread, call, mem)
+    }
+
+    fn abandon(&mut self, client: ClientId, thread: ThreadId) {
+        if let Some(c) = self.clients.get_mut(&client) {
+            c.abandon(thread);
+        }
+    }
+}
+
+impl<D: TeeDevice> Drop for HostTee<D> {
+    fn drop(&mut self) {
+        for (_, c) in self.clients.drain() {
+            c.teardown();
+        }
+    }
+}

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! The host's TEE as a backend of `optee_mediator`: the VMM is an ordinary
+//! client of the host's TEE driver (/dev/teeN, include/uapi/linux/tee.h),
+//! one TEE context per VM, and proxies its guests' OP-TEE calls to it.
+//!
+//! - [`TeeDevice`]: one method per ioctl; [`DevTee`] on the real device,
+//!   [`FakeTee`] in memory for tests.
+//! - [`HostTee`]: the [`optee_mediator::Backend`]. Calls run on worker
+//!   threads; the guest's thread waits with RPC_FOREIGN_INTR until the
+//!   result is in. Guest buffers contiguous in the VMM are registered with
+//!   the host driver (zero-copy); others go through bounce buffers.
+//!
+//! See the README for what is isolated between VMs and what is not.
+
+#![deny(missing_docs)]
+
+pub mod dev_tee;
+pub mod device;
+pub mod error;
+pub mod fake;
+pub mod host;
+mod memory;
+mod params;
+mod worker;
+
+pub use dev_tee::DevTee;
+pub use device::{AllocatedShm, CallResult, Shm, TeeDevice, TeeParam};
+pub use error::HostTeeError;
+pub use fake::FakeTee;
+pub use host::{HostTee, HostTeeConfig};
+
+#[cfg(test)]
+mod tests;

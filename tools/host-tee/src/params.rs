@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! Parameters between the mediator's [`Param`]s and the uapi's.
+//!
+//! A call's parameters are planned on the vCPU thread, where guest memory
+//! is ([`plan`]): values as they are, NULL memory references as
+//! TEE_MEMREF_NULL, references into a guest buffer registered with the
+//! host as (offset, size, that registration's id), any other reference as
+//! a host-contiguous piece to register for the call, or as bytes for a
+//! bounce buffer. The worker turns the plan into uapi parameters
+//! ([`materialize`], the registrations and allocations made there, off the
+//! vCPU), and the results come back to the guest on the vCPU thread
+//! ([`write_back`]).
+
+use std::sync::Arc;
+
+use optee_mediator::backend::{Param, StdCall};
+use optee_mediator::msg::{teec, Dir};
+use optee_mediator::shm::GuestBuffer;
+use optee_mediator::GuestRam;
+use tee_uapi::sys::{
+    TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INOUT, TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INPUT,
+    TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_OUTPUT, TEE_IOCTL_PARAM_ATTR_TYPE_VALUE_INOUT,
+    TEE_IOCTL_PARAM_ATTR_TYPE_VALUE_INPUT, TEE_IOCTL_PARAM_ATTR_TYPE_VALUE_OUTPUT,
+};
+use tee_uapi::{MAX_PARAMS, MEMREF_NULL};
+
+use crate::device::{AllocatedShm, Shm, TeeDevice, TeeParam};
+use crate::error::HostTeeError;
+use crate::memory::{host_span, HostPtr};
+
+/// One planned parameter.
+#[derive(Debug)]
+pub(crate) enum Planned {
+    /// Ready as it is (none, value, NULL or registered memory reference).
+    Ready(TeeParam),
+    /// Register `len` bytes of the VMM's mapping of guest RAM for the call.
+    Host {
+        /// The uapi attribute.
+        attr: u32,
+        /// Where.
+        ptr: HostPtr,
+        /// How many bytes.
+        len: usize,
+    },
+    /// Copy through driver memory: the bytes in (zeros for an output).
+    Bounce {
+        /// The uapi attribute.
+        attr: u32,
+        /// The input.
+        data: Vec<u8>,
+    },
+}
+
+/// Memory a call holds until its result is written back.
+#[derive(Debug)]
+pub(crate) enum Temp<D: TeeDevice> {
+    /// The guest's pages, registered for the call.
+    Registered(D::Registered),
+    /// A bounce buffer for parameter `index`.
+    Bounce {
+        /// The driver memory.
+        shm: D::Allocated,
+        /// The parameter it serves.
+        index: usize,
+    },
+}
+
+fn value_attr(dir: Dir) -> u32 {
+    match dir {
+        Dir::In => TEE_IOCTL_PARAM_ATTR_TYPE_VALUE_INPUT,
+        Dir::Out => TEE_IOCTL_PARAM_ATTR_TYPE_VALUE_OUTPUT,
+        Dir::InOut => TEE_IOCTL_PARAM_ATTR_TYPE_VALUE_INOUT,
+    }
+}
+
+fn memref_attr(dir: Dir) -> u32 {
+    match dir {
+        Dir::In => TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INPUT,
+        Dir::Out => TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_OUTPUT,
+        Dir::InOut => TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INOUT,
+    }
+}
+
+fn param(attr: u32, a: u64, b: u64, c: u64) -> TeeParam {
+    TeeParam {
+        attr: attr.into(),
+        a,
+        b,
+        c,
+    }
+}
+
+/// Plans `params`; `registered` gives the host shm id of a guest buffer
+/// registered with the host. Fails with a TEEC code (origin COMMS): more
+/// parameters than the uapi carries, or guest memory that stopped being
+/// RAM.
+pub(crate) fn plan(
+    params: &[Param],
+    registered: &dyn Fn(&Arc<GuestBuffer>) -> Option<i32>,
+    mem: &dyn GuestRam,
+) -> Result<Vec<Planned>, u32> {
+    if params.len() > MAX_PARAMS {
+        return Err(teec::ERROR_BAD_PARAMETERS);
+    }
+    params
+        .iter()
+        .map(|p| match p {
+            Param::None => Ok(Planned::Ready(TeeParam::default())),
+            Param::Value { dir, a, b, c } => {
+                let (a, b, c) = if dir.is_input() {
+                    (*a, *b, *c)
+                } else {
+                    (0, 0, 0)
+                };
+                Ok(Planned::Ready(param(value_attr(*dir), a, b, c)))
+            }
+            Param::Memref {
+                dir,
+                mem: None,
+                size,
+            } => Ok(Planned::Ready(param(
+                memref_attr(*dir),
+                0,
+                *size,
+                MEMREF_NULL,
+            ))),
+            Param::Memref {
+                dir, mem: Some(r), ..
+            } => {
+                let attr = memref_attr(*dir);
+                if let Some(id) = registered(r.buffer()) {
+                    return Ok(Planned::Ready(param(attr, r.offset(), r.size(), id as u64)));
+                }
+                let len = usize::try_from(r.size()).map_err(|_| teec::ERROR_OUT_OF_MEMORY)?;
+                if let Some(ptr) = host_span(mem, r.buffer(), r.offset(), r.size()) {
+                    return Ok(Planned::Host { attr, ptr, len });
+                }
+                let data = if dir.is_input() {
+                    r.read_all(mem).map_err(|_| teec::ERROR_BAD_PARAMETERS)?
+                } else {
+                    vec![0; len]
+                };
+                Ok(Planned::Bounce { attr, data })
+            }
+        })
+        .collect()
+}
+
+/// Makes the planned parameters real on `dev`: registrations and bounce
+/// buffers (at least one byte: the driver refuses empty ones).
+///
+/// # Safety
+/// Every [`Planned::Host`] range must stay mapped until the returned
+/// temporaries are dropped.
+pub(crate) unsafe fn materialize<D: TeeDevice>(
+    dev: &D,
+    planned: Vec<Planned>,
+) -> Result<(Vec<TeeParam>, Vec<Temp<D>>), HostTeeError> {
+    let mut params = Vec::with_capacity(planned.len());
+    let mut temps = Vec::new();
+    for (index, p) in planned.into_iter().enumerate() {
+        match p {
+            Planned::Ready(p) => params.push(p),
+            Planned::Host { attr, ptr, len } => {
+                // SAFETY: the caller keeps the range mapped as long as the
+                // registration, which lives in `temps`.
+                let reg = unsafe { dev.shm_register(ptr.0, len) }?;
+                params.push(param(attr, 0, len as u64, reg.id() as u64));
+                temps.push(Temp::Registered(reg));
+            }
+            Planned::Bounce { attr, data } => {
+                let mut shm = dev.shm_alloc(data.len().max(1))?;
+                if !shm.write(0, &data) {
+                    return Err(HostTeeError::Ioctl {
+                        ioctl: "SHM_ALLOC",
+                        errno: libc::ENOMEM,
+                    });
+                }
+                params.push(param(attr, 0, data.len() as u64, shm.id() as u64));
+                temps.push(Temp::Bounce { shm, index });
+            }
+        }
+    }
+    Ok((params, temps))
+}
+
+/// Writes the outputs of `out` into `call`: output values, output sizes,
+/// and the bytes of bounced output references when the size the TEE
+/// reports fits the reference (a larger one asks for a bigger buffer and
+/// carries no data). A bounced output that can no longer be written to the
+/// guest is logged and its size set to 0.
+pub(crate) fn write_back<D: TeeDevice>(
+    call: &mut StdCall,
+    out: &[TeeParam],
+    temps: &[Temp<D>],
+    mem: &dyn GuestRam,
+) {
+    for (p, o) in call.params.iter_mut().zip(out) {
+        match p {
+            Param::Value { dir, a, b, c } if dir.is_output() => {
+                (*a, *b, *c) = (o.a, o.b, o.c);
+            }
+            Param::Memref { dir, size, .. } if dir.is_output() => *size = o.b,
+            _ => {}
+        }
+    }
+    for t in temps {
+        let Temp::Bounce { shm, index } = t else {
+            continue;
+        };
+        let Some(Param::Memref {
+            dir,
+            mem: Some(r),
+            size,
+        }) = call.params.get_mut(*index)
+        else {
+            continue;
+        };
+        if !dir.is_output() || *size > r.size() {
+            continue;
+        }
+        let Ok(len) = usize::try_from(*size) else {
+            continue;
+        };
+        let mut data = vec![0u8; len];
+        if !shm.read(0, &mut data) || r.write(mem, 0, &data).is_err() {
+            log::warn!("host TEE: output parameter {index} could not be copied back to the guest");
+            *size = 0;
+        }
+    }
+}

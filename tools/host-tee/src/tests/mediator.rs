@@ -1,0 +1,90 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! The backend behind a real `Mediator`, called as a guest driver calls
+//! it: CALL_WITH_ARG, FOREIGN_INTR answered with RETURN_FROM_RPC.
+
+use optee_mediator::abi::{self, ret};
+use optee_mediator::msg::{attr, cmd, teec, MsgArg, MsgParam};
+use optee_mediator::{GuestRam, Mediator, Policy, SmcCall, SmcResult};
+
+use super::*;
+use crate::fake::fake_cmd;
+
+/// The guest's argument page.
+const ARG: u64 = 0x4000_1000;
+
+/// CALL_WITH_ARG of `arg`, then RETURN_FROM_RPC while the answer is
+/// FOREIGN_INTR; the final answer and the FOREIGN_INTR rounds.
+fn call(vm: &mut Mediator<HostTee<FakeTee>>, mem: &dyn GuestRam, arg: &MsgArg) -> (SmcResult, u32) {
+    mem.write(ARG, &arg.encode()).unwrap();
+    let mut r = vm.handle(mem, &SmcCall::new(abi::CALL_WITH_ARG, &[0, ARG]));
+    let mut rounds = 0;
+    while r.a0() == u64::from(ret::RPC_FOREIGN_INTR) {
+        rounds += 1;
+        std::thread::sleep(Duration::from_micros(200));
+        let back = [r.regs()[1], r.regs()[2], r.regs()[3]];
+        r = vm.handle(mem, &SmcCall::new(abi::RETURN_FROM_RPC, &back));
+    }
+    (r, rounds)
+}
+
+#[test]
+fn a_guest_opens_invokes_and_its_vms_end_leaves_nothing_in_the_host_tee() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let f = fake.clone();
+    // SAFETY: `mem` is declared before the mediator that owns the backend.
+    let tee = unsafe { HostTee::new(HostTeeConfig::default(), move || Ok(f.clone())) };
+    let mut vm = Mediator::new(VM, Policy::default(), tee).unwrap();
+
+    let open = MsgArg::new(
+        cmd::OPEN_SESSION,
+        vec![
+            MsgParam::new(
+                attr::META | attr::VALUE_INPUT,
+                u64::from_le_bytes(FAKE_TA[..8].try_into().unwrap()),
+                u64::from_le_bytes(FAKE_TA[8..].try_into().unwrap()),
+                0,
+            ),
+            MsgParam::new(attr::META | attr::VALUE_INPUT, 0, 0, 0),
+        ],
+    );
+    let (r, rounds) = call(&mut vm, &mem, &open);
+    assert_eq!(r.a0(), 0);
+    assert!(rounds >= 1, "the open went through a worker");
+    let opened = MsgArg::read(&mem, ARG).unwrap();
+    assert_eq!(opened.header.ret, teec::SUCCESS);
+    let session = opened.header.session;
+
+    fake.close_gate();
+    let mut inc = MsgArg::new(
+        cmd::INVOKE_COMMAND,
+        vec![MsgParam::new(attr::VALUE_INOUT, 41, 0, 0)],
+    );
+    inc.header.session = session;
+    inc.header.func = fake_cmd::INC;
+    mem.write(ARG, &inc.encode()).unwrap();
+    let parked = vm.handle(&mem, &SmcCall::new(abi::CALL_WITH_ARG, &[0, ARG]));
+    assert_eq!(parked.a0(), u64::from(ret::RPC_FOREIGN_INTR));
+    fake.wait_held(1);
+    let back = [parked.regs()[1], parked.regs()[2], parked.regs()[3]];
+    let again = vm.handle(&mem, &SmcCall::new(abi::RETURN_FROM_RPC, &back));
+    assert_eq!(
+        again.a0(),
+        u64::from(ret::RPC_FOREIGN_INTR),
+        "still in the TEE"
+    );
+    fake.open_gate();
+    let mut r = again;
+    while r.a0() == u64::from(ret::RPC_FOREIGN_INTR) {
+        std::thread::sleep(Duration::from_micros(200));
+        let back = [r.regs()[1], r.regs()[2], r.regs()[3]];
+        r = vm.handle(&mem, &SmcCall::new(abi::RETURN_FROM_RPC, &back));
+    }
+    assert_eq!(r.a0(), 0);
+    let out = MsgArg::read(&mem, ARG).unwrap();
+    assert_eq!((out.header.ret, out.params[0].a), (teec::SUCCESS, 42));
+
+    assert_eq!(fake.session_count(), 1);
+    drop(vm);
+    assert_eq!((fake.session_count(), fake.shm_count()), (0, 0));
+}

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! Memory references: zero-copy registrations, bounce buffers, registered
+//! buffers.
+
+use optee_mediator::backend::{Backend, Command, Param, RpcRequest, Step};
+use optee_mediator::msg::{teec, Dir};
+use optee_mediator::FakeGuestMemory;
+
+use super::*;
+use crate::fake::{fake_cmd, GREETING};
+
+/// REVERSE of `param`, with a value output for the length.
+fn reverse(session: u32, param: Param) -> StdCall {
+    let len = Param::Value {
+        dir: Dir::Out,
+        a: 0,
+        b: 0,
+        c: 0,
+    };
+    invoke(session, fake_cmd::REVERSE, vec![param, len])
+}
+
+/// Starts `call` with the gate closed, returns what the fake holds while
+/// the call is in the TEE, then lets it finish.
+fn held_kinds(
+    tee: &mut HostTee<FakeTee>,
+    fake: &FakeTee,
+    call: &mut StdCall,
+    mem: &dyn GuestRam,
+) -> (usize, usize) {
+    fake.close_gate();
+    assert_eq!(
+        tee.start(VM, 1, call, mem),
+        Step::Rpc(RpcRequest::ForeignIntr)
+    );
+    fake.wait_held(1);
+    let kinds = fake.shm_kinds();
+    fake.open_gate();
+    drive(tee, 1, call, mem);
+    kinds
+}
+
+#[test]
+fn a_guest_contiguous_memref_is_registered_zero_copy_for_the_call_only() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    mem.write(0x4000_1f00, &ramp(0x200)).unwrap();
+    let buf = GuestBuffer::new(vec![0x4000_1000, 0x4000_2000], 0xf00, 0x200).unwrap();
+    let mut c = reverse(s, memref(Dir::InOut, buf));
+    assert_eq!(held_kinds(&mut tee, &fake, &mut c, &mem), (1, 0));
+    assert_result(&c, teec::SUCCESS, teec::ORIGIN_TRUSTED_APP);
+    let mut back = vec![0u8; 0x200];
+    mem.read(0x4000_1f00, &mut back).unwrap();
+    let mut want = ramp(0x200);
+    want.reverse();
+    assert_eq!(back, want, "the TA worked on the guest's own pages");
+    assert!(matches!(c.params[1], Param::Value { a: 0x200, .. }));
+    assert_eq!(fake.shm_count(), 0, "released with the call");
+}
+
+#[test]
+fn a_scattered_memref_is_bounced_in_and_out() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    let data = ramp(0x1100);
+    mem.write(0x4000_5f00, &data[..0x100]).unwrap();
+    mem.write(0x4000_2000, &data[0x100..]).unwrap();
+    let buf = GuestBuffer::new(vec![0x4000_5000, 0x4000_2000], 0xf00, 0x1100).unwrap();
+    let mut c = reverse(s, memref(Dir::InOut, buf.clone()));
+    assert_eq!(held_kinds(&mut tee, &fake, &mut c, &mem), (0, 1));
+    assert_result(&c, teec::SUCCESS, teec::ORIGIN_TRUSTED_APP);
+    let mut back = vec![0u8; 0x1100];
+    buf.read(&mem, 0, &mut back).unwrap();
+    let mut want = data;
+    want.reverse();
+    assert_eq!(back, want);
+    assert_eq!(fake.shm_count(), 0);
+}
+
+#[test]
+fn memory_without_a_host_mapping_is_bounced() {
+    let mem = FakeGuestMemory::new(&[(0x1000, 0x1000)]);
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    mem.write(0x1010, b"abc").unwrap();
+    let buf = GuestBuffer::new(vec![0x1000], 0x10, 3).unwrap();
+    let mut c = reverse(s, memref(Dir::InOut, buf));
+    assert_eq!(held_kinds(&mut tee, &fake, &mut c, &mem), (0, 1));
+    let mut back = [0u8; 3];
+    mem.read(0x1010, &mut back).unwrap();
+    assert_eq!(&back, b"cba");
+}
+
+#[test]
+fn an_output_memref_gets_the_tees_size_and_data_only_when_it_fits() {
+    let mem = FakeGuestMemory::new(&[(0x1000, 0x1000)]);
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    mem.write(0x1000, &[0xee; 16]).unwrap();
+    let small = GuestBuffer::new(vec![0x1000], 0, 4).unwrap();
+    let mut c = invoke(s, fake_cmd::GREETING, vec![memref(Dir::Out, small)]);
+    run(&mut tee, 1, &mut c, &mem);
+    assert_result(&c, teec::ERROR_SHORT_BUFFER, teec::ORIGIN_TRUSTED_APP);
+    assert!(matches!(c.params[0], Param::Memref { size: 8, .. }));
+    let mut b = [0u8; 16];
+    mem.read(0x1000, &mut b).unwrap();
+    assert_eq!(b, [0xee; 16], "nothing written on SHORT_BUFFER");
+
+    let big = GuestBuffer::new(vec![0x1000], 0, 16).unwrap();
+    let mut c = invoke(s, fake_cmd::GREETING, vec![memref(Dir::Out, big)]);
+    run(&mut tee, 1, &mut c, &mem);
+    assert_result(&c, teec::SUCCESS, teec::ORIGIN_TRUSTED_APP);
+    assert!(matches!(c.params[0], Param::Memref { size: 8, .. }));
+    mem.read(0x1000, &mut b).unwrap();
+    assert_eq!(&b[..8], GREETING);
+    assert_eq!(b[8..], [0xee; 8], "only the size written");
+}
+
+#[test]
+fn a_null_memref_reaches_the_tee_as_memref_null() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    let null = Param::Memref {
+        dir: Dir::Out,
+        mem: None,
+        size: 0,
+    };
+    let mut c = invoke(s, fake_cmd::GREETING, vec![null]);
+    run(&mut tee, 1, &mut c, &mem);
+    assert_result(&c, teec::ERROR_SHORT_BUFFER, teec::ORIGIN_TRUSTED_APP);
+    assert!(matches!(
+        c.params[0],
+        Param::Memref {
+            size: 8,
+            mem: None,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_contiguous_registered_buffer_is_registered_with_the_host_until_unregistered() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    let buffer = Arc::new(GuestBuffer::new(vec![0x4000_3000, 0x4000_4000], 0, 0x2000).unwrap());
+    let mut reg = std_call(
+        Command::RegisterShm {
+            cookie: 0xc0,
+            buffer: buffer.clone(),
+        },
+        0,
+        vec![],
+    );
+    run(&mut tee, 0, &mut reg, &mem);
+    assert_result(&reg, teec::SUCCESS, teec::ORIGIN_TEE);
+    assert_eq!(tee.buffer_counts(VM), (1, 1));
+    assert_eq!(fake.shm_kinds(), (1, 0));
+
+    mem.write(0x4000_3ffe, &[1, 2, 3, 4]).unwrap();
+    let r = MemRef::new(buffer, 0xffe, 4).unwrap();
+    let p = Param::Memref {
+        dir: Dir::InOut,
+        mem: Some(r),
+        size: 4,
+    };
+    let mut c = reverse(s, p);
+    assert_eq!(
+        held_kinds(&mut tee, &fake, &mut c, &mem),
+        (1, 0),
+        "the call uses the registration, no other"
+    );
+    let mut b = [0u8; 4];
+    mem.read(0x4000_3ffe, &mut b).unwrap();
+    assert_eq!(b, [4, 3, 2, 1]);
+
+    let mut unreg = std_call(Command::UnregisterShm { cookie: 0xc0 }, 0, vec![]);
+    run(&mut tee, 0, &mut unreg, &mem);
+    assert_result(&unreg, teec::SUCCESS, teec::ORIGIN_TEE);
+    assert_eq!(tee.buffer_counts(VM), (0, 0));
+    assert_eq!(fake.shm_count(), 0);
+}
+
+#[test]
+fn a_scattered_registered_buffer_is_kept_for_bouncing_without_an_ioctl() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    let buffer = Arc::new(GuestBuffer::new(vec![0x4000_6000, 0x4000_3000], 0, 0x2000).unwrap());
+    let mut reg = std_call(
+        Command::RegisterShm {
+            cookie: 1,
+            buffer: buffer.clone(),
+        },
+        0,
+        vec![],
+    );
+    assert_eq!(tee.start(VM, 0, &mut reg, &mem), Step::Done);
+    assert_result(&reg, teec::SUCCESS, teec::ORIGIN_TEE);
+    assert_eq!(tee.buffer_counts(VM), (1, 0));
+    assert_eq!(fake.shm_count(), 0);
+
+    mem.write(0x4000_6ffe, &[1, 2]).unwrap();
+    mem.write(0x4000_3000, &[3, 4]).unwrap();
+    let p = Param::Memref {
+        dir: Dir::InOut,
+        mem: Some(MemRef::new(buffer, 0xffe, 4).unwrap()),
+        size: 4,
+    };
+    let mut c = reverse(s, p);
+    assert_eq!(held_kinds(&mut tee, &fake, &mut c, &mem), (0, 1));
+    let (mut lo, mut hi) = ([0u8; 2], [0u8; 2]);
+    mem.read(0x4000_6ffe, &mut lo).unwrap();
+    mem.read(0x4000_3000, &mut hi).unwrap();
+    assert_eq!((lo, hi), ([4, 3], [2, 1]));
+
+    let mut unreg = std_call(Command::UnregisterShm { cookie: 1 }, 0, vec![]);
+    assert_eq!(tee.start(VM, 0, &mut unreg, &mem), Step::Done);
+    assert_eq!(tee.buffer_counts(VM), (0, 0));
+}
+
+#[test]
+fn a_failed_bounce_allocation_is_out_of_memory_from_comms() {
+    let mem = FakeGuestMemory::new(&[(0x1000, 0x1000)]);
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    fake.fail_next("SHM_ALLOC", libc::ENOMEM);
+    let buf = GuestBuffer::new(vec![0x1000], 0, 8).unwrap();
+    let mut c = reverse(s, memref(Dir::InOut, buf));
+    run(&mut tee, 1, &mut c, &mem);
+    assert_result(&c, teec::ERROR_OUT_OF_MEMORY, teec::ORIGIN_COMMS);
+    assert_eq!(fake.shm_count(), 0);
+}
