@@ -2,7 +2,7 @@
 //! [`HostTee`]: the mediator's [`Backend`] on the host's TEE device.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 use optee_mediator::backend::{
@@ -47,7 +47,10 @@ impl Default for HostTeeConfig {
 /// A guest buffer the guest registered (REGISTER_SHM).
 #[derive(Debug)]
 struct Registered<D: TeeDevice> {
-    buffer: Arc<GuestBuffer>,
+    /// Only to recognise the buffer in a call's parameters: a weak
+    /// reference, because the mediator refuses UNREGISTER_SHM of a buffer
+    /// someone else still holds (it takes that for a call in progress).
+    buffer: Weak<GuestBuffer>,
     /// The host registration of the guest's pages; `None` if they are not
     /// contiguous in the VMM (each call then bounces what it references).
     host: Option<D::Registered>,
@@ -161,7 +164,7 @@ impl<D: TeeDevice> Client<D> {
         let registered = |b: &Arc<GuestBuffer>| {
             buffers
                 .values()
-                .find(|r| Arc::ptr_eq(&r.buffer, b))
+                .find(|r| std::ptr::eq(r.buffer.as_ptr(), Arc::as_ptr(b)))
                 .and_then(|r| r.host.as_ref().map(|h| h.id()))
         };
         match call.command.clone() {
@@ -207,6 +210,7 @@ impl<D: TeeDevice> Client<D> {
                 match host_span(mem, &buffer, 0, buffer.size()) {
                     Some(ptr) => Ok(Job::Register { ptr, len }),
                     None => {
+                        let buffer = Arc::downgrade(&buffer);
                         self.buffers
                             .insert(cookie, Registered { buffer, host: None });
                         call.finish(teec::SUCCESS, teec::ORIGIN_TEE);
@@ -255,7 +259,7 @@ impl<D: TeeDevice> Client<D> {
             Outcome::Registered(Ok(host)) => {
                 if let Command::RegisterShm { cookie, buffer } = &call.command {
                     let r = Registered {
-                        buffer: buffer.clone(),
+                        buffer: Arc::downgrade(buffer),
                         host: Some(host),
                     };
                     self.buffers.insert(*cookie, r);

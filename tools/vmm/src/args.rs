@@ -33,12 +33,33 @@ impl Conduit {
     }
 }
 
+/// The TEE that answers the guest's OP-TEE calls behind the mediator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Tee {
+    /// The userspace TEE in this VMM (its built-in TAs only).
+    User,
+    /// The host's OP-TEE through --tee-device: this VMM is one client of
+    /// the host's TEE driver, one TEE context per VM.
+    Host,
+}
+
+/// The host TEE device used when --tee-device is not given.
+pub const DEFAULT_TEE_DEVICE: &str = "/dev/tee0";
+
 /// A small arm64 KVM VMM: boots a Linux Image with an initramfs on an
 /// in-kernel GICv3, a 16550 console and PSCI, and answers the guest's
 /// OP-TEE calls (forwarded by KVM's SMCCC filter) with the optee-mediator
-/// library and its userspace TEE.
+/// library and its userspace TEE, or the host's OP-TEE (--tee host).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "tosfwd-vmm", version)]
+#[command(
+    after_help = "With --tee host and an OP-TEE without NS virtualization, OP-TEE sees \
+one client, the host: every VM on it (and the host's own TEE clients) shares its TA \
+instances and secure storage, and TAs see the VMM's host identity (every session is opened \
+with the PUBLIC login). So a second VM on the same TEE device is refused unless each VM \
+involved was started with --tee-shared (an flock(2) on /run/tosfwd-vmm/DEVICE.lock, such as \
+tee0.lock for /dev/tee0, held while the VMM runs)."
+)]
 pub struct Args {
     /// The guest kernel: an arm64 Linux Image (arch/arm64/boot/Image).
     #[arg(short, long)]
@@ -65,13 +86,29 @@ pub struct Args {
     #[arg(long, default_value = "")]
     pub append: String,
     /// A trusted application the guest may open sessions with (repeatable;
-    /// default: the userspace TEE's built-in TAs). Others are refused by the
+    /// default: the userspace TEE's built-in TAs, or any TA with --tee
+    /// host). Others are refused by the
     /// mediator's policy with TEEC_ERROR_ACCESS_DENIED.
     #[arg(long = "allow-ta", value_name = "UUID", value_parser = parse_uuid)]
     pub allow_ta: Vec<Uuid>,
-    /// Let the guest open any TA (no policy filter).
+    /// Let the guest open any TA (no policy filter; the default with
+    /// --tee host).
     #[arg(long, conflicts_with = "allow_ta")]
     pub allow_any_ta: bool,
+    /// Which TEE answers the guest's OP-TEE calls: this VMM's userspace
+    /// TEE, or the host's OP-TEE through --tee-device (with a
+    /// non-virtualized OP-TEE, VMs share its TA instances and secure
+    /// storage: see --tee-shared).
+    #[arg(long, value_enum, default_value_t = Tee::User)]
+    pub tee: Tee,
+    /// The host's TEE device for --tee host [default: /dev/tee0].
+    #[arg(long, value_name = "PATH")]
+    pub tee_device: Option<PathBuf>,
+    /// With --tee host: accept sharing the TEE with other VMs started with
+    /// --tee-shared (they share TA instances and secure storage). Without
+    /// it, a VM is refused while another VM uses the same TEE device.
+    #[arg(long)]
+    pub tee_shared: bool,
 }
 
 impl Args {
@@ -89,6 +126,14 @@ impl Args {
     /// Checks what clap cannot: the command line the guest gets (default or
     /// --cmdline, plus --append) must fit arm64 Linux's COMMAND_LINE_SIZE.
     pub fn check(&self) -> Result<(), String> {
+        if self.tee == Tee::User {
+            if self.tee_device.is_some() {
+                return Err("--tee-device applies to --tee host only".to_owned());
+            }
+            if self.tee_shared {
+                return Err("--tee-shared applies to --tee host only".to_owned());
+            }
+        }
         let len = self.kernel_cmdline().len();
         if len > MAX_CMDLINE {
             return Err(format!(
@@ -99,14 +144,31 @@ impl Args {
         Ok(())
     }
 
-    /// The TAs the guest may open; `None` for any.
+    /// The TAs the guest may open; `None` for any. By default the
+    /// userspace TEE's built-in TAs, or any TA the host's OP-TEE can load
+    /// with --tee host.
     pub fn allowed_tas(&self) -> Option<Vec<Uuid>> {
         if self.allow_any_ta {
             None
-        } else if self.allow_ta.is_empty() {
-            Some(vec![HELLO_UUID, MEMORY_UUID, DEVICE_PTA_UUID])
-        } else {
+        } else if !self.allow_ta.is_empty() {
             Some(self.allow_ta.clone())
+        } else {
+            match self.tee {
+                Tee::User => Some(vec![HELLO_UUID, MEMORY_UUID, DEVICE_PTA_UUID]),
+                Tee::Host => None,
+            }
+        }
+    }
+
+    /// The host's TEE device with --tee host (None for the userspace TEE).
+    pub fn host_tee_device(&self) -> Option<PathBuf> {
+        match self.tee {
+            Tee::User => None,
+            Tee::Host => Some(
+                self.tee_device
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_TEE_DEVICE)),
+            ),
         }
     }
 
@@ -193,6 +255,72 @@ mod tests {
         assert_eq!(a.kernel_cmdline(), "console=ttyS0 quiet");
         assert_eq!(a.allowed_tas(), Some(vec![HELLO_UUID]));
         assert_eq!(Conduit::Hvc.method(), "hvc");
+    }
+
+    #[test]
+    fn the_tee_is_the_userspace_one_unless_told_and_host_defaults_to_tee0() {
+        let a = parse(&["-k", "I"]).unwrap();
+        assert_eq!((a.tee, a.tee_shared), (Tee::User, false));
+        assert_eq!(a.host_tee_device(), None);
+        let a = parse(&["-k", "I", "--tee", "host"]).unwrap();
+        assert_eq!(a.tee, Tee::Host);
+        assert_eq!(a.check(), Ok(()));
+        assert_eq!(
+            a.host_tee_device().as_deref(),
+            Some(std::path::Path::new("/dev/tee0"))
+        );
+        // Any TA the host's OP-TEE can load, unless --allow-ta says which.
+        assert_eq!(a.allowed_tas(), None);
+        let a = parse(&[
+            "-k",
+            "I",
+            "--tee",
+            "host",
+            "--tee-device",
+            "/dev/tee1",
+            "--tee-shared",
+            "--allow-ta",
+            "8aaaf200-2450-11e4-abe2-0002a5d5c51b",
+        ])
+        .unwrap();
+        assert_eq!(a.check(), Ok(()));
+        assert!(a.tee_shared);
+        assert_eq!(
+            a.host_tee_device().as_deref(),
+            Some(std::path::Path::new("/dev/tee1"))
+        );
+        assert_eq!(a.allowed_tas(), Some(vec![HELLO_UUID]));
+        assert!(parse(&["-k", "I", "--tee", "host", "--tee-device"]).is_err());
+        assert!(parse(&["-k", "I", "--tee", "xen"]).is_err());
+    }
+
+    #[test]
+    fn host_tee_options_without_tee_host_are_refused() {
+        let e = parse(&["-k", "I", "--tee-shared"])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert_eq!(e, "--tee-shared applies to --tee host only");
+        let e = parse(&["-k", "I", "--tee", "user", "--tee-device", "/dev/tee0"])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert_eq!(e, "--tee-device applies to --tee host only");
+    }
+
+    #[test]
+    fn help_says_that_vms_on_the_host_tee_share_tas_and_storage() {
+        let help = <Args as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        assert!(help.contains("--tee <TEE>"), "{help}");
+        assert!(help.contains("--tee-device <PATH>"), "{help}");
+        assert!(help.contains("--tee-shared"), "{help}");
+        let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains("shares its TA instances and secure storage"),
+            "{help}"
+        );
     }
 
     #[test]

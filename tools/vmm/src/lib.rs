@@ -3,7 +3,8 @@
 //! KVM's SMCCC filter (FWD_TO_USER) and the optee-mediator library.
 //!
 //! The pure parts (command line, memory layout, device tree, call counts,
-//! console line buffering, how a run ends and its exit status)
+//! console line buffering, how a run ends and its exit status, the host
+//! TEE's start-up checks and lock)
 //! build and are tested on any host; the machine itself ([`vm`]) is
 //! aarch64 only.
 
@@ -15,5 +16,6 @@ pub mod fdt;
 pub mod layout;
 pub mod outcome;
 pub mod stats;
+pub mod tee;
 #[cfg(target_arch = "aarch64")]
 pub mod vm;

@@ -2,14 +2,17 @@
 //! tosfwd-vmm: boots an arm64 Linux guest under KVM and answers its OP-TEE
 //! calls; see the library's documentation.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
+use host_tee::DevTee;
 
 use tosfwd_vmm::args::Args;
 #[cfg(target_arch = "aarch64")]
 use tosfwd_vmm::outcome::exit_status;
 use tosfwd_vmm::outcome::EXIT_ERROR;
+use tosfwd_vmm::tee;
 #[cfg(target_arch = "aarch64")]
 use tosfwd_vmm::vm;
 
@@ -17,8 +20,8 @@ use tosfwd_vmm::vm;
 /// the mediator torn down, reports (once) and gives the exit status: 0 for
 /// a power-off, 2 for a reset, 1 for an error.
 #[cfg(target_arch = "aarch64")]
-fn run(args: &Args) -> ExitCode {
-    let r = match vm::run(args) {
+fn run(args: &Args, host_tee: Option<DevTee>) -> ExitCode {
+    let r = match vm::run(args, host_tee) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tosfwd-vmm: error: {e}");
@@ -52,7 +55,7 @@ fn run(args: &Args) -> ExitCode {
 }
 
 #[cfg(not(target_arch = "aarch64"))]
-fn run(_args: &Args) -> ExitCode {
+fn run(_args: &Args, _host_tee: Option<DevTee>) -> ExitCode {
     eprintln!(
         "tosfwd-vmm: error: this VMM runs arm64 KVM guests and works on aarch64 hosts only \
          (built for {})",
@@ -75,5 +78,17 @@ fn main() -> ExitCode {
         eprintln!("tosfwd-vmm: error: {e}");
         return ExitCode::from(EXIT_ERROR);
     }
-    run(&args)
+    // The TEE before the guest: a missing, refused or foreign TEE device,
+    // or another VM on it, is one line and exit status 1.
+    let (host_tee, _lock) = match tee::start(&args, Path::new(tee::LOCK_DIR)) {
+        Ok(Some(t)) => (Some(t.device), Some(t.lock)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("tosfwd-vmm: error: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    // `_lock` is held until the run has returned, by which time the VM's
+    // mediator (and its TEE context) is gone.
+    run(&args, host_tee)
 }

@@ -13,6 +13,7 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use host_tee::{DevTee, HostTee, HostTeeConfig};
 use kvm_bindings::{
     kvm_create_device, kvm_device_attr, kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3,
     kvm_userspace_memory_region, kvm_vcpu_events, kvm_vcpu_init, KVM_ARM_VCPU_POWER_OFF,
@@ -26,7 +27,8 @@ use linux_loader::loader::pe::PE;
 use linux_loader::loader::KernelLoader;
 use optee_mediator::kvm::{self as adapter, AdapterError};
 use optee_mediator::{
-    kvm_filters, ClientId, Mediator, MediatorError, Policy, TaFilter, UserTee, UteeConfig,
+    kvm_filters, Backend, ClientId, LoginPolicy, Mediator, MediatorError, Policy, TaFilter,
+    UserTee, UteeConfig,
 };
 use smccc::kvm::{filter_attr, CoreReg};
 use smccc::FunctionId;
@@ -190,17 +192,23 @@ impl Trigger for IrqFd {
     }
 }
 
+/// The TEE behind a VM's mediator: the userspace TEE or the host's
+/// (`--tee`).
+type TeeBackend = Box<dyn Backend + Send>;
+
 /// The mediator and the counts of what it answered, behind one lock.
 struct Forwarder {
-    mediator: Mediator<UserTee>,
+    mediator: Mediator<TeeBackend>,
     calls: CallCounts,
 }
 
-/// What the vCPU threads share.
+/// What the vCPU threads share. The fields drop in this order: the
+/// forwarder (whose mediator's teardown ends the VM's use of the host TEE
+/// and of guest RAM) before `mem`.
 struct Machine {
-    mem: GuestMemoryMmap,
-    serial: Mutex<Serial<IrqFd, vm_superio::serial::NoEvents, LineOut<Stdout>>>,
     forwarder: Mutex<Forwarder>,
+    serial: Mutex<Serial<IrqFd, vm_superio::serial::NoEvents, LineOut<Stdout>>>,
+    mem: GuestMemoryMmap,
     /// The guest's mistakes logged so far (stray MMIO, undecodable accesses).
     stray_mmio: Mutex<u32>,
     /// Set once the run has ended: every vCPU thread leaves its loop.
@@ -542,8 +550,34 @@ fn create_gic(vm: &VmFd) -> Result<DeviceFd, Error> {
     Ok(gic)
 }
 
+/// The backend `--tee` asks for: the userspace TEE, or the host's OP-TEE
+/// on `host_tee` (opened and checked at start-up; it becomes the VM's TEE
+/// context).
+///
+/// # Safety
+/// With `host_tee`, the guest memory the mediator is given must stay
+/// mapped until the mediator is dropped or torn down ([`HostTee::new`]).
+unsafe fn tee_backend(host_tee: Option<DevTee>) -> TeeBackend {
+    let Some(dev) = host_tee else {
+        return Box::new(UserTee::new(UteeConfig::default()));
+    };
+    let path = dev.path().to_path_buf();
+    let mut opened = Some(dev);
+    // The mediator asks once, at vm_created: the device opened at
+    // start-up; opening it anew is only for a second VM, which this VMM
+    // never has.
+    let open = move || match opened.take() {
+        Some(d) => Ok(d),
+        None => DevTee::open(&path),
+    };
+    // SAFETY: the caller keeps the guest memory mapped until the mediator
+    // is gone, which is HostTee::new's contract.
+    Box::new(unsafe { HostTee::new(HostTeeConfig::default(), open) })
+}
+
 /// Builds the VM from `args`, runs it until the guest stops, reports.
-pub fn run(args: &Args) -> Result<Report, Error> {
+/// `host_tee` is the host's TEE device with `--tee host`.
+pub fn run(args: &Args, host_tee: Option<DevTee>) -> Result<Report, Error> {
     let mut kernel = File::open(&args.kernel).map_err(|err| Error::ReadFile {
         what: "kernel image",
         path: args.kernel.clone(),
@@ -665,16 +699,33 @@ pub fn run(args: &Args) -> Result<Report, Error> {
 
     let policy = Policy {
         tas: args.allowed_tas().map_or(TaFilter::Any, TaFilter::Only),
+        // The host backend opens every session PUBLIC whatever the guest
+        // asks (the TA sees the VMM's host identity): said here too.
+        login: if host_tee.is_some() {
+            LoginPolicy::ForcePublic
+        } else {
+            LoginPolicy::PassThrough
+        },
         ..Policy::default()
     };
-    let mediator = Mediator::new(ClientId(1), policy, UserTee::new(UteeConfig::default()))?;
+    // SAFETY: the mediator only ever sees `mem` (Machine::forward), and
+    // `mem` outlives it on every path: on the normal one the mediator is
+    // torn down below (the host backend's vm_destroyed cancels and joins
+    // its calls and drops its registrations) before `machine` is dropped;
+    // when `machine` is dropped otherwise (an early return, a panic), its
+    // `forwarder` field drops before its `mem` field (declaration order);
+    // and while a stuck vCPU thread keeps the Machine alive, both live until
+    // the process ends. Nothing returns between the mediator's creation and
+    // the Machine's, which takes both.
+    let backend = unsafe { tee_backend(host_tee) };
+    let mediator = Mediator::new(ClientId(1), policy, backend)?;
     let machine = Arc::new(Machine {
-        mem,
-        serial: Mutex::new(serial),
         forwarder: Mutex::new(Forwarder {
             mediator,
             calls: CallCounts::default(),
         }),
+        serial: Mutex::new(serial),
+        mem,
         stray_mmio: Mutex::new(0),
         stopping: AtomicBool::new(false),
     });

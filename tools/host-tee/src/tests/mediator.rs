@@ -88,3 +88,42 @@ fn a_guest_opens_invokes_and_its_vms_end_leaves_nothing_in_the_host_tee() {
     drop(vm);
     assert_eq!((fake.session_count(), fake.shm_count()), (0, 0));
 }
+
+#[test]
+fn a_guest_unregisters_what_it_registered_through_the_mediator() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let f = fake.clone();
+    // SAFETY: `mem` is declared before the mediator that owns the backend.
+    let tee = unsafe { HostTee::new(HostTeeConfig::default(), move || Ok(f.clone())) };
+    let mut vm = Mediator::new(VM, Policy::default(), tee).unwrap();
+
+    // Two guest-contiguous pages, so registered with the host (zero-copy).
+    let (list, pages) = (0x4000_2000, [0x4000_3000, 0x4000_4000]);
+    let ptr = optee_mediator::pagelist::write_list(&mem, &[list], &pages, 0).unwrap();
+    let cookie = 0xc0de;
+    let reg = MsgArg::new(
+        cmd::REGISTER_SHM,
+        vec![MsgParam::new(
+            attr::TMEM_OUTPUT | attr::NONCONTIG,
+            ptr,
+            8192,
+            cookie,
+        )],
+    );
+    let (r, _) = call(&mut vm, &mem, &reg);
+    assert_eq!(r.a0(), 0);
+    assert_eq!(MsgArg::read(&mem, ARG).unwrap().header.ret, teec::SUCCESS);
+    assert_eq!(fake.shm_count(), 1);
+
+    // The backend's record of the buffer does not make it look busy to
+    // the mediator (which refuses UNREGISTER_SHM of a buffer in use).
+    let unreg = MsgArg::new(
+        cmd::UNREGISTER_SHM,
+        vec![MsgParam::new(attr::RMEM_INPUT, 0, 0, cookie)],
+    );
+    let (r, _) = call(&mut vm, &mem, &unreg);
+    assert_eq!(r.a0(), 0);
+    assert_eq!(MsgArg::read(&mem, ARG).unwrap().header.ret, teec::SUCCESS);
+    assert_eq!(fake.shm_count(), 0);
+}

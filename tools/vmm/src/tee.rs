@@ -1,0 +1,351 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! The TEE behind the mediator, set up before the guest starts: with
+//! `--tee host`, the host's TEE device opened once (so a missing device, a
+//! refused one or a TEE that is not OP-TEE is a one-line start-up error)
+//! and the lock that keeps a second VM off the same TEE.
+//!
+//! The lock: with a non-virtualized OP-TEE, every VM on the TEE shares its
+//! TA instances and secure storage. This VMM runs one VM per process, so
+//! "one VM per TEE" is an advisory lock (flock(2)) on a lock file named
+//! after the device, in [`LOCK_DIR`]: exclusive for a VM that does not
+//! accept sharing, shared with `--tee-shared`. Any number of
+//! `--tee-shared` VMs run together; a VM without it runs alone. The lock
+//! goes with the process (or the [`TeeLock`]); nothing needs cleaning up.
+
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use host_tee::{DevTee, HostTeeError};
+
+use crate::args::Args;
+
+/// Where the lock files live (created, mode 0755, if missing).
+pub const LOCK_DIR: &str = "/run/tosfwd-vmm";
+
+/// Why the TEE could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TeeError {
+    /// The host's TEE device: missing, refused, not OP-TEE.
+    #[error(transparent)]
+    Device(#[from] HostTeeError),
+    /// The device opened, but does not answer TEE_IOC_VERSION.
+    #[error("{}: not a TEE device ({err})", path.display())]
+    NotATee {
+        /// The device path.
+        path: PathBuf,
+        /// The failed ioctl.
+        err: HostTeeError,
+    },
+    /// The device path has no file name to name its lock after.
+    #[error("{}: cannot name a lock file after this TEE device path", .0.display())]
+    LockName(PathBuf),
+    /// The lock directory could not be created.
+    #[error("cannot create the TEE lock directory {}: {err}", dir.display())]
+    LockDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        err: io::Error,
+    },
+    /// The lock file could not be opened or created.
+    #[error("cannot open the TEE lock file {}: {err}", path.display())]
+    LockFile {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        err: io::Error,
+    },
+    /// Another VM holds the lock in a way this one may not share.
+    #[error(
+        "{}: another VM uses this TEE (the lock {} is held); VMs on a non-virtualized OP-TEE \
+         share its TA instances and secure storage: pass --tee-shared to every VM that may \
+         share it",
+        device.display(),
+        lock.display()
+    )]
+    InUse {
+        /// The TEE device.
+        device: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// flock failed otherwise.
+    #[error("cannot lock the TEE lock file {}: {err}", path.display())]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// Why.
+        err: io::Error,
+    },
+}
+
+/// The lock file of `device` in `dir`: named after the device's file name
+/// once symbolic links are resolved (/dev/tee0 gives `tee0.lock`), so that
+/// two names of one device node share the lock.
+pub fn lock_path(dir: &Path, device: &Path) -> Result<PathBuf, TeeError> {
+    let real = std::fs::canonicalize(device).unwrap_or_else(|_| device.to_path_buf());
+    let name = real
+        .file_name()
+        .ok_or_else(|| TeeError::LockName(device.to_path_buf()))?;
+    let mut file = name.to_os_string();
+    file.push(".lock");
+    Ok(dir.join(file))
+}
+
+/// A held lock on one TEE device; released when dropped (or when the
+/// process ends).
+#[derive(Debug)]
+pub struct TeeLock {
+    _file: File,
+    path: PathBuf,
+    shared: bool,
+}
+
+impl TeeLock {
+    /// Takes the lock of `device` in `dir` without waiting: shared if
+    /// `shared` (--tee-shared), else exclusive. [`TeeError::InUse`] if
+    /// another holder's lock conflicts.
+    pub fn acquire(dir: &Path, device: &Path, shared: bool) -> Result<TeeLock, TeeError> {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(|err| TeeError::LockDir {
+                dir: dir.to_path_buf(),
+                err,
+            })?;
+        let path = lock_path(dir, device)?;
+        // Read-only is enough for flock: a lock file another user created
+        // (mode 0644) can be locked too.
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+            .or_else(|e| match e.kind() {
+                io::ErrorKind::NotFound => OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o644)
+                    .custom_flags(libc::O_CLOEXEC)
+                    .open(&path),
+                _ => Err(e),
+            })
+            .map_err(|err| TeeError::LockFile {
+                path: path.clone(),
+                err,
+            })?;
+        let op = if shared { libc::LOCK_SH } else { libc::LOCK_EX };
+        loop {
+            // SAFETY: flock only reads the fd, which `file` keeps open.
+            if unsafe { libc::flock(file.as_raw_fd(), op | libc::LOCK_NB) } == 0 {
+                break;
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EWOULDBLOCK) => {
+                    return Err(TeeError::InUse {
+                        device: device.to_path_buf(),
+                        lock: path,
+                    })
+                }
+                _ => return Err(TeeError::Lock { path, err }),
+            }
+        }
+        Ok(TeeLock {
+            _file: file,
+            path,
+            shared,
+        })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the lock is shared (--tee-shared) rather than exclusive.
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+}
+
+/// The host's TEE, ready before the guest starts: the device opened (and
+/// checked to be OP-TEE) once, the lock held. The lock must outlive the
+/// VM's mediator.
+#[derive(Debug)]
+pub struct HostTeeStart {
+    /// The opened device: the VM's TEE context.
+    pub device: DevTee,
+    /// The lock on it.
+    pub lock: TeeLock,
+}
+
+/// Sets up what `args` asks for: nothing for the userspace TEE; for
+/// `--tee host`, opens the device (a one-line error if it is missing,
+/// refused or not OP-TEE), then takes its lock in `lock_dir`.
+pub fn start(args: &Args, lock_dir: &Path) -> Result<Option<HostTeeStart>, TeeError> {
+    let Some(path) = args.host_tee_device() else {
+        return Ok(None);
+    };
+    let device = DevTee::open(&path).map_err(|err| match err {
+        HostTeeError::Ioctl { .. } => TeeError::NotATee {
+            path: path.clone(),
+            err,
+        },
+        other => TeeError::Device(other),
+    })?;
+    let lock = TeeLock::acquire(lock_dir, &path, args.tee_shared)?;
+    Ok(Some(HostTeeStart { device, lock }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// A fresh directory under the system's temporary directory.
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "tosfwd-vmm-test-{}-{name}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn the_lock_is_named_after_the_device_and_follows_symbolic_links() {
+        let dir = temp_dir("name");
+        std::fs::create_dir_all(&dir).unwrap();
+        let dev = dir.join("tee7");
+        File::create(&dev).unwrap();
+        let link = dir.join("other-name");
+        std::os::unix::fs::symlink(&dev, &link).unwrap();
+        let locks = Path::new("/run/x");
+        assert_eq!(lock_path(locks, &dev).unwrap(), locks.join("tee7.lock"));
+        assert_eq!(lock_path(locks, &link).unwrap(), locks.join("tee7.lock"));
+        // A device that does not exist (yet) still names one.
+        assert_eq!(
+            lock_path(locks, Path::new("/dev/tee3")).unwrap(),
+            locks.join("tee3.lock")
+        );
+        assert!(matches!(
+            lock_path(locks, Path::new("/")),
+            Err(TeeError::LockName(_))
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_second_exclusive_lock_on_one_device_is_refused_until_the_first_goes() {
+        let dir = temp_dir("exclusive");
+        let dev = Path::new("/dev/tee0");
+        let first = TeeLock::acquire(&dir, dev, false).unwrap();
+        assert_eq!(first.path(), dir.join("tee0.lock"));
+        assert!(!first.is_shared());
+        let e = TeeLock::acquire(&dir, dev, false).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, TeeError::InUse { .. }), "{e:?}");
+        assert!(
+            msg.contains(&dir.join("tee0.lock").display().to_string()),
+            "{msg}"
+        );
+        assert!(msg.contains("--tee-shared"), "{msg}");
+        assert!(
+            msg.starts_with("/dev/tee0: another VM uses this TEE"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+        // Asking to share does not get past a VM that does not.
+        assert!(matches!(
+            TeeLock::acquire(&dir, dev, true),
+            Err(TeeError::InUse { .. })
+        ));
+        // Another device is another lock.
+        let other = TeeLock::acquire(&dir, Path::new("/dev/tee1"), false).unwrap();
+        drop(first);
+        let again = TeeLock::acquire(&dir, dev, false).unwrap();
+        drop((again, other));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn shared_locks_coexist_and_keep_an_exclusive_one_out() {
+        let dir = temp_dir("shared");
+        let dev = Path::new("/dev/tee0");
+        let a = TeeLock::acquire(&dir, dev, true).unwrap();
+        let b = TeeLock::acquire(&dir, dev, true).unwrap();
+        assert!(a.is_shared() && b.is_shared());
+        assert!(matches!(
+            TeeLock::acquire(&dir, dev, false),
+            Err(TeeError::InUse { .. })
+        ));
+        drop(a);
+        assert!(TeeLock::acquire(&dir, dev, false).is_err());
+        drop(b);
+        assert!(TeeLock::acquire(&dir, dev, false).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_uncreatable_lock_directory_is_one_line_naming_it() {
+        let dir = temp_dir("notadir");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("file");
+        File::create(&file).unwrap();
+        let e = TeeLock::acquire(&file.join("locks"), Path::new("/dev/tee0"), false).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, TeeError::LockDir { .. }), "{e:?}");
+        assert!(
+            msg.starts_with("cannot create the TEE lock directory "),
+            "{msg}"
+        );
+        assert!(msg.contains("file/locks"), "{msg}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn args(v: &[&str]) -> Args {
+        Args::try_parse_from(["tosfwd-vmm", "-k", "Image"].iter().chain(v)).unwrap()
+    }
+
+    #[test]
+    fn the_userspace_tee_needs_no_device_and_no_lock() {
+        let dir = temp_dir("user");
+        assert!(start(&args(&[]), &dir).unwrap().is_none());
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_missing_device_is_refused_before_anything_is_locked() {
+        let dir = temp_dir("missing");
+        let e = start(
+            &args(&["--tee", "host", "--tee-device", "/nonexistent/tee9"]),
+            &dir,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/nonexistent/tee9: no such TEE device (is the host's OP-TEE driver loaded?)"
+        );
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_device_that_is_not_a_tee_is_refused() {
+        let dir = temp_dir("null");
+        let e = start(&args(&["--tee", "host", "--tee-device", "/dev/null"]), &dir).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/null: not a TEE device (TEE_IOC_VERSION failed: Inappropriate ioctl for device \
+             (os error 25))"
+        );
+        assert!(!dir.exists());
+    }
+}
