@@ -11,7 +11,7 @@ use optee_mediator::backend::{
 };
 use optee_mediator::msg::teec;
 use optee_mediator::shm::GuestBuffer;
-use optee_mediator::GuestRam;
+use optee_mediator::{GuestRam, Progress};
 use tee_uapi::sys::TEE_IOCTL_LOGIN_PUBLIC;
 
 use crate::device::{CallResult, Shm, TeeDevice};
@@ -89,6 +89,8 @@ pub struct HostTee<D: TeeDevice> {
     config: HostTeeConfig,
     open: Opener<D>,
     clients: HashMap<ClientId, Client<D>>,
+    /// Advanced by every worker whose result is in.
+    progress: Arc<Progress>,
 }
 
 impl<D: TeeDevice> std::fmt::Debug for HostTee<D> {
@@ -129,6 +131,7 @@ impl<D: TeeDevice> HostTee<D> {
             config,
             open: Box::new(open),
             clients: HashMap::new(),
+            progress: Arc::new(Progress::new()),
         }
     }
 
@@ -392,7 +395,7 @@ impl<D: TeeDevice> Backend for HostTee<D> {
         // SAFETY: the host memory the job names is guest RAM the VMM
         // mapped; `new`'s caller keeps it mapped until vm_destroyed, which
         // joins every worker and drops every registration before returning.
-        match unsafe { Call::spawn(c.dev.clone(), job) } {
+        match unsafe { Call::spawn(c.dev.clone(), job, self.progress.clone()) } {
             Ok(w) => {
                 c.calls.insert(thread, w);
                 Step::Rpc(RpcRequest::ForeignIntr)
@@ -428,6 +431,12 @@ impl<D: TeeDevice> Backend for HostTee<D> {
         if let Some(c) = self.clients.get_mut(&client) {
             c.abandon(thread);
         }
+    }
+
+    /// Workers advance it when their result is in: a vCPU told
+    /// FOREIGN_INTR may wait on it before letting the guest come back.
+    fn progress(&self) -> Option<Arc<Progress>> {
+        Some(self.progress.clone())
     }
 }
 

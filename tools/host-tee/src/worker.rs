@@ -11,6 +11,8 @@ use std::thread::JoinHandle;
 use crate::device::{CallResult, TeeDevice, TeeParam};
 use crate::error::HostTeeError;
 use crate::memory::HostPtr;
+use optee_mediator::Progress;
+
 use crate::params::{materialize, Planned, Temp};
 
 /// What a worker does.
@@ -186,12 +188,17 @@ fn orphan<D: TeeDevice>(dev: &D, fin: Finished<D>) {
 }
 
 impl<D: TeeDevice> Call<D> {
-    /// Starts `job` on a new worker thread.
+    /// Starts `job` on a new worker thread, which advances `progress`
+    /// once its result is there to collect.
     ///
     /// # Safety
     /// As for [`run`]: the host memory the job names stays mapped until
     /// the worker has finished (joined) and its result is dropped.
-    pub unsafe fn spawn(dev: Arc<D>, job: Job<D>) -> std::io::Result<Call<D>> {
+    pub unsafe fn spawn(
+        dev: Arc<D>,
+        job: Job<D>,
+        progress: Arc<Progress>,
+    ) -> std::io::Result<Call<D>> {
         let cancel = match &job {
             Job::Open { cancel_id, .. } => Some((0, *cancel_id)),
             Job::Invoke {
@@ -212,6 +219,8 @@ impl<D: TeeDevice> Call<D> {
                     orphan(&*dev, fin);
                 } else {
                     *s = Slot::Finished(fin);
+                    drop(s);
+                    progress.advance();
                 }
             })?;
         Ok(Call {

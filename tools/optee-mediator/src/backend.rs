@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use crate::mem::GuestRam;
 use crate::msg::{Dir, MsgArg};
 use crate::policy::Uuid;
+use crate::progress::Progress;
 use crate::shm::{GuestBuffer, MemRef};
 
 /// The TEE's name for a VM: Xen's domain id + 1, 0 being the hypervisor.
@@ -269,6 +270,12 @@ pub trait Backend {
     ) -> Step;
     /// A parked call will never be resumed (VM teardown).
     fn abandon(&mut self, client: ClientId, thread: ThreadId);
+    /// What a vCPU may wait on, outside any lock, after a FOREIGN_INTR
+    /// answer, for the backend's results to arrive: `None` (the default)
+    /// for a backend whose calls only progress when the guest comes back.
+    fn progress(&self) -> Option<Arc<Progress>> {
+        None
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for Box<B> {
@@ -311,6 +318,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn abandon(&mut self, client: ClientId, thread: ThreadId) {
         (**self).abandon(client, thread)
+    }
+    fn progress(&self) -> Option<Arc<Progress>> {
+        (**self).progress()
     }
 }
 
@@ -362,5 +372,8 @@ impl<B: Backend + ?Sized> Backend for Arc<Mutex<B>> {
     }
     fn abandon(&mut self, client: ClientId, thread: ThreadId) {
         locked(self).abandon(client, thread)
+    }
+    fn progress(&self) -> Option<Arc<Progress>> {
+        locked(self).progress()
     }
 }

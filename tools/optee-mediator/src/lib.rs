@@ -23,6 +23,7 @@ pub mod mem;
 pub mod msg;
 pub mod pagelist;
 pub mod policy;
+pub mod progress;
 pub mod ratelimit;
 pub mod shm;
 pub mod utee;
@@ -35,6 +36,7 @@ pub use backend::{Backend, ClientId};
 pub use mediator::{Mediator, MediatorError, SmcCall, SmcResult, Usage};
 pub use mem::{FakeGuestMemory, GuestRam, MemError};
 pub use policy::{LoginPolicy, Policy, Quotas, TaFilter, Uuid, DEFAULT_REFUSAL_LOGS_PER_SECOND};
+pub use progress::Progress;
 pub use ratelimit::{Clock, SystemClock};
 pub use utee::{UserTee, UteeConfig};
 

@@ -109,7 +109,21 @@ pub struct Args {
     /// it, a VM is refused while another VM uses the same TEE device.
     #[arg(long)]
     pub tee_shared: bool,
+    /// With --tee host: how long a vCPU whose call is still in the host's
+    /// TEE waits in the VMM for the result before the guest may take its
+    /// interrupts (OP-TEE's RPC_FOREIGN_INTR), in microseconds. Longer
+    /// means fewer guest exits per call and later interrupts on that vCPU;
+    /// 0 answers at once [default: 1000].
+    #[arg(long, value_name = "US",
+          value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_TEE_WAIT_US)))]
+    pub tee_wait_us: Option<u32>,
 }
+
+/// --tee-wait-us by default: a quarter of a 250 Hz guest's tick.
+pub const DEFAULT_TEE_WAIT_US: u32 = 1000;
+
+/// The most --tee-wait-us accepts: one 100 Hz tick.
+pub const MAX_TEE_WAIT_US: u32 = 10_000;
 
 impl Args {
     /// The kernel command line: the default (or --cmdline) plus --append.
@@ -132,6 +146,9 @@ impl Args {
             }
             if self.tee_shared {
                 return Err("--tee-shared applies to --tee host only".to_owned());
+            }
+            if self.tee_wait_us.is_some() {
+                return Err("--tee-wait-us applies to --tee host only".to_owned());
             }
         }
         let len = self.kernel_cmdline().len();
@@ -158,6 +175,12 @@ impl Args {
                 Tee::Host => None,
             }
         }
+    }
+
+    /// How long a vCPU waits for the host TEE's result before answering
+    /// FOREIGN_INTR (--tee-wait-us).
+    pub fn tee_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_micros(self.tee_wait_us.unwrap_or(DEFAULT_TEE_WAIT_US).into())
     }
 
     /// The host's TEE device with --tee host (None for the userspace TEE).
@@ -306,6 +329,24 @@ mod tests {
             .check()
             .unwrap_err();
         assert_eq!(e, "--tee-device applies to --tee host only");
+        let e = parse(&["-k", "I", "--tee-wait-us", "1000"])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert_eq!(e, "--tee-wait-us applies to --tee host only");
+    }
+
+    #[test]
+    fn the_tee_wait_defaults_to_a_millisecond_and_is_bounded_by_a_tick() {
+        use std::time::Duration;
+        let a = parse(&["-k", "I", "--tee", "host"]).unwrap();
+        assert_eq!(a.tee_wait(), Duration::from_millis(1));
+        let a = parse(&["-k", "I", "--tee", "host", "--tee-wait-us", "0"]).unwrap();
+        assert_eq!((a.check(), a.tee_wait()), (Ok(()), Duration::ZERO));
+        let a = parse(&["-k", "I", "--tee", "host", "--tee-wait-us", "10000"]).unwrap();
+        assert_eq!(a.tee_wait(), Duration::from_millis(10));
+        assert!(parse(&["-k", "I", "--tee", "host", "--tee-wait-us", "10001"]).is_err());
+        assert!(parse(&["-k", "I", "--tee", "host", "--tee-wait-us", "-1"]).is_err());
     }
 
     #[test]

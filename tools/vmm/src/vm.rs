@@ -25,10 +25,11 @@ use kvm_bindings::{
 use kvm_ioctls::{DeviceFd, Kvm, VcpuExit, VcpuFd, VmFd};
 use linux_loader::loader::pe::PE;
 use linux_loader::loader::KernelLoader;
+use optee_mediator::abi::ret;
 use optee_mediator::kvm::{self as adapter, AdapterError};
 use optee_mediator::{
-    kvm_filters, Backend, ClientId, LoginPolicy, Mediator, MediatorError, Policy, TaFilter,
-    UserTee, UteeConfig,
+    kvm_filters, Backend, ClientId, LoginPolicy, Mediator, MediatorError, Policy, Progress,
+    TaFilter, UserTee, UteeConfig,
 };
 use smccc::kvm::{filter_attr, CoreReg};
 use smccc::FunctionId;
@@ -202,6 +203,14 @@ struct Forwarder {
     calls: CallCounts,
 }
 
+/// How a vCPU waits for a TEE call that runs elsewhere (the host TEE's
+/// workers): on the backend's progress, outside the forwarder's lock, at
+/// most `wait` after each FOREIGN_INTR answer.
+struct TeeWait {
+    progress: Arc<Progress>,
+    wait: Duration,
+}
+
 /// What the vCPU threads share. The fields drop in this order: the
 /// forwarder (whose mediator's teardown ends the VM's use of the host TEE
 /// and of guest RAM) before `mem`.
@@ -213,6 +222,8 @@ struct Machine {
     stray_mmio: Mutex<u32>,
     /// Set once the run has ended: every vCPU thread leaves its loop.
     stopping: AtomicBool,
+    /// `None` for a backend that only progresses when the guest calls.
+    tee_wait: Option<TeeWait>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -285,11 +296,19 @@ impl Machine {
     fn forward(&self, id: usize, vcpu: &VcpuFd, nr: u64, flags: u64) -> Result<(), Error> {
         let call =
             adapter::read_call(vcpu, nr, flags).map_err(|err| Error::Adapter { vcpu: id, err })?;
+        let seen = self.tee_wait.as_ref().map(|w| w.progress.seen());
         let result = {
             let mut f = lock(&self.forwarder);
             f.calls.add(FunctionId::from_x0(nr));
             f.mediator.handle(&self.mem, &call)
         };
+        // The call is still in the TEE: rather than send the guest straight
+        // back for it, wait a little (no lock held) for a result to arrive.
+        if let (Some(w), Some(seen)) = (&self.tee_wait, seen) {
+            if result.a0() == u64::from(ret::RPC_FOREIGN_INTR) && !w.wait.is_zero() {
+                w.progress.wait_past(seen, w.wait);
+            }
+        }
         adapter::write_result(vcpu, &result).map_err(|err| Error::Adapter { vcpu: id, err })
     }
 
@@ -719,6 +738,10 @@ pub fn run(args: &Args, host_tee: Option<DevTee>) -> Result<Report, Error> {
     // the Machine's, which takes both.
     let backend = unsafe { tee_backend(host_tee) };
     let mediator = Mediator::new(ClientId(1), policy, backend)?;
+    let tee_wait = mediator.backend().progress().map(|progress| TeeWait {
+        progress,
+        wait: args.tee_wait(),
+    });
     let machine = Arc::new(Machine {
         forwarder: Mutex::new(Forwarder {
             mediator,
@@ -728,6 +751,7 @@ pub fn run(args: &Args, host_tee: Option<DevTee>) -> Result<Report, Error> {
         mem,
         stray_mmio: Mutex::new(0),
         stopping: AtomicBool::new(false),
+        tee_wait,
     });
 
     install_kick_handler()?;

@@ -166,6 +166,46 @@ fn a_call_answers_foreign_intr_until_the_tees_result_is_in() {
 }
 
 #[test]
+fn a_vcpu_waiting_on_progress_wakes_when_the_tees_result_is_in() {
+    use std::time::{Duration, Instant};
+    let mem = ram();
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let progress = tee.progress().expect("the host backend reports progress");
+    let s = open(&mut tee, &mem);
+    fake.close_gate();
+    let seen = progress.seen();
+    let mut c = invoke(s, fake_cmd::INC, vec![value_inout(1)]);
+    assert_eq!(
+        tee.start(VM, 1, &mut c, &mem),
+        Step::Rpc(RpcRequest::ForeignIntr)
+    );
+    fake.wait_held(1);
+    assert!(
+        !progress.wait_past(seen, Duration::from_millis(20)),
+        "no result while the call is held in the TEE"
+    );
+    let opener = {
+        let fake = fake.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            fake.open_gate();
+        })
+    };
+    let t = Instant::now();
+    assert!(progress.wait_past(seen, Duration::from_secs(30)));
+    assert!(t.elapsed() < Duration::from_secs(20));
+    opener.join().unwrap();
+    // The result is there for the first poll after the wake-up.
+    assert_eq!(
+        tee.resume(VM, 1, &mut c, RpcReply::ForeignIntr, &mem),
+        Step::Done
+    );
+    assert_result(&c, teec::SUCCESS, teec::ORIGIN_TRUSTED_APP);
+    assert_eq!(c.params[0], value_inout(2));
+}
+
+#[test]
 fn close_session_closes_it_in_the_host_tee() {
     let mem = ram();
     let fake = FakeTee::new();

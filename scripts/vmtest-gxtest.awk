@@ -1,0 +1,169 @@
+# SPDX-License-Identifier: Apache-2.0 OR MIT
+#
+# The guests' xtest runs of one boot (xtest in a KVM guest under
+# tools/vmm --tee host), compared case by case with the host's run in the
+# same boot. Reads the serial log: the host's @@X lines (see
+# scripts/xtest-filter.awk), the @@GXTESTBEGIN/@@GXTESTEND frame of each
+# guest run written by /optee/run, the guest's own @@GX lines and the
+# VMM's closing count of forwarded calls.
+# Variables: logf (the log's path), subset (space-separated xtest ids of a
+# subset run), differ (file of "id reason" lines: cases whose guest result
+# differs from the host's by design), counts (file to append
+# "pass fail skip" to).
+#
+# A guest run passes when the VMM exits 0, the guest's OP-TEE driver
+# initialized, xtest finished in the guest, every case of its plan ran, and
+# every case that passed on the host passed in the guest or is listed in
+# `differ`.
+
+function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t]+$/, "", s); return s }
+function after(s, marker) { return trim(substr(s, index(s, marker) + length(marker))) }
+function field(s, key,    f, n, i) {
+	n = split(s, f, " ")
+	for (i = 1; i <= n; i++) if (index(f[i], key "=") == 1) return substr(f[i], length(key) + 2)
+	return ""
+}
+function secs(cs) { return sprintf("%d.%02ds", cs / 100, cs % 100) }
+function result(st, name, detail) {
+	printf "  %-5s %s%s\n", st, name, detail
+	if (st == "PASS") np++
+	else if (st == "SKIP") ns++
+	else nf++
+}
+# A top-level case's name in a summary line ("regression_1001 OK"), or "".
+function summary_case(l,    f) {
+	if (l !~ /^[a-z0-9]+_[0-9][a-z0-9_]* /) return ""
+	split(l, f, " ")
+	return f[1]
+}
+
+/@@XTESTBEGIN / { hplan = after($0, "@@XTESTBEGIN "); next }
+/@@XRES / {
+	l = after($0, "@@XRES ")
+	c = summary_case(l)
+	if (c != "") { split(l, f, " "); hverdict[c] = f[2]; horder[++nh] = c }
+	next
+}
+/@@GXTESTBEGIN / {
+	l = after($0, "@@GXTESTBEGIN ")
+	cur = l; sub(/ .*/, "", cur)
+	runs[++nruns] = cur
+	gplan[cur] = field(l, "plan")
+	gvcpus[cur] = field(l, "vcpus")
+	next
+}
+cur == "" { next }
+/@@GXGUEST / { gguest[cur] = after($0, "@@GXGUEST "); next }
+/@@GXDMESG / {
+	l = after($0, "@@GXDMESG ")
+	if (l ~ /optee: revision /) grev[cur] = after(l, "optee: revision ")
+	if (l ~ /optee: initialized driver/) ginit[cur] = 1
+	next
+}
+/@@GXERR / {
+	l = after($0, "@@GXERR ")
+	c = l; sub(/ .*/, "", c)
+	gerr[cur, c] = after(l, c " ")
+	next
+}
+/@@GXRES / {
+	l = after($0, "@@GXRES ")
+	c = summary_case(l)
+	if (c != "") { split(l, f, " "); gverdict[cur, c] = f[2]; gran[cur, c] = 1 }
+	if (l ~ /subtests of which/) gsub_[cur] = l
+	if (l ~ /test cases of which/) gcases[cur] = l
+	next
+}
+/@@GXEND / {
+	l = after($0, "@@GXEND ")
+	gended[cur] = 1
+	grc[cur] = field(l, "rc")
+	gcs[cur] = field(l, "cs")
+	next
+}
+/tosfwd-vmm: [0-9]+ forwarded calls/ {
+	l = after($0, "tosfwd-vmm: ")
+	split(l, f, " ")
+	calls[cur] = f[1]
+	if (match(l, /CALL_RETURN_FROM_RPC x[0-9]+/)) rfr[cur] = substr(l, RSTART + 22, RLENGTH - 22)
+	if (match(l, /CALL_WITH_ARG x[0-9]+/)) cwa[cur] = substr(l, RSTART + 15, RLENGTH - 15)
+	next
+}
+/@@GXTESTEND / {
+	l = after($0, "@@GXTESTEND ")
+	vended[cur] = 1
+	vrc[cur] = field(l, "rc")
+	vcs[cur] = field(l, "cs")
+	cur = ""
+	next
+}
+
+END {
+	if (nruns == 0) exit
+	while ((getline l < differ) > 0) {
+		if (l ~ /^#/ || trim(l) == "") continue
+		id = l; sub(/ .*/, "", id)
+		listed["regression_" id] = after(l, id " ")
+	}
+	nsub = split(subset, want, " ")
+	for (i = 1; i <= nsub; i++) insubset["regression_" want[i]] = 1
+	for (r = 1; r <= nruns; r++) {
+		run = runs[r]
+		# The cases of the plan, as the host ran them.
+		n = 0
+		for (i = 1; i <= nh; i++) {
+			c = horder[i]
+			if (gplan[run] == "subset" && !(c in insubset)) continue
+			plancase[++n] = c
+		}
+		missing = ""; unexplained = 0; nlisted = 0; nok = 0; hostfail = 0
+		for (i = 1; i <= n; i++) {
+			c = plancase[i]
+			if (!((run, c) in gran)) { missing = missing " " c; continue }
+			if (gverdict[run, c] == "OK") nok++
+			if (hverdict[c] != "OK") hostfail++
+			else if (gverdict[run, c] != "OK") {
+				if (c in listed) nlisted++
+				else unexplained++
+			}
+		}
+		t = (run in vcs) ? " (" secs(vcs[run]) ")" : ""
+		why = ""
+		if (!(run in vended)) why = "the guest run did not finish (see " logf ")"
+		else if (vrc[run] == 124 || vrc[run] == 143) why = "timed out"
+		else if (vrc[run] != 0) why = "tosfwd-vmm exited " vrc[run]
+		else if (!(run in ginit)) why = "the guest's OP-TEE driver did not initialize"
+		else if (!(run in gended)) why = "xtest did not finish in the guest"
+		else if (gplan[run] == "full" && hplan != "full") why = "the host did not run the whole suite to compare with"
+		else if (n == 0) why = "the host has no results to compare with"
+		else if (missing != "") why = "cases that did not run in the guest:" missing
+		else if (unexplained > 0) why = unexplained " case(s) pass on the host and fail in the guest"
+		result(why == "" ? "PASS" : "FAIL", run, t (why != "" ? ": " why : \
+			": " n " cases, " nok " OK in the guest" \
+			(nlisted > 0 ? ", " nlisted " differ from the host as listed" : ", all as on the host")))
+		printf "          guest: %s; optee: revision %s; xtest exit %s in %s; %s; %s\n", \
+			(run in gguest ? gguest[run] : "?"), (run in grev ? grev[run] : "?"), \
+			(run in grc ? grc[run] : "?"), (run in gcs ? secs(gcs[run]) : "?"), \
+			(run in gsub_ ? gsub_[run] : "no subtest count"), (run in gcases ? gcases[run] : "no case count")
+		if (run in calls)
+			printf "          the VMM forwarded %d calls: %d CALL_WITH_ARG, %d RETURN_FROM_RPC (%.1f per call)\n", \
+				calls[run], cwa[run], rfr[run], (cwa[run] > 0 ? rfr[run] / cwa[run] : 0)
+		for (i = 1; i <= n; i++) {
+			c = plancase[i]
+			if (!((run, c) in gran) || hverdict[c] != "OK" || gverdict[run, c] == "OK") continue
+			if (c in listed) printf "          differs as listed: %s %s: %s\n", c, gverdict[run, c], listed[c]
+			else {
+				printf "          FAIL   %s %s in the guest, OK on the host\n", c, gverdict[run, c]
+				if ((run, c) in gerr) printf "                 %s\n", gerr[run, c]
+			}
+		}
+		for (i = 1; i <= n; i++) {
+			c = plancase[i]
+			if (hverdict[c] != "OK" && ((run, c) in gran))
+				printf "          failed on the host too: %s (guest: %s)\n", c, gverdict[run, c]
+			if ((c in listed) && gverdict[run, c] == "OK")
+				printf "          listed as differing but OK in the guest: %s\n", c
+		}
+	}
+	printf "%d %d %d\n", np, nf, ns >> counts
+}
