@@ -30,6 +30,29 @@ function result(st, name, detail) {
 	else if (st == "SKIP") ns++
 	else nf++
 }
+# One line of tools/tee-client --xtest-tas (KTAP, its benchmark comments,
+# "rc=N") run by `who` (host, or a guest run).
+function tc(who, l,    name) {
+	tcseen[who] = 1
+	if (l ~ /^rc=/) { tcrc[who] = substr(l, 4); return }
+	if (l ~ /^# bench: /) {
+		split(after(l, "# bench: "), f, " ")
+		bench[who, f[1]] = f[2]
+		if (!(f[1] in benchseen)) { benchseen[f[1]] = 1; benchorder[++nbench] = f[1] }
+		return
+	}
+	if (l ~ /^ok [0-9]+ /) { tcok[who]++; return }
+	if (l ~ /^not ok [0-9]+ /) { tcfail[who] = tcfail[who] " " after(l, "not ok "); return }
+}
+function tc_result(who, name,    why) {
+	if (!(who in tcseen)) why = "did not run"
+	else if (tcfail[who] != "") why = "failed:" tcfail[who]
+	else if (tcrc[who] != "0") why = "exit " tcrc[who]
+	else if (tcok[who] == 0) why = "no case passed"
+	result(why == "" ? "PASS" : "FAIL", name, why == "" ? ": " tcok[who] " cases ok" : ": " why)
+}
+function us(ns) { return sprintf("%.1f us", ns / 1000) }
+
 # A top-level case's name in a summary line ("regression_1001 OK"), or "".
 function summary_case(l,    f) {
 	if (l !~ /^[a-z0-9]+_[0-9][a-z0-9_]* /) return ""
@@ -38,6 +61,7 @@ function summary_case(l,    f) {
 }
 
 /@@XTESTBEGIN / { hplan = after($0, "@@XTESTBEGIN "); next }
+/@@TC / { tc("host", after($0, "@@TC ")); next }
 /@@XRES / {
 	l = after($0, "@@XRES ")
 	c = summary_case(l)
@@ -54,6 +78,7 @@ function summary_case(l,    f) {
 }
 cur == "" { next }
 /@@GXGUEST / { gguest[cur] = after($0, "@@GXGUEST "); next }
+/@@GXTC / { tc(cur, after($0, "@@GXTC ")); next }
 /@@GXDMESG / {
 	l = after($0, "@@GXDMESG ")
 	if (l ~ /optee: revision /) grev[cur] = after(l, "optee: revision ")
@@ -105,6 +130,7 @@ END {
 		id = l; sub(/ .*/, "", id)
 		listed["regression_" id] = after(l, id " ")
 	}
+	tc_result("host", "tee_client_xtest_tas_host")
 	nsub = split(subset, want, " ")
 	for (i = 1; i <= nsub; i++) insubset["regression_" want[i]] = 1
 	for (r = 1; r <= nruns; r++) {
@@ -163,6 +189,14 @@ END {
 				printf "          failed on the host too: %s (guest: %s)\n", c, gverdict[run, c]
 			if ((c in listed) && gverdict[run, c] == "OK")
 				printf "          listed as differing but OK in the guest: %s\n", c
+		}
+		tc_result(run, "tee_client_xtest_tas_" substr(run, 13))
+		for (b = 1; b <= nbench; b++) {
+			k = benchorder[b]
+			if (!(("host", k) in bench) || !((run, k) in bench)) continue
+			printf "          bench %s: host %s, guest %s per call, guest/host %.2f\n", k, \
+				us(bench["host", k]), us(bench[run, k]), \
+				(bench["host", k] > 0 ? bench[run, k] / bench["host", k] : 0)
 		}
 	}
 	printf "%d %d %d\n", np, nf, ns >> counts

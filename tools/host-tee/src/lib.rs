@@ -7,7 +7,8 @@
 //!   [`FakeTee`] in memory for tests.
 //! - [`HostTee`]: the [`optee_mediator::Backend`]. Calls run on worker
 //!   threads; the guest's thread waits with RPC_FOREIGN_INTR until the
-//!   result is in. Guest buffers contiguous in the VMM are registered with
+//!   result is in (the VMM may hold it a little on the backend's
+//!   [`optee_mediator::Progress`] first). Guest buffers contiguous in the VMM are registered with
 //!   the host driver (zero-copy); others go through bounce buffers.
 //!
 //! See the README for what is isolated between VMs and what is not.
@@ -21,6 +22,7 @@ pub mod fake;
 pub mod host;
 mod memory;
 mod params;
+pub mod revision;
 mod worker;
 
 pub use dev_tee::DevTee;

@@ -4,7 +4,11 @@
 //! upstream OP-TEE driver, KVM forwarding, the VMM's mediator and
 //! userspace TEE behind it) and reports KTAP with kselftest exit codes.
 //!
-//! Usage: tosfwd-tee-client [DEVICE] (default /dev/tee0).
+//! Usage: tosfwd-tee-client [--xtest-tas [--bench N]] [DEVICE] (default
+//! /dev/tee0). Without options, the cases against the VMM's userspace TEE
+//! and its built-in TAs; with `--xtest-tas`, the cases against a real
+//! OP-TEE with Debian's xtest TAs ([`xtest_tas`]), then with `--bench N`
+//! the benchmark, N calls of each kind.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +48,8 @@ macro_rules! ensure {
         }
     };
 }
+
+mod xtest_tas;
 
 fn ok(r: TeeResult, what: &str) -> CaseResult {
     ensure!(
@@ -353,6 +359,7 @@ fn concurrent_threads(tee: &Tee) -> CaseResult {
     })
 }
 
+/// A named case.
 type Case = (&'static str, fn(&Tee) -> CaseResult);
 
 const CASES: [Case; 9] = [
@@ -385,35 +392,140 @@ const CASES: [Case; 9] = [
     ),
 ];
 
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+struct Options {
+    dev: PathBuf,
+    xtest_tas: bool,
+    bench: Option<u32>,
+}
+
+const USAGE: &str = "usage: tosfwd-tee-client [--xtest-tas [--bench N]] [DEVICE]";
+
+fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, String> {
+    let mut o = Options {
+        dev: "/dev/tee0".into(),
+        xtest_tas: false,
+        bench: None,
+    };
+    let mut dev = None;
+    while let Some(a) = args.next() {
+        match a.to_str() {
+            Some("--xtest-tas") => o.xtest_tas = true,
+            Some("--bench") => {
+                let n = args.next().ok_or("--bench needs a call count")?;
+                let n = n
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        format!("--bench {}: not a count of calls", n.to_string_lossy())
+                    })?;
+                o.bench = Some(n);
+            }
+            Some(s) if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            _ if dev.is_none() => dev = Some(PathBuf::from(a)),
+            _ => return Err(format!("a second device {}", a.to_string_lossy())),
+        }
+    }
+    if o.bench.is_some() && !o.xtest_tas {
+        return Err("--bench needs --xtest-tas".to_owned());
+    }
+    if let Some(d) = dev {
+        o.dev = d;
+    }
+    Ok(o)
+}
+
 fn main() -> ExitCode {
-    let dev: PathBuf = std::env::args_os()
-        .nth(1)
-        .map_or_else(|| "/dev/tee0".into(), PathBuf::from);
-    let tee = match Tee::open(&dev) {
+    let o = match parse(std::env::args_os().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("tosfwd-tee-client: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let cases: &[Case] = if o.xtest_tas {
+        &xtest_tas::CASES
+    } else {
+        &CASES
+    };
+    let tee = match Tee::open(&o.dev) {
         Ok(t) => t,
         // No TEE here: nothing to test (exit 4).
         Err(e) if no_tee_device(&e) => {
-            let why = format!("cannot open {}: {e}", dev.display());
+            let why = format!("cannot open {}: {e}", o.dev.display());
             return ktap::exit(ktap::skip_all(std::io::stdout(), &why));
         }
         // A TEE that this client cannot use: every case fails (exit 1).
         Err(e) => {
-            let mut k = Ktap::stdout(CASES.len());
-            for (name, _) in CASES {
+            let mut k = Ktap::stdout(cases.len());
+            for (name, _) in cases {
                 k.report(
                     name,
-                    Outcome::Fail(format!("cannot open {}: {e}", dev.display())),
+                    Outcome::Fail(format!("cannot open {}: {e}", o.dev.display())),
                 );
             }
             return ktap::exit(k.finish());
         }
     };
-    let mut k = Ktap::stdout(CASES.len());
-    for (name, case) in CASES {
+    let plan = cases.len() + usize::from(o.bench.is_some());
+    let mut k = Ktap::stdout(plan);
+    for (name, case) in cases {
         k.run(name, || match case(&tee) {
             Ok(()) => Outcome::Pass,
             Err(why) => Outcome::Fail(why),
         });
     }
+    if let Some(n) = o.bench {
+        k.run(
+            "benchmark_value_and_64k_memref_calls",
+            || match xtest_tas::bench(&tee, n) {
+                Ok(()) => Outcome::Pass,
+                Err(why) => Outcome::Fail(why),
+            },
+        );
+    }
     ktap::exit(k.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: &[&str]) -> Result<Options, String> {
+        parse(v.iter().map(std::ffi::OsString::from))
+    }
+
+    #[test]
+    fn the_device_defaults_to_tee0_and_options_parse() {
+        let o = p(&[]).unwrap();
+        assert_eq!(
+            (o.dev, o.xtest_tas, o.bench),
+            ("/dev/tee0".into(), false, None)
+        );
+        let o = p(&["--xtest-tas", "--bench", "50", "/dev/tee1"]).unwrap();
+        assert_eq!(
+            (o.dev, o.xtest_tas, o.bench),
+            ("/dev/tee1".into(), true, Some(50))
+        );
+    }
+
+    #[test]
+    fn bad_command_lines_say_what_is_wrong() {
+        assert_eq!(
+            p(&["--bench", "5"]).unwrap_err(),
+            "--bench needs --xtest-tas"
+        );
+        assert_eq!(
+            p(&["--xtest-tas", "--bench"]).unwrap_err(),
+            "--bench needs a call count"
+        );
+        assert_eq!(
+            p(&["--xtest-tas", "--bench", "0"]).unwrap_err(),
+            "--bench 0: not a count of calls"
+        );
+        assert_eq!(p(&["-x"]).unwrap_err(), "unknown option -x");
+        assert_eq!(p(&["a", "b"]).unwrap_err(), "a second device b");
+    }
 }

@@ -74,7 +74,7 @@ fn main() -> ExitCode {
             return ExitCode::from(tosfwd_vmm::args::usage_exit_status(&e));
         }
     };
-    if let Err(e) = args.check() {
+    if let Err(e) = args.check().and_then(|()| tosfwd_vmm::logger::init()) {
         eprintln!("tosfwd-vmm: error: {e}");
         return ExitCode::from(EXIT_ERROR);
     }

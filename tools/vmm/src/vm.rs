@@ -581,6 +581,16 @@ unsafe fn tee_backend(host_tee: Option<DevTee>) -> TeeBackend {
         return Box::new(UserTee::new(UteeConfig::default()));
     };
     let path = dev.path().to_path_buf();
+    // The guest is told the host OP-TEE's revision where the host's
+    // kernel shows it (Linux 6.19 and later), else 0.0.
+    let config = HostTeeConfig {
+        revision: host_tee::revision::of_device(
+            Path::new(host_tee::revision::SYSFS_TEE_CLASS),
+            &path,
+        )
+        .unwrap_or(HostTeeConfig::default().revision),
+        ..HostTeeConfig::default()
+    };
     let mut opened = Some(dev);
     // The mediator asks once, at vm_created: the device opened at
     // start-up; opening it anew is only for a second VM, which this VMM
@@ -591,7 +601,7 @@ unsafe fn tee_backend(host_tee: Option<DevTee>) -> TeeBackend {
     };
     // SAFETY: the caller keeps the guest memory mapped until the mediator
     // is gone, which is HostTee::new's contract.
-    Box::new(unsafe { HostTee::new(HostTeeConfig::default(), open) })
+    Box::new(unsafe { HostTee::new(config, open) })
 }
 
 /// Builds the VM from `args`, runs it until the guest stops, reports.
