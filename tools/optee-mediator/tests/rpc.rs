@@ -31,6 +31,34 @@ fn a_slow_command_yields_foreign_intr_each_round_with_its_thread_id_in_a3() {
 }
 
 #[test]
+fn the_vmm_may_return_from_foreign_intr_for_the_guest() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let (gpa, mut r) = g.start_invoke(s, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 3)]);
+    let mut rounds = 0;
+    while let Some(next) =
+        g.m.return_from_foreign_intr(&g.mem, &r, smccc::Conduit::Hvc)
+    {
+        r = next;
+        rounds += 1;
+        assert!(rounds <= 3, "more rounds than the command has");
+    }
+    assert_eq!((r.regs(), rounds), (&[0u64][..], 3));
+    let out = g.read_arg(gpa);
+    assert_eq!((out.header.ret, out.params[0].a), (teec::SUCCESS, 3));
+    // Anything but a FOREIGN_INTR is left to the guest.
+    assert_eq!(
+        g.m.return_from_foreign_intr(&g.mem, &r, smccc::Conduit::Smc),
+        None
+    );
+    let alloc = optee_mediator::SmcResult::new(&[ret::RPC_ALLOC, 0, 4096, 0]);
+    assert_eq!(
+        g.m.return_from_foreign_intr(&g.mem, &alloc, smccc::Conduit::Smc),
+        None
+    );
+}
+
+#[test]
 fn return_from_rpc_for_a_thread_not_waiting_is_eresume() {
     let mut g = guest();
     for t in [0u64, 1, 7, 8, 0xffff_ffff] {

@@ -12,6 +12,9 @@ use smccc::FunctionId;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct CallCounts {
     by_id: BTreeMap<u32, u64>,
+    /// RETURN_FROM_RPCs the VMM made for the guest after a FOREIGN_INTR
+    /// (the result had arrived while the vCPU waited): not guest calls.
+    pub returns_for_guest: u64,
 }
 
 /// OP-TEE's name of a function id (optee_smc.h without the OPTEE_SMC_
@@ -48,6 +51,7 @@ impl CallCounts {
         for (id, n) in &other.by_id {
             *self.by_id.entry(*id).or_default() += n;
         }
+        self.returns_for_guest += other.returns_for_guest;
     }
 
     /// All calls.
@@ -60,13 +64,21 @@ impl CallCounts {
         self.by_id.get(&id.0).copied().unwrap_or(0)
     }
 
-    /// One line: `N forwarded calls: 0xID NAME xCOUNT, ...` in id order.
+    /// One line: `N forwarded calls: 0xID NAME xCOUNT, ...` in id order,
+    /// then `; N RETURN_FROM_RPC made for the guest` if any were.
     pub fn summary(&self) -> String {
         let mut s = format!("{} forwarded calls", self.total());
         let mut sep = ": ";
         for (id, n) in &self.by_id {
             let _ = write!(s, "{sep}{id:#010x} {} x{n}", function_name(FunctionId(*id)));
             sep = ", ";
+        }
+        if self.returns_for_guest > 0 {
+            let _ = write!(
+                s,
+                "; {} RETURN_FROM_RPC made for the guest",
+                self.returns_for_guest
+            );
         }
         s
     }
@@ -91,6 +103,23 @@ mod tests {
             c.summary(),
             "4 forwarded calls: 0x32000004 CALL_WITH_ARG x2, 0xb2000100 unknown x1, \
              0xbf00ff01 CALLS_UID x1"
+        );
+    }
+
+    #[test]
+    fn returns_made_for_the_guest_are_counted_apart_from_its_calls() {
+        let mut c = CallCounts::default();
+        c.add(abi::RETURN_FROM_RPC);
+        let d = CallCounts {
+            returns_for_guest: 2,
+            ..CallCounts::default()
+        };
+        c.merge(&d);
+        assert_eq!(c.total(), 1);
+        assert_eq!(
+            c.summary(),
+            "1 forwarded calls: 0x32000003 CALL_RETURN_FROM_RPC x1; 2 RETURN_FROM_RPC made for \
+             the guest"
         );
     }
 

@@ -296,17 +296,34 @@ impl Machine {
     fn forward(&self, id: usize, vcpu: &VcpuFd, nr: u64, flags: u64) -> Result<(), Error> {
         let call =
             adapter::read_call(vcpu, nr, flags).map_err(|err| Error::Adapter { vcpu: id, err })?;
-        let seen = self.tee_wait.as_ref().map(|w| w.progress.seen());
-        let result = {
+        // What the backend had finished before this call.
+        let waiting = self.tee_wait.as_ref().map(|w| (w, w.progress.seen()));
+        let mut result = {
             let mut f = lock(&self.forwarder);
             f.calls.add(FunctionId::from_x0(nr));
             f.mediator.handle(&self.mem, &call)
         };
-        // The call is still in the TEE: rather than send the guest straight
-        // back for it, wait a little (no lock held) for a result to arrive.
-        if let (Some(w), Some(seen)) = (&self.tee_wait, seen) {
-            if result.a0() == u64::from(ret::RPC_FOREIGN_INTR) && !w.wait.is_zero() {
-                w.progress.wait_past(seen, w.wait);
+        // The call is still in the TEE: rather than send the guest away
+        // for it at once, wait a little (no lock held) for a result to
+        // arrive, and if one does, come back from the FOREIGN_INTR as the
+        // guest's driver would, without the round trip through the guest.
+        if let Some((w, mut seen)) = waiting {
+            let deadline = Instant::now() + w.wait;
+            while result.a0() == u64::from(ret::RPC_FOREIGN_INTR) {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() || !w.progress.wait_past(seen, left) {
+                    break;
+                }
+                seen = w.progress.seen();
+                let mut f = lock(&self.forwarder);
+                let Some(next) =
+                    f.mediator
+                        .return_from_foreign_intr(&self.mem, &result, call.conduit)
+                else {
+                    break;
+                };
+                f.calls.returns_for_guest += 1;
+                result = next;
             }
         }
         adapter::write_result(vcpu, &result).map_err(|err| Error::Adapter { vcpu: id, err })

@@ -127,3 +127,52 @@ fn a_guest_unregisters_what_it_registered_through_the_mediator() {
     assert_eq!(MsgArg::read(&mem, ARG).unwrap().header.ret, teec::SUCCESS);
     assert_eq!(fake.shm_count(), 0);
 }
+
+/// What tosfwd-vmm does with `--tee-wait-us`: after a FOREIGN_INTR answer,
+/// wait on the backend's progress (no lock held), then come back from the
+/// FOREIGN_INTR for the guest: the call completes in one guest exit.
+#[test]
+fn a_vmm_waiting_on_progress_completes_the_call_without_the_guest() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let f = fake.clone();
+    // SAFETY: `mem` is declared before the mediator that owns the backend.
+    let tee = unsafe { HostTee::new(HostTeeConfig::default(), move || Ok(f.clone())) };
+    let mut vm = Mediator::new(VM, Policy::default(), tee).unwrap();
+    let progress = vm
+        .backend()
+        .progress()
+        .expect("the host backend reports progress");
+    let open = MsgArg::new(
+        cmd::OPEN_SESSION,
+        vec![
+            MsgParam::new(
+                attr::META | attr::VALUE_INPUT,
+                u64::from_le_bytes(FAKE_TA[..8].try_into().unwrap()),
+                u64::from_le_bytes(FAKE_TA[8..].try_into().unwrap()),
+                0,
+            ),
+            MsgParam::new(attr::META | attr::VALUE_INPUT, 0, 0, 0),
+        ],
+    );
+    mem.write(ARG, &open.encode()).unwrap();
+    let mut seen = progress.seen();
+    let mut r = vm.handle(&mem, &SmcCall::new(abi::CALL_WITH_ARG, &[0, ARG]));
+    let mut returns = 0;
+    while r.a0() == u64::from(ret::RPC_FOREIGN_INTR) {
+        assert!(
+            progress.wait_past(seen, Duration::from_secs(30)),
+            "the worker's result arrives"
+        );
+        seen = progress.seen();
+        r = vm
+            .return_from_foreign_intr(&mem, &r, smccc::Conduit::Smc)
+            .expect("a FOREIGN_INTR is answered");
+        returns += 1;
+    }
+    assert_eq!(r.a0(), 0);
+    assert_eq!(returns, 1, "one wait, one return: the result was in");
+    let opened = MsgArg::read(&mem, ARG).unwrap();
+    assert_eq!(opened.header.ret, teec::SUCCESS);
+    assert_eq!(fake.session_count(), 1);
+}

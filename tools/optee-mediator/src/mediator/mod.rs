@@ -386,6 +386,30 @@ impl<B: Backend> Mediator<B> {
         self.backend.vm_destroyed(self.client);
     }
 
+    /// Answers RPC_FOREIGN_INTR `answer` as the guest's driver does once it
+    /// has taken its interrupts: RETURN_FROM_RPC with the a1..a3 it was
+    /// given, by `conduit`. For a VMM that waited on the backend's
+    /// [`crate::Progress`] and saw a result arrive: the call completes
+    /// without a round trip through the guest (which would only have come
+    /// back at once). `None` if `answer` is not a FOREIGN_INTR.
+    pub fn return_from_foreign_intr(
+        &mut self,
+        mem: &dyn GuestRam,
+        answer: &SmcResult,
+        conduit: Conduit,
+    ) -> Option<SmcResult> {
+        if answer.a0() != u64::from(ret::RPC_FOREIGN_INTR) {
+            return None;
+        }
+        let a = |n: usize| answer.regs().get(n).copied().unwrap_or(0);
+        let call = SmcCall {
+            function: abi::RETURN_FROM_RPC,
+            conduit,
+            args: [a(1), a(2), a(3), 0, 0, 0, 0],
+        };
+        Some(self.handle(mem, &call))
+    }
+
     /// Answers one forwarded call.
     pub fn handle(&mut self, mem: &dyn GuestRam, call: &SmcCall) -> SmcResult {
         if !self.alive {
