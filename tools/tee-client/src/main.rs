@@ -30,12 +30,7 @@ use tosfwd_tee_client::{no_tee_device, param, Param, Tee, TeeResult};
 /// TEE's built-in TAs, so opening it must be refused by the mediator's
 /// policy (TEEC_ERROR_ACCESS_DENIED from TEEC_ORIGIN_COMMS), not by the TEE
 /// (which would say ITEM_NOT_FOUND from TEEC_ORIGIN_TEE).
-const FORBIDDEN_UUID: Uuid = Uuid::from_fields(
-    0x5b9e_0e40,
-    0x2636,
-    0x11e1,
-    [0xad, 0x9e, 0x00, 0x02, 0xa5, 0xd5, 0xc5, 0x1b],
-);
+const FORBIDDEN_UUID: Uuid = xtest_tas::OS_TEST_UUID;
 
 const PAGE: usize = 4096;
 

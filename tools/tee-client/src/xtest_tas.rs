@@ -16,7 +16,6 @@ use std::time::Instant;
 
 use optee_mediator::Uuid;
 use tosfwd_tee_client::sys::{
-    TEE_GEN_CAP_GP, TEE_GEN_CAP_REG_MEM, TEE_IMPL_ID_OPTEE,
     TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INPUT as MEMREF_IN,
     TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_OUTPUT as MEMREF_OUT,
 };
@@ -35,7 +34,7 @@ const SIMS_UUID: Uuid = Uuid::from_fields(
 const SIMS_CMD_GET_COUNTER: u32 = 3;
 
 /// xtest's os_test TA.
-const OS_TEST_UUID: Uuid = Uuid::from_fields(
+pub const OS_TEST_UUID: Uuid = Uuid::from_fields(
     0x5b9e_0e40,
     0x2636,
     0x11e1,
@@ -49,22 +48,6 @@ const OS_TEST_CMD_PARAMS: u32 = 13;
 pub const LARGE: usize = 64 << 10;
 /// The size of the three small ones.
 const SMALL: usize = 16;
-
-fn version(tee: &Tee) -> CaseResult {
-    let v = tee.version().map_err(|e| format!("TEE_IOC_VERSION: {e}"))?;
-    ensure!(
-        v.impl_id == TEE_IMPL_ID_OPTEE,
-        "impl_id {} is not TEE_IMPL_ID_OPTEE",
-        v.impl_id
-    );
-    let want = TEE_GEN_CAP_GP | TEE_GEN_CAP_REG_MEM;
-    ensure!(
-        v.gen_caps & want == want,
-        "gen_caps {:#x} lack GP and REG_MEM ({want:#x})",
-        v.gen_caps
-    );
-    Ok(())
-}
 
 /// One GET_COUNTER call in `session`.
 fn sims_call(tee: &Tee, session: u32) -> CaseResult {
@@ -174,7 +157,10 @@ fn closed_session(tee: &Tee) -> CaseResult {
 
 /// The cases of `--xtest-tas`.
 pub const CASES: [crate::Case; 5] = [
-    ("tee_version_reports_optee_with_registered_memory", version),
+    (
+        "tee_version_reports_optee_with_registered_memory",
+        crate::version,
+    ),
     ("sims_ta_answers_a_value_call", sims_value),
     (
         "os_test_ta_takes_64k_of_registered_unaligned_user_memory",

@@ -27,16 +27,9 @@ fn call(vm: &mut Mediator<HostTee<FakeTee>>, mem: &dyn GuestRam, arg: &MsgArg) -
     (r, rounds)
 }
 
-#[test]
-fn a_guest_opens_invokes_and_its_vms_end_leaves_nothing_in_the_host_tee() {
-    let mem = ram();
-    let fake = FakeTee::new();
-    let f = fake.clone();
-    // SAFETY: `mem` is declared before the mediator that owns the backend.
-    let tee = unsafe { HostTee::new(HostTeeConfig::default(), move || Ok(f.clone())) };
-    let mut vm = Mediator::new(VM, Policy::default(), tee).unwrap();
-
-    let open = MsgArg::new(
+/// OPEN_SESSION of the fake TA, login PUBLIC.
+fn open_fake_ta() -> MsgArg {
+    MsgArg::new(
         cmd::OPEN_SESSION,
         vec![
             MsgParam::new(
@@ -47,7 +40,19 @@ fn a_guest_opens_invokes_and_its_vms_end_leaves_nothing_in_the_host_tee() {
             ),
             MsgParam::new(attr::META | attr::VALUE_INPUT, 0, 0, 0),
         ],
-    );
+    )
+}
+
+#[test]
+fn a_guest_opens_invokes_and_its_vms_end_leaves_nothing_in_the_host_tee() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let f = fake.clone();
+    // SAFETY: `mem` is declared before the mediator that owns the backend.
+    let tee = unsafe { HostTee::new(HostTeeConfig::default(), move || Ok(f.clone())) };
+    let mut vm = Mediator::new(VM, Policy::default(), tee).unwrap();
+
+    let open = open_fake_ta();
     let (r, rounds) = call(&mut vm, &mem, &open);
     assert_eq!(r.a0(), 0);
     assert!(rounds >= 1, "the open went through a worker");
@@ -143,18 +148,7 @@ fn a_vmm_waiting_on_progress_completes_the_call_without_the_guest() {
         .backend()
         .progress()
         .expect("the host backend reports progress");
-    let open = MsgArg::new(
-        cmd::OPEN_SESSION,
-        vec![
-            MsgParam::new(
-                attr::META | attr::VALUE_INPUT,
-                u64::from_le_bytes(FAKE_TA[..8].try_into().unwrap()),
-                u64::from_le_bytes(FAKE_TA[8..].try_into().unwrap()),
-                0,
-            ),
-            MsgParam::new(attr::META | attr::VALUE_INPUT, 0, 0, 0),
-        ],
-    );
+    let open = open_fake_ta();
     mem.write(ARG, &open.encode()).unwrap();
     let mut seen = progress.seen();
     let mut r = vm.handle(&mem, &SmcCall::new(abi::CALL_WITH_ARG, &[0, ARG]));
