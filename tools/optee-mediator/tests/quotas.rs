@@ -452,6 +452,32 @@ fn dropping_the_mediator_destroys_the_vm_in_a_shared_backend() {
 }
 
 #[test]
+fn a_quota_of_no_calls_is_refused_with_the_vm_not_created() {
+    let tee = Arc::new(Mutex::new(UserTee::default()));
+    let policy = Policy {
+        quotas: Quotas {
+            max_calls: Some(0),
+            ..Quotas::default()
+        },
+        ..Policy::default()
+    };
+    let e = Mediator::new(ClientId(1), policy, tee.clone()).unwrap_err();
+    assert!(matches!(e, MediatorError::NoCalls), "{e:?}");
+    assert!(e.to_string().contains("Quotas::max_calls"), "{e}");
+    assert!(!tee.lock().unwrap().has_client(ClientId(1)));
+    // One call is the least a VM may have: GET_THREAD_COUNT says 1.
+    let policy = Policy {
+        quotas: Quotas {
+            max_calls: Some(1),
+            ..Quotas::default()
+        },
+        ..Policy::default()
+    };
+    let m = Mediator::new(ClientId(1), policy, tee).unwrap();
+    assert_eq!(m.thread_count(), 1);
+}
+
+#[test]
 fn client_id_zero_and_duplicate_clients_are_refused() {
     let tee = Arc::new(Mutex::new(UserTee::default()));
     assert!(matches!(

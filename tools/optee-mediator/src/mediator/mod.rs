@@ -100,6 +100,12 @@ pub enum MediatorError {
     /// Client id 0 is the hypervisor's.
     #[error("client id 0 is reserved for the hypervisor")]
     ReservedClientId,
+    /// A policy that allows no standard call at all.
+    #[error(
+        "the VM's quota of concurrent calls is 0 (Quotas::max_calls): it could not call OP-TEE \
+         at all"
+    )]
+    NoCalls,
     /// The backend refused the VM.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -297,7 +303,12 @@ impl<B: Backend> Mediator<B> {
         if client.0 == 0 {
             return Err(MediatorError::ReservedClientId);
         }
+        if policy.quotas.max_calls == Some(0) {
+            return Err(MediatorError::NoCalls);
+        }
         backend.vm_created(client)?;
+        // A backend that says 0 threads still gets one: it would answer
+        // every call anyway.
         let slots = backend
             .thread_count()
             .min(policy.quotas.max_calls.unwrap_or(u32::MAX))
