@@ -183,7 +183,9 @@ pub enum RpcOut {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcCmdReply {
     /// Whether the request reached the guest and its answer was read back;
-    /// if not, `ret` is TEEC_ERROR_COMMUNICATION.
+    /// if not, `ret` is TEEC_ERROR_COMMUNICATION, and the RPC argument
+    /// buffer is unusable: the backend forgets it (sends no RPC_FREE) and
+    /// the mediator no longer counts it against the VM's limit.
     pub delivered: bool,
     /// The guest's result (TEEC_*).
     pub ret: u32,

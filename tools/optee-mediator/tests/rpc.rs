@@ -306,6 +306,33 @@ fn the_guest_changing_an_rpc_argument_cannot_change_what_the_mediator_reads_back
 }
 
 #[test]
+fn rpc_buffers_the_tee_dropped_as_unreadable_do_not_count_against_the_limit() {
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    // More than the 64 RPC buffers a VM may hold at once.
+    for i in 0..80u64 {
+        if i > 0 {
+            assert!(g.mem.add_region(FRAGILE, PAGE_SIZE), "round {i}");
+        }
+        let (gpa, r) = g.start_rpc_cmd(
+            s,
+            memory::CMD_GET_TIME,
+            vec![value(attr::VALUE_OUTPUT, 0)],
+            FRAGILE,
+            0x100 + i,
+        );
+        assert!(g.mem.remove_region(FRAGILE));
+        assert_eq!(g.resume(&r).regs(), &[0], "round {i}");
+        assert_eq!(g.read_arg(gpa).header.ret, teec::ERROR_COMMUNICATION);
+        assert_eq!(
+            g.m.usage().rpc_args,
+            0,
+            "round {i}: the dropped buffer is not held"
+        );
+    }
+}
+
+#[test]
 fn an_rpc_buffer_that_left_guest_ram_fails_the_command() {
     let mut g = guest();
     let s = g.open(MEMORY);

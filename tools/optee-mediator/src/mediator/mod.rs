@@ -234,7 +234,7 @@ enum Pending {
     Alloc,
     Free,
     ForeignIntr,
-    Cmd { gpa: u64, sent: MsgArg },
+    Cmd { cookie: u64, gpa: u64, sent: MsgArg },
 }
 
 #[derive(Debug)]

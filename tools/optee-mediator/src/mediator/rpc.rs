@@ -61,10 +61,17 @@ impl<B: Backend> Mediator<B> {
                         let (hi, lo) = split_pair(cookie);
                         (
                             SmcResult::new(&[ret::RPC_CMD, hi, lo, thread_reg]),
-                            Pending::Cmd { gpa, sent: arg },
+                            Pending::Cmd {
+                                cookie,
+                                gpa,
+                                sent: arg,
+                            },
                         )
                     }
                     None => {
+                        // An undelivered command's buffer is forgotten by
+                        // the TEE (RpcCmdReply::delivered): no longer held.
+                        self.rpc_args.remove(&cookie);
                         let reply = RpcReply::Cmd(RpcCmdReply {
                             delivered: false,
                             ret: teec::ERROR_COMMUNICATION,
@@ -150,7 +157,15 @@ impl<B: Backend> Mediator<B> {
             }
             Pending::Free => RpcReply::Free,
             Pending::ForeignIntr => RpcReply::ForeignIntr,
-            Pending::Cmd { gpa, sent } => RpcReply::Cmd(self.read_cmd_reply(mem, gpa, &sent)),
+            Pending::Cmd { cookie, gpa, sent } => {
+                let reply = self.read_cmd_reply(mem, gpa, &sent);
+                if !reply.delivered {
+                    // The TEE forgets a buffer it could not use
+                    // (RpcCmdReply::delivered): it no longer holds it.
+                    self.rpc_args.remove(&cookie);
+                }
+                RpcReply::Cmd(reply)
+            }
         };
         let step = self.resume_backend(mem, tid, reply);
         self.drive(mem, tid, step)
