@@ -96,7 +96,10 @@ pub mod ret {
     pub const ENOMEM: u32 = 6;
     /// OPTEE_SMC_RETURN_ENOTAVAIL.
     pub const ENOTAVAIL: u32 = 7;
-    /// OPTEE_SMC_RETURN_UNKNOWN_FUNCTION: 32 bits of ones, zero-extended.
+    /// OPTEE_SMC_RETURN_UNKNOWN_FUNCTION, SMCCC's NOT_SUPPORTED (-1): in w0,
+    /// 32 bits of ones. The mediator answers an unknown id with x0 = -1
+    /// sign-extended ([`crate::SmcResult::unknown_function`]), as KVM, Xen
+    /// and TF-A do, so that an SMC64 caller sees -1 too.
     pub const UNKNOWN_FUNCTION: u32 = 0xFFFF_FFFF;
     /// OPTEE_SMC_RETURN_RPC_PREFIX.
     pub const RPC_PREFIX: u32 = 0xFFFF_0000;

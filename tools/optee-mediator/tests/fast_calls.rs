@@ -111,7 +111,7 @@ fn async_notification_calls_are_not_available() {
 }
 
 #[test]
-fn unknown_and_forbidden_ids_answer_unknown_function_zero_extended_in_x0_only() {
+fn unknown_and_forbidden_ids_answer_minus_one_sign_extended_in_x0_only() {
     let mut g = guest();
     let ids = [
         abi::VM_CREATED,
@@ -129,8 +129,10 @@ fn unknown_and_forbidden_ids_answer_unknown_function_zero_extended_in_x0_only() 
         FunctionId(0x3F00_0001),
     ];
     for id in ids {
+        // SMCCC's NOT_SUPPORTED as KVM, Xen and TF-A give it: -1 in x0,
+        // which an SMC32 caller reads as w0 = 0xFFFF_FFFF.
         let r = g.call(SmcCall::new(id, &[1, 2, 3, 4, 5, 6, 7]));
-        assert_eq!(r.regs(), &[0xFFFF_FFFF], "{id:?}");
+        assert_eq!(r.regs(), &[u64::MAX], "{id:?}");
     }
 }
 
@@ -138,7 +140,7 @@ fn unknown_and_forbidden_ids_answer_unknown_function_zero_extended_in_x0_only() 
 fn vm_created_from_a_guest_changes_nothing() {
     let mut g = guest();
     let r = g.call(SmcCall::new(abi::VM_DESTROYED, &[1]));
-    assert_eq!(r.regs(), &[0xFFFF_FFFF]);
+    assert_eq!(r.regs(), &[u64::MAX]);
     let s = g.open(HELLO);
     let out = g.invoke(s, 0, vec![value(attr::VALUE_INOUT, 1)]);
     assert_eq!(out.params[0].a, 2);

@@ -437,7 +437,7 @@ fn teardown_frees_parked_calls_buffers_and_sessions_and_tells_the_backend() {
     assert_eq!(g.m.usage(), optee_mediator::Usage::default());
     assert!(!tee.lock().unwrap().has_client(ClientId(5)));
     // A torn-down mediator answers nothing.
-    assert_eq!(g.fast(abi::CALLS_UID).regs(), &[0xFFFF_FFFF]);
+    assert_eq!(g.fast(abi::CALLS_UID).regs(), &[u64::MAX]);
     g.m.teardown();
 }
 

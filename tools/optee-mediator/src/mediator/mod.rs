@@ -55,8 +55,9 @@ impl SmcCall {
     }
 }
 
-/// The result registers: x0..x(len-1), each a zero-extended 32-bit value.
-/// x0 is always written; the others only when the call defines them.
+/// The result registers: x0..x(len-1), each a zero-extended 32-bit value
+/// (but x0 of [`SmcResult::unknown_function`], -1 sign-extended). x0 is
+/// always written; the others only when the call defines them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SmcResult {
     regs: [u64; 4],
@@ -81,6 +82,17 @@ impl SmcResult {
     /// Only x0.
     pub fn code(a0: u32) -> Self {
         Self::new(&[a0])
+    }
+
+    /// The answer to an unknown function id: x0 = -1 (SMCCC's
+    /// NOT_SUPPORTED, OP-TEE's UNKNOWN_FUNCTION) sign-extended to 64 bits,
+    /// as KVM, Xen and TF-A answer, whether the id is SMC32 (whose caller
+    /// reads w0: 32 ones) or SMC64 (whose caller reads x0: -1).
+    pub fn unknown_function() -> Self {
+        SmcResult {
+            regs: [u64::MAX, 0, 0, 0],
+            len: 1,
+        }
     }
 
     /// The registers to write, x0 first.
@@ -424,7 +436,7 @@ impl<B: Backend> Mediator<B> {
     /// Answers one forwarded call.
     pub fn handle(&mut self, mem: &dyn GuestRam, call: &SmcCall) -> SmcResult {
         if !self.alive {
-            return SmcResult::code(ret::UNKNOWN_FUNCTION);
+            return SmcResult::unknown_function();
         }
         let f = Function::decode(call.function);
         match f {
@@ -474,7 +486,7 @@ impl<B: Backend> Mediator<B> {
                     "client {}: unknown function {:#x}",
                     self.client.0, call.function.0
                 );
-                SmcResult::code(ret::UNKNOWN_FUNCTION)
+                SmcResult::unknown_function()
             }
         }
     }
@@ -589,6 +601,11 @@ mod tests {
         assert_eq!(
             SmcResult::code(ret::UNKNOWN_FUNCTION).regs(),
             &[0xFFFF_FFFF]
+        );
+        assert_eq!(SmcResult::unknown_function().regs(), &[u64::MAX]);
+        assert_eq!(
+            SmcResult::unknown_function().a0() as u32,
+            ret::UNKNOWN_FUNCTION
         );
         assert_eq!(SmcResult::new(&[1, 2, 3, 4, 5]).regs(), &[1, 2, 3, 4]);
     }
