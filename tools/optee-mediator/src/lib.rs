@@ -11,8 +11,8 @@
 //! tracking) and drives a [`Backend`]: here [`UserTee`], a TEE implemented
 //! in userspace with built-in trusted applications.
 //!
-//! The core is arch-neutral and never touches KVM; on aarch64, [`kvm`]
-//! adapts a kvm-ioctls hypercall exit.
+//! The core is arch-neutral and never touches KVM; on aarch64, the `kvm`
+//! module adapts a kvm-ioctls hypercall exit.
 
 #![deny(missing_docs)]
 

@@ -80,7 +80,7 @@ impl FunctionId {
         FunctionId(v)
     }
 
-    /// The function id of a call whose x0 holds `x0`: SMCCC ignores x0[63:32].
+    /// The function id of a call whose x0 holds `x0`: SMCCC ignores `x0[63:32]`.
     pub const fn from_x0(x0: u64) -> Self {
         FunctionId(x0 as u32)
     }

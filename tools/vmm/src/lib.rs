@@ -5,8 +5,8 @@
 //! The pure parts (command line, memory layout, device tree, call counts,
 //! console line buffering, how a run ends and its exit status, the host
 //! TEE's start-up checks and lock)
-//! build and are tested on any host; the machine itself ([`vm`]) is
-//! aarch64 only.
+//! build and are tested on any host; the machine itself (the `vm` module)
+//! is aarch64 only.
 
 #![deny(missing_docs)]
 

@@ -31,9 +31,9 @@ pub const DEVICE_PTA_UUID: Uuid = Uuid::from_fields(
 
 /// Hello TA commands.
 pub mod hello {
-    /// TA_HELLO_WORLD_CMD_INC_VALUE: value[0].a += 1.
+    /// TA_HELLO_WORLD_CMD_INC_VALUE: `value[0].a += 1`.
     pub const CMD_INC_VALUE: u32 = 0;
-    /// TA_HELLO_WORLD_CMD_DEC_VALUE: value[0].a -= 1.
+    /// TA_HELLO_WORLD_CMD_DEC_VALUE: `value[0].a -= 1`.
     pub const CMD_DEC_VALUE: u32 = 1;
 }
 
