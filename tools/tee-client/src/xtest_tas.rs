@@ -19,7 +19,7 @@ use tosfwd_tee_client::sys::{
     TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INPUT as MEMREF_IN,
     TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_OUTPUT as MEMREF_OUT,
 };
-use tosfwd_tee_client::{param, Param, RegisteredShm, Tee};
+use tosfwd_tee_client::{param, Param, RegisteredShm, Shm, Tee};
 
 use crate::{close, invoke, open, CaseResult};
 
@@ -109,6 +109,24 @@ fn params_of(ids: [i32; 4], large: usize) -> [Param; 4] {
     ]
 }
 
+/// The driver's shared memory for PARAMS (TEE_IOC_SHM_ALLOC), large first.
+fn alloc_params_shm(tee: &Tee) -> Result<[Shm; 4], String> {
+    let alloc = |n: usize| {
+        tee.shm_alloc(n)
+            .map_err(|e| format!("TEE_IOC_SHM_ALLOC of {n} bytes: {e}"))
+    };
+    Ok([alloc(LARGE)?, alloc(SMALL)?, alloc(SMALL)?, alloc(SMALL)?])
+}
+
+/// `n` PARAMS calls (after `warm` untimed ones) naming the shm ids `ids`;
+/// the mean in ns.
+fn time_params(tee: &Tee, s: u32, ids: [i32; 4], n: u32, warm: u32) -> Result<u128, String> {
+    time(n, warm, || {
+        let mut p = params_of(ids, LARGE);
+        invoke(tee, s, OS_TEST_CMD_PARAMS, &mut p, "os_test PARAMS")
+    })
+}
+
 fn params_registered(tee: &Tee) -> CaseResult {
     let s = open(tee, OS_TEST_UUID, "the os_test TA")?;
     let mut b = ParamsBuffers::new(LARGE);
@@ -121,11 +139,7 @@ fn params_registered(tee: &Tee) -> CaseResult {
 
 fn params_allocated(tee: &Tee) -> CaseResult {
     let s = open(tee, OS_TEST_UUID, "the os_test TA")?;
-    let alloc = |n: usize| {
-        tee.shm_alloc(n)
-            .map_err(|e| format!("TEE_IOC_SHM_ALLOC of {n} bytes: {e}"))
-    };
-    let shms = [alloc(LARGE)?, alloc(SMALL)?, alloc(SMALL)?, alloc(SMALL)?];
+    let shms = alloc_params_shm(tee)?;
     let mut p = params_of(shms.each_ref().map(|m| m.id()), LARGE);
     invoke(tee, s, OS_TEST_CMD_PARAMS, &mut p, "os_test PARAMS")?;
     // An empty reference where the TA wants a buffer is the TA's to refuse.
@@ -203,26 +217,16 @@ pub fn bench(tee: &Tee, n: u32) -> CaseResult {
     let mut b = ParamsBuffers::new(LARGE);
     let regs = b.register(tee)?;
     let ids = regs.each_ref().map(|r| r.id());
-    let ns = time(n, warm, || {
-        let mut p = params_of(ids, LARGE);
-        invoke(tee, s, OS_TEST_CMD_PARAMS, &mut p, "os_test PARAMS")
-    })?;
+    let ns = time_params(tee, s, ids, n, warm)?;
     drop(regs);
     println!(
         "# bench: memref64k_invoke {ns} ns/call ({n} calls, os_test PARAMS, 64 KiB of user memory \
          registered once)"
     );
 
-    let alloc = |n: usize| {
-        tee.shm_alloc(n)
-            .map_err(|e| format!("TEE_IOC_SHM_ALLOC of {n} bytes: {e}"))
-    };
-    let shms = [alloc(LARGE)?, alloc(SMALL)?, alloc(SMALL)?, alloc(SMALL)?];
+    let shms = alloc_params_shm(tee)?;
     let ids = shms.each_ref().map(|m| m.id());
-    let ns = time(n, warm, || {
-        let mut p = params_of(ids, LARGE);
-        invoke(tee, s, OS_TEST_CMD_PARAMS, &mut p, "os_test PARAMS")
-    })?;
+    let ns = time_params(tee, s, ids, n, warm)?;
     drop(shms);
     close(tee, s, "the os_test TA")?;
     println!(
