@@ -12,7 +12,7 @@ use tee_uapi::sys::{
     tee_ioctl_open_session_arg, tee_ioctl_shm_alloc_data, tee_ioctl_shm_register_data,
     tee_ioctl_version_data, TEE_IMPL_ID_OPTEE,
 };
-use tee_uapi::{ioc, ArgBuf};
+use tee_uapi::{ioc, ArgBuf, ShmMapping};
 
 use crate::device::{AllocatedShm, CallResult, Shm, TeeDevice, TeeParam};
 use crate::error::HostTeeError;
@@ -34,15 +34,9 @@ pub struct DevRegistered {
 /// Driver-allocated shared memory mapped into this process.
 #[derive(Debug)]
 pub struct DevAllocated {
-    _fd: OwnedFd,
     id: i32,
-    ptr: NonNull<u8>,
-    len: usize,
+    map: ShmMapping,
 }
-
-// SAFETY: the mapping belongs to this value alone (no other Rust reference
-// to it exists); it can be used and unmapped from any thread.
-unsafe impl Send for DevAllocated {}
 
 impl DevTee {
     /// Opens `path` (such as /dev/tee0) and checks that OP-TEE is behind it.
@@ -208,36 +202,11 @@ impl TeeDevice for DevTee {
         let raw = unsafe { self.ioctl("SHM_ALLOC", ioc::SHM_ALLOC, &mut d) }?;
         // SAFETY: the ioctl returned a new fd that nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: a new shared mapping of the shm fd, no address hint; the
-        // result is checked.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(HostTeeError::Ioctl {
-                ioctl: "SHM_ALLOC",
-                errno: io::Error::last_os_error()
-                    .raw_os_error()
-                    .unwrap_or(libc::EIO),
-            });
-        }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or(HostTeeError::Ioctl {
+        let map = ShmMapping::new(fd, size).map_err(|e| HostTeeError::Ioctl {
             ioctl: "SHM_ALLOC",
-            errno: libc::ENOMEM,
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
         })?;
-        Ok(DevAllocated {
-            _fd: fd,
-            id: d.id,
-            ptr,
-            len: size,
-        })
+        Ok(DevAllocated { id: d.id, map })
     }
 }
 
@@ -255,50 +224,31 @@ impl Shm for DevAllocated {
 
 impl AllocatedShm for DevAllocated {
     fn len(&self) -> usize {
-        self.len
+        self.map.as_slice().len()
     }
 
+    // The backend copies only before and after the call that uses the
+    // memory, never during.
     fn write(&mut self, offset: usize, data: &[u8]) -> bool {
-        match offset.checked_add(data.len()) {
-            Some(end) if end <= self.len => {
-                // SAFETY: `offset..end` lies in the mapping this value owns;
-                // the backend copies only before and after the call that
-                // uses it, never during.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        data.as_ptr(),
-                        self.ptr.as_ptr().add(offset),
-                        data.len(),
-                    )
-                };
+        let end = offset.checked_add(data.len());
+        match end.and_then(|end| self.map.as_mut_slice().get_mut(offset..end)) {
+            Some(dst) => {
+                dst.copy_from_slice(data);
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
     fn read(&self, offset: usize, buf: &mut [u8]) -> bool {
-        match offset.checked_add(buf.len()) {
-            Some(end) if end <= self.len => {
-                // SAFETY: as for write, reading.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        self.ptr.as_ptr().add(offset),
-                        buf.as_mut_ptr(),
-                        buf.len(),
-                    )
-                };
+        let end = offset.checked_add(buf.len());
+        match end.and_then(|end| self.map.as_slice().get(offset..end)) {
+            Some(src) => {
+                buf.copy_from_slice(src);
                 true
             }
-            _ => false,
+            None => false,
         }
-    }
-}
-
-impl Drop for DevAllocated {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in shm_alloc.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
 

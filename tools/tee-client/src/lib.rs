@@ -13,7 +13,6 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
-use std::ptr::NonNull;
 
 pub use tee_uapi::{ioc, sys, MAX_PARAMS};
 
@@ -21,7 +20,7 @@ use sys::{
     tee_ioctl_close_session_arg, tee_ioctl_invoke_arg, tee_ioctl_open_session_arg, tee_ioctl_param,
     tee_ioctl_shm_alloc_data, tee_ioctl_shm_register_data, tee_ioctl_version_data,
 };
-use tee_uapi::ArgBuf;
+use tee_uapi::{ArgBuf, ShmMapping};
 
 /// A parameter of a call (the uapi's `struct tee_ioctl_param`).
 pub type Param = tee_ioctl_param;
@@ -91,10 +90,8 @@ pub struct Tee {
 /// Shared memory allocated by the driver and mapped here.
 #[derive(Debug)]
 pub struct Shm {
-    fd: OwnedFd,
     id: i32,
-    ptr: NonNull<u8>,
-    len: usize,
+    map: ShmMapping,
 }
 
 /// User memory registered with the TEE; borrows the memory while it lives.
@@ -214,27 +211,9 @@ impl Tee {
         let raw = unsafe { self.ioctl(ioc::SHM_ALLOC, &mut d) }?;
         // SAFETY: the ioctl returned a new fd that nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: a new shared mapping of the shm fd, no address hint; the
-        // result is checked.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                size,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave NULL"))?;
         Ok(Shm {
-            fd,
             id: d.id,
-            ptr,
-            len: size,
+            map: ShmMapping::new(fd, size)?,
         })
     }
 
@@ -266,27 +245,17 @@ impl Shm {
 
     /// The memory.
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `ptr` maps `len` bytes for as long as `self` lives; the
-        // TEE writes them only during calls, which borrow nothing here.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        self.map.as_slice()
     }
 
     /// The memory, mutably.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as for as_slice, and `&mut self` makes this the only view.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        self.map.as_mut_slice()
     }
 
     /// The fd (kept open as long as the memory is used).
     pub fn fd(&self) -> &OwnedFd {
-        &self.fd
-    }
-}
-
-impl Drop for Shm {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in shm_alloc.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        self.map.fd()
     }
 }
 

@@ -222,7 +222,8 @@ struct Machine {
     stray_mmio: Mutex<u32>,
     /// Set once the run has ended: every vCPU thread leaves its loop.
     stopping: AtomicBool,
-    /// `None` for a backend that only progresses when the guest calls.
+    /// `None` for a backend that only progresses when the guest calls, or
+    /// with --tee-wait-us 0.
     tee_wait: Option<TeeWait>,
 }
 
@@ -765,10 +766,12 @@ pub fn run(args: &Args, host_tee: Option<DevTee>) -> Result<Report, Error> {
     // the Machine's, which takes both.
     let backend = unsafe { tee_backend(host_tee) };
     let mediator = Mediator::new(ClientId(1), policy, backend)?;
-    let tee_wait = mediator.backend().progress().map(|progress| TeeWait {
-        progress,
-        wait: args.tee_wait(),
-    });
+    // No wait (the default) is no TeeWait: calls are answered as they come.
+    let wait = args.tee_wait();
+    let tee_wait = (!wait.is_zero())
+        .then(|| mediator.backend().progress())
+        .flatten()
+        .map(|progress| TeeWait { progress, wait });
     let machine = Arc::new(Machine {
         forwarder: Mutex::new(Forwarder {
             mediator,
