@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, ValueEnum};
 use optee_mediator::utee::ta::{DEVICE_PTA_UUID, HELLO_UUID, MEMORY_UUID};
 use optee_mediator::Uuid;
+use tee_remote::Address;
 
 use crate::layout;
 
@@ -34,13 +35,30 @@ impl Conduit {
 }
 
 /// The TEE that answers the guest's OP-TEE calls behind the mediator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tee {
     /// The userspace TEE in this VMM (its built-in TAs only).
     User,
     /// The host's OP-TEE through --tee-device: this VMM is one client of
     /// the host's TEE driver, one TEE context per VM.
     Host,
+    /// A TEE service (tosfwd-teed) at this address: a Unix socket path or
+    /// HOST:PORT.
+    Remote(Address),
+}
+
+/// `user`, `host` or `remote:ADDR`.
+pub fn parse_tee(s: &str) -> Result<Tee, String> {
+    match s {
+        "user" => Ok(Tee::User),
+        "host" => Ok(Tee::Host),
+        _ => match s.strip_prefix("remote:") {
+            Some(a) => a.parse().map(Tee::Remote),
+            None => Err(format!(
+                "'{s}': want user, host or remote:ADDR (a socket path or HOST:PORT)"
+            )),
+        },
+    }
 }
 
 /// The host TEE device used when --tee-device is not given.
@@ -49,7 +67,8 @@ pub const DEFAULT_TEE_DEVICE: &str = "/dev/tee0";
 /// A small arm64 KVM VMM: boots a Linux Image with an initramfs on an
 /// in-kernel GICv3, a 16550 console and PSCI, and answers the guest's
 /// OP-TEE calls (forwarded by KVM's SMCCC filter) with the optee-mediator
-/// library and its userspace TEE, or the host's OP-TEE (--tee host).
+/// library and its userspace TEE, the host's OP-TEE (--tee host) or a TEE
+/// service in another process (--tee remote:ADDR).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "tosfwd-vmm", version)]
 #[command(
@@ -95,11 +114,15 @@ pub struct Args {
     /// --tee host).
     #[arg(long, conflicts_with = "allow_ta")]
     pub allow_any_ta: bool,
-    /// Which TEE answers the guest's OP-TEE calls: this VMM's userspace
-    /// TEE, or the host's OP-TEE through --tee-device (with a
-    /// non-virtualized OP-TEE, VMs share its TA instances and secure
-    /// storage: see --tee-shared).
-    #[arg(long, value_enum, default_value_t = Tee::User)]
+    /// Which TEE answers the guest's OP-TEE calls: `user`, this VMM's
+    /// userspace TEE; `host`, the host's OP-TEE through --tee-device (with
+    /// a non-virtualized OP-TEE, VMs share its TA instances and secure
+    /// storage: see --tee-shared); `remote:ADDR`, the TEE service
+    /// (tosfwd-teed) at ADDR, a Unix socket path or HOST:PORT, which
+    /// applies its own policy (this VMM then allows any TA unless
+    /// --allow-ta narrows it).
+    #[arg(long, value_name = "user|host|remote:ADDR", value_parser = parse_tee,
+          default_value = "user")]
     pub tee: Tee,
     /// The host's TEE device for --tee host [default: /dev/tee0].
     #[arg(long, value_name = "PATH")]
@@ -141,7 +164,7 @@ impl Args {
     /// Checks what clap cannot: the command line the guest gets (default or
     /// --cmdline, plus --append) must fit arm64 Linux's COMMAND_LINE_SIZE.
     pub fn check(&self) -> Result<(), String> {
-        if self.tee == Tee::User {
+        if self.tee != Tee::Host {
             if self.tee_device.is_some() {
                 return Err("--tee-device applies to --tee host only".to_owned());
             }
@@ -173,7 +196,7 @@ impl Args {
         } else {
             match self.tee {
                 Tee::User => Some(vec![HELLO_UUID, MEMORY_UUID, DEVICE_PTA_UUID]),
-                Tee::Host => None,
+                Tee::Host | Tee::Remote(_) => None,
             }
         }
     }
@@ -187,7 +210,7 @@ impl Args {
     /// The host's TEE device with --tee host (None for the userspace TEE).
     pub fn host_tee_device(&self) -> Option<PathBuf> {
         match self.tee {
-            Tee::User => None,
+            Tee::User | Tee::Remote(_) => None,
             Tee::Host => Some(
                 self.tee_device
                     .clone()
@@ -284,7 +307,7 @@ mod tests {
     #[test]
     fn the_tee_is_the_userspace_one_unless_told_and_host_defaults_to_tee0() {
         let a = parse(&["-k", "I"]).unwrap();
-        assert_eq!((a.tee, a.tee_shared), (Tee::User, false));
+        assert_eq!((a.tee.clone(), a.tee_shared), (Tee::User, false));
         assert_eq!(a.host_tee_device(), None);
         let a = parse(&["-k", "I", "--tee", "host"]).unwrap();
         assert_eq!(a.tee, Tee::Host);
@@ -316,6 +339,34 @@ mod tests {
         assert_eq!(a.allowed_tas(), Some(vec![HELLO_UUID]));
         assert!(parse(&["-k", "I", "--tee", "host", "--tee-device"]).is_err());
         assert!(parse(&["-k", "I", "--tee", "xen"]).is_err());
+    }
+
+    #[test]
+    fn a_remote_tee_is_a_socket_path_or_host_port_and_takes_no_host_options() {
+        let a = parse(&["-k", "I", "--tee", "remote:/run/tosfwd-teed.sock"]).unwrap();
+        assert_eq!(
+            a.tee,
+            Tee::Remote(Address::Unix("/run/tosfwd-teed.sock".into()))
+        );
+        assert_eq!(a.check(), Ok(()));
+        assert_eq!(a.host_tee_device(), None);
+        // The service applies its own policy.
+        assert_eq!(a.allowed_tas(), None);
+        let a = parse(&["-k", "I", "--tee", "remote:10.0.0.2:7000"]).unwrap();
+        assert_eq!(a.tee, Tee::Remote(Address::Tcp("10.0.0.2:7000".into())));
+        let e = parse(&["-k", "I", "--tee", "remote:/s", "--tee-shared"])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert_eq!(e, "--tee-shared applies to --tee host only");
+        assert_eq!(
+            parse_tee("remote:nowhere").unwrap_err(),
+            "'nowhere': want a socket path (absolute, or ./...) or HOST:PORT"
+        );
+        assert_eq!(
+            parse_tee("xen").unwrap_err(),
+            "'xen': want user, host or remote:ADDR (a socket path or HOST:PORT)"
+        );
     }
 
     #[test]
@@ -357,7 +408,7 @@ mod tests {
         let help = <Args as clap::CommandFactory>::command()
             .render_long_help()
             .to_string();
-        assert!(help.contains("--tee <TEE>"), "{help}");
+        assert!(help.contains("--tee <user|host|remote:ADDR>"), "{help}");
         assert!(help.contains("--tee-device <PATH>"), "{help}");
         assert!(help.contains("--tee-shared"), "{help}");
         let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");

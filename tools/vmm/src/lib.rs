@@ -14,7 +14,6 @@ pub mod args;
 pub mod console;
 pub mod fdt;
 pub mod layout;
-pub mod logger;
 pub mod outcome;
 pub mod stats;
 pub mod tee;

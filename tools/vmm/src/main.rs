@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use host_tee::DevTee;
 
 use tosfwd_vmm::args::Args;
 #[cfg(target_arch = "aarch64")]
@@ -16,12 +15,16 @@ use tosfwd_vmm::tee;
 #[cfg(target_arch = "aarch64")]
 use tosfwd_vmm::vm;
 
+/// The environment variable that sets the log level (error, warn, info,
+/// debug, trace, off; warnings by default).
+const LOG_ENV: &str = "TOSFWD_VMM_LOG";
+
 /// Runs the guest; once every vCPU thread has stopped and been joined and
 /// the mediator torn down, reports (once) and gives the exit status: 0 for
 /// a power-off, 2 for a reset, 1 for an error.
 #[cfg(target_arch = "aarch64")]
-fn run(args: &Args, host_tee: Option<DevTee>) -> ExitCode {
-    let r = match vm::run(args, host_tee) {
+fn run(args: &Args, tee: tee::Ready) -> ExitCode {
+    let r = match vm::run(args, tee) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tosfwd-vmm: error: {e}");
@@ -55,7 +58,7 @@ fn run(args: &Args, host_tee: Option<DevTee>) -> ExitCode {
 }
 
 #[cfg(not(target_arch = "aarch64"))]
-fn run(_args: &Args, _host_tee: Option<DevTee>) -> ExitCode {
+fn run(_args: &Args, _tee: tee::Ready) -> ExitCode {
     eprintln!(
         "tosfwd-vmm: error: this VMM runs arm64 KVM guests and works on aarch64 hosts only \
          (built for {})",
@@ -74,15 +77,17 @@ fn main() -> ExitCode {
             return ExitCode::from(tosfwd_vmm::args::usage_exit_status(&e));
         }
     };
-    if let Err(e) = args.check().and_then(|()| tosfwd_vmm::logger::init()) {
+    if let Err(e) = args
+        .check()
+        .and_then(|()| tosfwd_log::init("tosfwd-vmm", LOG_ENV, 0))
+    {
         eprintln!("tosfwd-vmm: error: {e}");
         return ExitCode::from(EXIT_ERROR);
     }
     // The TEE before the guest: a missing, refused or foreign TEE device,
     // or another VM on it, is one line and exit status 1.
-    let (host_tee, _lock) = match tee::start(&args, Path::new(tee::LOCK_DIR)) {
-        Ok(Some(t)) => (Some(t.device), Some(t.lock)),
-        Ok(None) => (None, None),
+    let (ready, _lock) = match tee::start(&args, Path::new(tee::LOCK_DIR)) {
+        Ok(r) => r,
         Err(e) => {
             eprintln!("tosfwd-vmm: error: {e}");
             return ExitCode::from(EXIT_ERROR);
@@ -90,5 +95,5 @@ fn main() -> ExitCode {
     };
     // `_lock` is held until the run has returned, by which time the VM's
     // mediator (and its TEE context) is gone.
-    run(&args, host_tee)
+    run(&args, ready)
 }

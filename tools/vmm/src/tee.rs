@@ -19,8 +19,9 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use host_tee::{DevTee, HostTeeError};
+use tee_remote::{RemoteConfig, RemoteError, RemoteTee};
 
-use crate::args::Args;
+use crate::args::{Args, Tee};
 
 /// Where the lock files live (created, mode 0755, if missing).
 pub const LOCK_DIR: &str = "/run/tosfwd-vmm";
@@ -31,6 +32,9 @@ pub enum TeeError {
     /// The host's TEE device: missing, refused, not OP-TEE.
     #[error(transparent)]
     Device(#[from] HostTeeError),
+    /// The TEE service could not be reached, or refused this VMM.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
     /// The device opened, but does not answer TEE_IOC_VERSION.
     #[error("{}: not a TEE device ({err})", path.display())]
     NotATee {
@@ -175,23 +179,31 @@ impl TeeLock {
     }
 }
 
-/// The host's TEE, ready before the guest starts: the device opened (and
-/// checked to be OP-TEE) once, the lock held. The lock must outlive the
-/// VM's mediator.
+/// The VM's TEE, ready before the guest starts.
 #[derive(Debug)]
-pub struct HostTeeStart {
-    /// The opened device: the VM's TEE context.
-    pub device: DevTee,
-    /// The lock on it.
-    pub lock: TeeLock,
+pub enum Ready {
+    /// The userspace TEE, made with the mediator.
+    User,
+    /// The host's TEE device, opened (and checked to be OP-TEE): the VM's
+    /// TEE context.
+    Host(DevTee),
+    /// The TEE service, connected.
+    Remote(Box<RemoteTee>),
 }
 
 /// Sets up what `args` asks for: nothing for the userspace TEE; for
 /// `--tee host`, opens the device (a one-line error if it is missing,
-/// refused or not OP-TEE), then takes its lock in `lock_dir`.
-pub fn start(args: &Args, lock_dir: &Path) -> Result<Option<HostTeeStart>, TeeError> {
+/// refused or not OP-TEE), then takes its lock in `lock_dir`; for
+/// `--tee remote:ADDR`, connects to the service (a one-line error if it
+/// cannot be reached or refuses). The lock, if any, must outlive the VM's
+/// mediator.
+pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<TeeLock>), TeeError> {
+    if let Tee::Remote(addr) = &args.tee {
+        let r = RemoteTee::connect(addr.clone(), RemoteConfig::default())?;
+        return Ok((Ready::Remote(Box::new(r)), None));
+    }
     let Some(path) = args.host_tee_device() else {
-        return Ok(None);
+        return Ok((Ready::User, None));
     };
     let device = DevTee::open(&path).map_err(|err| match err {
         HostTeeError::Ioctl { .. } => TeeError::NotATee {
@@ -201,7 +213,7 @@ pub fn start(args: &Args, lock_dir: &Path) -> Result<Option<HostTeeStart>, TeeEr
         other => TeeError::Device(other),
     })?;
     let lock = TeeLock::acquire(lock_dir, &path, args.tee_shared)?;
-    Ok(Some(HostTeeStart { device, lock }))
+    Ok((Ready::Host(device), Some(lock)))
 }
 
 #[cfg(test)]
@@ -318,7 +330,28 @@ mod tests {
     #[test]
     fn the_userspace_tee_needs_no_device_and_no_lock() {
         let dir = temp_dir("user");
-        assert!(start(&args(&[]), &dir).unwrap().is_none());
+        assert!(matches!(
+            start(&args(&[]), &dir).unwrap(),
+            (Ready::User, None)
+        ));
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn an_unreachable_tee_service_is_one_line_naming_it() {
+        let dir = temp_dir("remote");
+        let sock = dir.join("none.sock");
+        let tee = format!("remote:{}", sock.display());
+        let e = start(&args(&["--tee", &tee]), &dir).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "cannot reach the TEE service at unix:{}: ",
+                sock.display()
+            )),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
         assert!(!dir.exists());
     }
 

@@ -14,6 +14,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use host_tee::{DevTee, HostTee, HostTeeConfig};
+
+use crate::tee::Ready;
 use kvm_bindings::{
     kvm_create_device, kvm_device_attr, kvm_device_type_KVM_DEV_TYPE_ARM_VGIC_V3,
     kvm_userspace_memory_region, kvm_vcpu_events, kvm_vcpu_init, KVM_ARM_VCPU_POWER_OFF,
@@ -587,16 +589,18 @@ fn create_gic(vm: &VmFd) -> Result<DeviceFd, Error> {
     Ok(gic)
 }
 
-/// The backend `--tee` asks for: the userspace TEE, or the host's OP-TEE
-/// on `host_tee` (opened and checked at start-up; it becomes the VM's TEE
-/// context).
+/// The backend `--tee` asks for: the userspace TEE, the host's OP-TEE on
+/// the device opened and checked at start-up (it becomes the VM's TEE
+/// context), or the TEE service connected at start-up.
 ///
 /// # Safety
-/// With `host_tee`, the guest memory the mediator is given must stay
+/// With the host's TEE, the guest memory the mediator is given must stay
 /// mapped until the mediator is dropped or torn down ([`HostTee::new`]).
-unsafe fn tee_backend(host_tee: Option<DevTee>) -> TeeBackend {
-    let Some(dev) = host_tee else {
-        return Box::new(UserTee::new(UteeConfig::default()));
+unsafe fn tee_backend(tee: Ready) -> TeeBackend {
+    let dev = match tee {
+        Ready::User => return Box::new(UserTee::new(UteeConfig::default())),
+        Ready::Remote(r) => return r,
+        Ready::Host(dev) => dev,
     };
     let path = dev.path().to_path_buf();
     // The guest is told the host OP-TEE's revision where the host's
@@ -623,8 +627,8 @@ unsafe fn tee_backend(host_tee: Option<DevTee>) -> TeeBackend {
 }
 
 /// Builds the VM from `args`, runs it until the guest stops, reports.
-/// `host_tee` is the host's TEE device with `--tee host`.
-pub fn run(args: &Args, host_tee: Option<DevTee>) -> Result<Report, Error> {
+/// `tee` is the TEE [`crate::tee::start`] made ready.
+pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
     let mut kernel = File::open(&args.kernel).map_err(|err| Error::ReadFile {
         what: "kernel image",
         path: args.kernel.clone(),
@@ -748,7 +752,7 @@ pub fn run(args: &Args, host_tee: Option<DevTee>) -> Result<Report, Error> {
         tas: args.allowed_tas().map_or(TaFilter::Any, TaFilter::Only),
         // The host backend opens every session PUBLIC whatever the guest
         // asks (the TA sees the VMM's host identity): said here too.
-        login: if host_tee.is_some() {
+        login: if matches!(tee, Ready::Host(_)) {
             LoginPolicy::ForcePublic
         } else {
             LoginPolicy::PassThrough
@@ -764,7 +768,7 @@ pub fn run(args: &Args, host_tee: Option<DevTee>) -> Result<Report, Error> {
     // and while a stuck vCPU thread keeps the Machine alive, both live until
     // the process ends. Nothing returns between the mediator's creation and
     // the Machine's, which takes both.
-    let backend = unsafe { tee_backend(host_tee) };
+    let backend = unsafe { tee_backend(tee) };
     let mediator = Mediator::new(ClientId(1), policy, backend)?;
     // No wait (the default) is no TeeWait: calls are answered as they come.
     let wait = args.tee_wait();

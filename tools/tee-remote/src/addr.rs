@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! Where the service is: a Unix socket path, or a TCP address; and the
+//! connected stream.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A service address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// A Unix domain socket.
+    Unix(PathBuf),
+    /// A TCP address, `HOST:PORT`.
+    Tcp(String),
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Unix(p) => write!(f, "unix:{}", p.display()),
+            Address::Tcp(a) => write!(f, "tcp:{a}"),
+        }
+    }
+}
+
+impl FromStr for Address {
+    type Err = String;
+
+    /// `unix:PATH`, `tcp:HOST:PORT`, or without a prefix: a path (it
+    /// starts with `/` or `.`) or `HOST:PORT`.
+    fn from_str(s: &str) -> Result<Address, String> {
+        let tcp = |a: &str| match a.rsplit_once(':') {
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                Ok(Address::Tcp(a.to_owned()))
+            }
+            _ => Err(format!("'{a}': want HOST:PORT")),
+        };
+        if let Some(p) = s.strip_prefix("unix:") {
+            if p.is_empty() {
+                return Err("unix: needs a socket path".to_owned());
+            }
+            Ok(Address::Unix(PathBuf::from(p)))
+        } else if let Some(a) = s.strip_prefix("tcp:") {
+            tcp(a)
+        } else if s.starts_with('/') || s.starts_with('.') {
+            Ok(Address::Unix(PathBuf::from(s)))
+        } else {
+            tcp(s)
+                .map_err(|_| format!("'{s}': want a socket path (absolute, or ./...) or HOST:PORT"))
+        }
+    }
+}
+
+/// A connected stream.
+#[derive(Debug)]
+pub enum Stream {
+    /// Unix.
+    Unix(UnixStream),
+    /// TCP.
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    /// Connects to `addr`; reads and writes then time out after `timeout`.
+    pub fn connect(addr: &Address, timeout: Duration) -> io::Result<Stream> {
+        let s = match addr {
+            Address::Unix(p) => Stream::Unix(UnixStream::connect(p)?),
+            Address::Tcp(a) => {
+                let t = TcpStream::connect(a)?;
+                t.set_nodelay(true)?;
+                Stream::Tcp(t)
+            }
+        };
+        s.set_timeout(timeout)?;
+        Ok(s)
+    }
+
+    /// Sets the read and write timeouts.
+    pub fn set_timeout(&self, timeout: Duration) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => {
+                s.set_read_timeout(Some(timeout))?;
+                s.set_write_timeout(Some(timeout))
+            }
+            Stream::Tcp(s) => {
+                s.set_read_timeout(Some(timeout))?;
+                s.set_write_timeout(Some(timeout))
+            }
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_parse_with_or_without_a_prefix() {
+        let ok = |s: &str| s.parse::<Address>().unwrap();
+        assert_eq!(ok("/run/t.sock"), Address::Unix("/run/t.sock".into()));
+        assert_eq!(ok("./t.sock"), Address::Unix("./t.sock".into()));
+        assert_eq!(ok("unix:rel.sock"), Address::Unix("rel.sock".into()));
+        assert_eq!(
+            ok("tcp:10.0.0.1:7000"),
+            Address::Tcp("10.0.0.1:7000".into())
+        );
+        assert_eq!(ok("host:7000"), Address::Tcp("host:7000".into()));
+        assert_eq!(ok("[::1]:7000"), Address::Tcp("[::1]:7000".into()));
+        assert_eq!(ok("/run/t.sock").to_string(), "unix:/run/t.sock");
+        for (bad, msg) in [
+            ("unix:", "unix: needs a socket path"),
+            ("tcp:host", "'host': want HOST:PORT"),
+            ("tcp::80", "':80': want HOST:PORT"),
+            (
+                "host:99999",
+                "'host:99999': want a socket path (absolute, or ./...) or HOST:PORT",
+            ),
+            (
+                "t.sock",
+                "'t.sock': want a socket path (absolute, or ./...) or HOST:PORT",
+            ),
+        ] {
+            assert_eq!(bad.parse::<Address>().unwrap_err(), msg);
+        }
+    }
+}

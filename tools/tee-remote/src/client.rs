@@ -1,0 +1,821 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! [`RemoteTee`]: the mediator's [`Backend`] in a VMM whose TEE is the
+//! service at the other end of a socket.
+//!
+//! Each backend operation is one request and its answer. A call's memory
+//! parameters go with it as bytes ([`crate::wire::Span`]), and what the
+//! TEE wrote comes back and is written into guest memory before the
+//! mediator sees the step, so the guest's view is the one an in-process
+//! backend gives.
+//!
+//! When the service goes away (killed, restarted, its connection broken
+//! or silent past the timeout), the call in progress completes with
+//! TEEC_ERROR_COMMUNICATION from TEEC_ORIGIN_COMMS, and so does every
+//! call until the service answers again; the next call after that
+//! reconnects. What lived in the old service is gone: its sessions answer
+//! as closed sessions do (BAD_PARAMETERS from the TEE), its calls as
+//! failed, its registered buffers travel with each call as temporary
+//! memory. Session ids the guest sees are this backend's, never reused,
+//! so a guest's stale session id never reaches a new session.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use optee_mediator::backend::{
+    BackendError, CacheDisable, ClientId, Command, OsRevision, Param, RpcOut, RpcReply, RpcRequest,
+    StdCall, Step, ThreadId,
+};
+use optee_mediator::mem::GuestRam;
+use optee_mediator::msg::{teec, MsgArg, MsgParam, MAX_PARAMS};
+use optee_mediator::shm::{GuestBuffer, MemRef};
+use optee_mediator::Backend;
+
+use crate::addr::{Address, Stream};
+use crate::frame::{self, FrameError};
+use crate::wire::{self, Hello, Request, Response};
+
+/// How a [`RemoteTee`] behaves.
+#[derive(Debug, Clone)]
+pub struct RemoteConfig {
+    /// The name it gives itself (the service logs it).
+    pub name: String,
+    /// How long an answer may take before the service is taken for gone.
+    pub timeout: Duration,
+    /// The least time between two attempts to reconnect.
+    pub retry: Duration,
+}
+
+impl Default for RemoteConfig {
+    fn default() -> Self {
+        RemoteConfig {
+            name: format!("tosfwd-vmm pid {}", std::process::id()),
+            timeout: Duration::from_secs(30),
+            retry: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Why the service could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    /// Connecting failed.
+    #[error("cannot reach the TEE service at {addr}: {err}")]
+    Connect {
+        /// The service.
+        addr: Address,
+        /// Why.
+        err: std::io::Error,
+    },
+    /// The service said no.
+    #[error("the TEE service at {addr} refused this VMM: {reason}")]
+    Refused {
+        /// The service.
+        addr: Address,
+        /// Its reason.
+        reason: String,
+    },
+    /// A frame could not be sent or received.
+    #[error("the TEE service at {addr}: {err}")]
+    Frame {
+        /// The service.
+        addr: Address,
+        /// Why.
+        err: FrameError,
+    },
+    /// The answer made no sense.
+    #[error("the TEE service at {addr} broke the protocol: {what}")]
+    Protocol {
+        /// The service.
+        addr: Address,
+        /// How.
+        what: String,
+    },
+}
+
+/// A call in progress at the service.
+#[derive(Debug)]
+struct Thread {
+    /// The connection it was started on.
+    epoch: u64,
+    /// Its spans, by slot.
+    slots: Vec<MemRef>,
+    /// Lost with its connection, and giving back an RPC buffer.
+    lost: bool,
+}
+
+/// One VM.
+#[derive(Debug, Default)]
+struct Vm {
+    /// The connection on which the service knows it (0: none).
+    created: u64,
+    /// Guest-visible session id -> (connection, the service's id).
+    sessions: HashMap<u32, (u64, u32)>,
+    next_session: u32,
+    /// Cookie -> (buffer, connection it was registered on).
+    registered: HashMap<u64, (Arc<GuestBuffer>, u64)>,
+    threads: HashMap<ThreadId, Thread>,
+}
+
+impl Vm {
+    /// A guest-visible session id, not in use.
+    fn new_session(&mut self) -> u32 {
+        loop {
+            self.next_session = self.next_session.wrapping_add(1);
+            let id = self.next_session;
+            if id != 0 && !self.sessions.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+}
+
+/// What happened to the connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteStats {
+    /// Connections made after the first.
+    pub reconnects: u64,
+    /// Calls that failed because the service went away.
+    pub lost_calls: u64,
+}
+
+/// The TEE service as the mediator's backend.
+#[derive(Debug)]
+pub struct RemoteTee {
+    addr: Address,
+    config: RemoteConfig,
+    link: Option<Stream>,
+    /// The number of the current connection, from 1.
+    epoch: u64,
+    thread_count: u32,
+    revision: OsRevision,
+    vms: BTreeMap<ClientId, Vm>,
+    next_attempt: Option<Instant>,
+    stats: RemoteStats,
+}
+
+/// The step of a call that failed with the connection.
+fn lost(call: &mut StdCall) -> Step {
+    call.finish(teec::ERROR_COMMUNICATION, teec::ORIGIN_COMMS);
+    Step::Done
+}
+
+/// Connects and greets: the stream, the TEE's thread count and revision.
+fn greet(addr: &Address, config: &RemoteConfig) -> Result<(Stream, u32, OsRevision), RemoteError> {
+    let mut s = Stream::connect(addr, config.timeout).map_err(|err| RemoteError::Connect {
+        addr: addr.clone(),
+        err,
+    })?;
+    let frame_err = |err| RemoteError::Frame {
+        addr: addr.clone(),
+        err,
+    };
+    frame::send(&mut s, &Request::Hello(Hello::new(&config.name))).map_err(frame_err)?;
+    match frame::receive(&mut s).map_err(frame_err)? {
+        Response::Hello {
+            version,
+            thread_count,
+            revision,
+        } if version == wire::PROTOCOL_VERSION && thread_count > 0 => Ok((
+            s,
+            thread_count,
+            OsRevision {
+                major: revision.major,
+                minor: revision.minor,
+                build_id: revision.build_id,
+            },
+        )),
+        Response::Refused { reason } => Err(RemoteError::Refused {
+            addr: addr.clone(),
+            reason,
+        }),
+        other => Err(RemoteError::Protocol {
+            addr: addr.clone(),
+            what: format!("{other:?} in answer to the greeting"),
+        }),
+    }
+}
+
+/// The shape of a guest buffer, without its addresses.
+fn shape(b: &GuestBuffer) -> wire::Buffer {
+    wire::Buffer {
+        page_offset: b.offset(),
+        size: b.size(),
+    }
+}
+
+fn wire_dir(d: optee_mediator::msg::Dir) -> wire::Dir {
+    use optee_mediator::msg::Dir;
+    match d {
+        Dir::In => wire::Dir::In,
+        Dir::Out => wire::Dir::Out,
+        Dir::InOut => wire::Dir::InOut,
+    }
+}
+
+impl RemoteTee {
+    /// Connects to the service at `addr`. Fails if it cannot be reached or
+    /// refuses: a VMM starts with its TEE or not at all.
+    pub fn connect(addr: Address, config: RemoteConfig) -> Result<RemoteTee, RemoteError> {
+        let (s, thread_count, revision) = greet(&addr, &config)?;
+        Ok(RemoteTee {
+            addr,
+            config,
+            link: Some(s),
+            epoch: 1,
+            thread_count,
+            revision,
+            vms: BTreeMap::new(),
+            next_attempt: None,
+            stats: RemoteStats::default(),
+        })
+    }
+
+    /// The service's address.
+    pub fn address(&self) -> &Address {
+        &self.addr
+    }
+
+    /// What happened to the connections.
+    pub fn stats(&self) -> RemoteStats {
+        self.stats
+    }
+
+    /// Whether the service is connected now.
+    pub fn is_connected(&self) -> bool {
+        self.link.is_some()
+    }
+
+    /// Drops the connection after `err`, saying so once.
+    fn drop_link(&mut self, err: &RemoteError) {
+        if self.link.take().is_some() {
+            log::warn!("{err}; calls fail with TEEC_ERROR_COMMUNICATION until the service is back");
+        }
+    }
+
+    /// A connection, made again if it was lost (at most once per
+    /// `config.retry`), and `client` known to the service on it.
+    fn ready(&mut self, client: ClientId) -> bool {
+        if self.link.is_none() {
+            let now = Instant::now();
+            if self.next_attempt.is_some_and(|t| now < t) {
+                return false;
+            }
+            self.next_attempt = Some(now + self.config.retry);
+            match greet(&self.addr, &self.config) {
+                Ok((s, threads, _)) if threads >= self.thread_count => {
+                    self.link = Some(s);
+                    self.epoch += 1;
+                    self.stats.reconnects += 1;
+                    log::warn!(
+                        "the TEE service at {} is back: the sessions and calls from before are lost",
+                        self.addr
+                    );
+                }
+                Ok((_, threads, _)) => {
+                    log::error!(
+                        "the TEE service at {} now has {threads} threads per VM, fewer than the \
+                         {} the guests were told: not using it",
+                        self.addr,
+                        self.thread_count
+                    );
+                    return false;
+                }
+                Err(e) => {
+                    log::debug!("{e}");
+                    return false;
+                }
+            }
+        }
+        let epoch = self.epoch;
+        if self.vms.get(&client).is_some_and(|vm| vm.created == epoch) {
+            return true;
+        }
+        match self.exchange(&Request::VmCreated { client: client.0 }) {
+            Ok(Response::Created(Ok(()))) => {
+                self.vms.entry(client).or_default().created = epoch;
+                true
+            }
+            Ok(Response::Created(Err(e))) => {
+                log::error!(
+                    "the TEE service at {} refused VM {}: {e:?}",
+                    self.addr,
+                    client.0
+                );
+                false
+            }
+            Ok(other) => {
+                self.protocol(format!("{other:?} in answer to VmCreated"));
+                false
+            }
+            Err(()) => false,
+        }
+    }
+
+    /// One request and its answer; `Err` if the connection is gone (it
+    /// has been dropped and logged).
+    fn exchange(&mut self, req: &Request) -> Result<Response, ()> {
+        let Some(s) = self.link.as_mut() else {
+            return Err(());
+        };
+        let r = frame::send(s, req).and_then(|()| frame::receive(s));
+        r.map_err(|err| {
+            let e = RemoteError::Frame {
+                addr: self.addr.clone(),
+                err,
+            };
+            self.drop_link(&e);
+        })
+    }
+
+    fn protocol(&mut self, what: String) {
+        let e = RemoteError::Protocol {
+            addr: self.addr.clone(),
+            what,
+        };
+        self.drop_link(&e);
+    }
+
+    /// A span: the reference's bytes, read now, and its buffer.
+    fn span(&self, client: ClientId, m: &MemRef, mem: &dyn GuestRam) -> Option<wire::Span> {
+        let data = m.read_all(mem).ok()?;
+        let epoch = self.epoch;
+        let registered = self.vms.get(&client).and_then(|vm| {
+            vm.registered
+                .iter()
+                .find(|(_, (b, e))| *e == epoch && Arc::ptr_eq(b, m.buffer()))
+                .map(|(c, _)| *c)
+        });
+        let buffer = match registered {
+            Some(cookie) => wire::SpanBuffer::Registered { cookie },
+            None => wire::SpanBuffer::Temporary(shape(m.buffer())),
+        };
+        Some(wire::Span {
+            buffer,
+            offset: m.offset(),
+            data,
+        })
+    }
+
+    /// Answers a call about a session, a buffer or a cancellation the
+    /// service does not have (lost with an earlier connection, or never
+    /// opened); `None` if it goes to the service.
+    fn local_answer(&mut self, client: ClientId, call: &mut StdCall) -> Option<Step> {
+        let epoch = self.epoch;
+        let vm = self.vms.entry(client).or_default();
+        let live = |vm: &Vm, s: u32| vm.sessions.get(&s).is_some_and(|(e, _)| *e == epoch);
+        match &call.command {
+            Command::Invoke { .. } | Command::CloseSession if !live(vm, call.session) => {
+                // As OP-TEE answers a session it does not have.
+                call.finish(teec::ERROR_BAD_PARAMETERS, teec::ORIGIN_TEE);
+                Some(Step::Done)
+            }
+            Command::Cancel if !live(vm, call.session) => {
+                call.finish(teec::SUCCESS, teec::ORIGIN_TEE);
+                Some(Step::Done)
+            }
+            Command::UnregisterShm { cookie }
+                if vm.registered.get(cookie).is_some_and(|(_, e)| *e != epoch) =>
+            {
+                vm.registered.remove(cookie);
+                call.finish(teec::SUCCESS, teec::ORIGIN_TEE);
+                Some(Step::Done)
+            }
+            _ => None,
+        }
+    }
+
+    /// The wire's call, and its spans by slot; `Err` with the result if
+    /// guest memory could not be read.
+    fn wire_call(
+        &self,
+        client: ClientId,
+        call: &StdCall,
+        mem: &dyn GuestRam,
+    ) -> Result<(wire::Call, Vec<MemRef>), u32> {
+        let mut slots = Vec::new();
+        let mut params = Vec::with_capacity(call.params.len());
+        for p in &call.params {
+            params.push(match p {
+                Param::None => wire::Param::None,
+                Param::Value { dir, a, b, c } => wire::Param::Value {
+                    dir: wire_dir(*dir),
+                    a: *a,
+                    b: *b,
+                    c: *c,
+                },
+                Param::Memref { dir, mem: m, size } => wire::Param::Memref {
+                    dir: wire_dir(*dir),
+                    mem: match m {
+                        Some(m) => {
+                            let s = self
+                                .span(client, m, mem)
+                                .ok_or(teec::ERROR_BAD_PARAMETERS)?;
+                            slots.push(m.clone());
+                            Some(s)
+                        }
+                        None => None,
+                    },
+                    size: *size,
+                },
+            });
+        }
+        let vm = self.vms.get(&client);
+        let remote = |s: u32| {
+            vm.and_then(|vm| vm.sessions.get(&s))
+                .map_or(s, |(_, remote)| *remote)
+        };
+        let command = match &call.command {
+            Command::OpenSession { ta, client, login } => wire::Command::OpenSession {
+                ta: ta.0,
+                client: client.0,
+                login: *login,
+            },
+            Command::Invoke { func } => wire::Command::Invoke { func: *func },
+            Command::CloseSession => wire::Command::CloseSession,
+            Command::Cancel => wire::Command::Cancel,
+            Command::RegisterShm { cookie, buffer } => wire::Command::RegisterShm {
+                cookie: *cookie,
+                buffer: shape(buffer),
+            },
+            Command::UnregisterShm { cookie } => wire::Command::UnregisterShm { cookie: *cookie },
+        };
+        Ok((
+            wire::Call {
+                command,
+                session: remote(call.session),
+                cancel_id: call.cancel_id,
+                params,
+            },
+            slots,
+        ))
+    }
+
+    /// Takes the service's answer to a start or resume of `thread`.
+    fn take_answer(
+        &mut self,
+        client: ClientId,
+        thread: ThreadId,
+        mut t: Thread,
+        call: &mut StdCall,
+        answer: Response,
+        mem: &dyn GuestRam,
+    ) -> Result<Step, String> {
+        let Response::Step(a) = answer else {
+            return Err(format!("{answer:?} in answer to a call"));
+        };
+        for w in &a.writes {
+            let m = t
+                .slots
+                .get(w.slot as usize)
+                .ok_or_else(|| format!("a write to span {} of {}", w.slot, t.slots.len()))?;
+            m.write(mem, w.offset, &w.data)
+                .map_err(|e| format!("a write to span {}: {e}", w.slot))?;
+        }
+        match a.step {
+            wire::Step::Done(o) => {
+                self.finish(client, call, o);
+                Ok(Step::Done)
+            }
+            wire::Step::Rpc(r) => {
+                let req = rpc_request(r)?;
+                t.lost = false;
+                self.vms
+                    .entry(client)
+                    .or_default()
+                    .threads
+                    .insert(thread, t);
+                Ok(Step::Rpc(req))
+            }
+        }
+    }
+
+    /// Writes a finished call's results into `call`.
+    fn finish(&mut self, client: ClientId, call: &mut StdCall, o: wire::Outcome) {
+        call.finish(o.ret, o.ret_origin);
+        for (p, out) in call.params.iter_mut().zip(o.params) {
+            match (p, out) {
+                (Param::Value { dir, a, b, c }, wire::ParamOut::Value { a: x, b: y, c: z })
+                    if dir.is_output() =>
+                {
+                    (*a, *b, *c) = (x, y, z);
+                }
+                (Param::Memref { dir, size, .. }, wire::ParamOut::Memref { size: s })
+                    if dir.is_output() =>
+                {
+                    *size = s;
+                }
+                _ => {}
+            }
+        }
+        let epoch = self.epoch;
+        let vm = self.vms.entry(client).or_default();
+        let ok = call.ret == teec::SUCCESS;
+        match &call.command {
+            Command::OpenSession { .. } if ok => {
+                let id = vm.new_session();
+                vm.sessions.insert(id, (epoch, o.session));
+                call.session = id;
+            }
+            Command::RegisterShm { cookie, buffer } if ok => {
+                vm.registered.insert(*cookie, (buffer.clone(), epoch));
+            }
+            Command::UnregisterShm { cookie } if ok => {
+                vm.registered.remove(cookie);
+            }
+            _ => {}
+        }
+    }
+
+    /// The step of a call whose connection is gone: an RPC argument
+    /// buffer the guest just allocated is given back first.
+    fn lost_step(
+        &mut self,
+        client: ClientId,
+        thread: ThreadId,
+        mut t: Thread,
+        call: &mut StdCall,
+        reply: Option<&RpcReply>,
+    ) -> Step {
+        if let Some(RpcReply::Alloc(Some(cookie))) = reply {
+            t.lost = true;
+            self.vms
+                .entry(client)
+                .or_default()
+                .threads
+                .insert(thread, t);
+            return Step::Rpc(RpcRequest::Free { cookie: *cookie });
+        }
+        self.stats.lost_calls += 1;
+        lost(call)
+    }
+
+    /// Sends a start or resume and takes its answer.
+    fn call(
+        &mut self,
+        (client, thread): (ClientId, ThreadId),
+        t: Thread,
+        call: &mut StdCall,
+        req: &Request,
+        reply: Option<&RpcReply>,
+        mem: &dyn GuestRam,
+    ) -> Step {
+        let Ok(answer) = self.exchange(req) else {
+            return self.lost_step(client, thread, t, call, reply);
+        };
+        let epoch = self.epoch;
+        match self.take_answer(client, thread, t, call, answer, mem) {
+            Ok(step) => step,
+            Err(what) => {
+                self.protocol(what);
+                let t = Thread {
+                    epoch,
+                    slots: Vec::new(),
+                    lost: false,
+                };
+                self.lost_step(client, thread, t, call, reply)
+            }
+        }
+    }
+
+    /// Starts a call: answered here if the service is gone or does not
+    /// have what it names, else sent.
+    fn start_call(
+        &mut self,
+        client: ClientId,
+        thread: ThreadId,
+        call: &mut StdCall,
+        mem: &dyn GuestRam,
+    ) -> Step {
+        if !self.ready(client) {
+            self.stats.lost_calls += 1;
+            return lost(call);
+        }
+        if let Some(step) = self.local_answer(client, call) {
+            return step;
+        }
+        let (wire_call, slots) = match self.wire_call(client, call, mem) {
+            Ok(x) => x,
+            Err(ret) => {
+                call.finish(ret, teec::ORIGIN_COMMS);
+                return Step::Done;
+            }
+        };
+        let t = Thread {
+            epoch: self.epoch,
+            slots,
+            lost: false,
+        };
+        let req = Request::Start {
+            client: client.0,
+            thread,
+            call: wire_call,
+        };
+        self.call((client, thread), t, call, &req, None, mem)
+    }
+
+    /// The wire's reply to an RPC, its new spans appended to `slots`.
+    fn wire_reply(
+        &self,
+        reply: &RpcReply,
+        slots: &mut Vec<MemRef>,
+        mem: &dyn GuestRam,
+    ) -> wire::Reply {
+        match reply {
+            RpcReply::Alloc(c) => wire::Reply::Alloc(*c),
+            RpcReply::Free => wire::Reply::Free,
+            RpcReply::ForeignIntr => wire::Reply::ForeignIntr,
+            RpcReply::Cmd(r) => wire::Reply::Cmd {
+                delivered: r.delivered,
+                ret: r.ret,
+                params: r
+                    .params
+                    .iter()
+                    .map(|p| match p {
+                        RpcOut::None => wire::RpcOut::None,
+                        RpcOut::Value { a, b, c } => wire::RpcOut::Value {
+                            a: *a,
+                            b: *b,
+                            c: *c,
+                        },
+                        RpcOut::Memref {
+                            cookie,
+                            size,
+                            mem: m,
+                        } => wire::RpcOut::Memref {
+                            cookie: *cookie,
+                            size: *size,
+                            mem: m.as_ref().and_then(|m| {
+                                let data = m.read_all(mem).ok()?;
+                                slots.push(m.clone());
+                                Some(wire::Span {
+                                    buffer: wire::SpanBuffer::Temporary(shape(m.buffer())),
+                                    offset: m.offset(),
+                                    data,
+                                })
+                            }),
+                        },
+                    })
+                    .collect(),
+            },
+        }
+    }
+}
+
+/// The mediator's RPC request from the wire's; `Err` if it is not one.
+fn rpc_request(r: wire::RpcRequest) -> Result<RpcRequest, String> {
+    Ok(match r {
+        wire::RpcRequest::Alloc { size } => RpcRequest::Alloc { size },
+        wire::RpcRequest::Free { cookie } => RpcRequest::Free { cookie },
+        wire::RpcRequest::ForeignIntr => RpcRequest::ForeignIntr,
+        wire::RpcRequest::Cmd { cookie, arg } => {
+            if arg.params.len() > MAX_PARAMS as usize {
+                return Err(format!("an RPC with {} parameters", arg.params.len()));
+            }
+            let params = arg
+                .params
+                .iter()
+                .map(|p| MsgParam::new(p[0], p[1], p[2], p[3]))
+                .collect();
+            let mut m = MsgArg::new(arg.cmd, params);
+            m.header.func = arg.func;
+            m.header.session = arg.session;
+            m.header.cancel_id = arg.cancel_id;
+            m.header.ret = arg.ret;
+            m.header.ret_origin = arg.ret_origin;
+            RpcRequest::Cmd { cookie, arg: m }
+        }
+    })
+}
+
+impl Backend for RemoteTee {
+    fn thread_count(&self) -> u32 {
+        self.thread_count
+    }
+
+    fn os_revision(&self) -> OsRevision {
+        self.revision
+    }
+
+    fn vm_created(&mut self, client: ClientId) -> Result<(), BackendError> {
+        if self.vms.get(&client).is_some_and(|vm| vm.created != 0) {
+            return Err(BackendError::ClientExists(client));
+        }
+        self.vms.insert(client, Vm::default());
+        if self.ready(client) {
+            Ok(())
+        } else {
+            self.vms.remove(&client);
+            Err(BackendError::Refused(format!(
+                "the TEE service at {} did not take the VM",
+                self.addr
+            )))
+        }
+    }
+
+    fn vm_destroyed(&mut self, client: ClientId) {
+        let Some(vm) = self.vms.remove(&client) else {
+            return;
+        };
+        if vm.created == self.epoch && self.link.is_some() {
+            let _ = self.exchange(&Request::VmDestroyed { client: client.0 });
+        }
+    }
+
+    fn enable_shm_cache(&mut self, client: ClientId) -> bool {
+        if !self.ready(client) {
+            return true;
+        }
+        match self.exchange(&Request::EnableShmCache { client: client.0 }) {
+            Ok(Response::ShmCache(b)) => b,
+            Ok(other) => {
+                self.protocol(format!("{other:?} in answer to EnableShmCache"));
+                true
+            }
+            Err(()) => true,
+        }
+    }
+
+    fn disable_shm_cache(&mut self, client: ClientId) -> CacheDisable {
+        if !self.ready(client) {
+            return CacheDisable::Empty;
+        }
+        match self.exchange(&Request::DisableShmCache { client: client.0 }) {
+            Ok(Response::Disabled(d)) => match d {
+                wire::Disabled::Freed(c) => CacheDisable::Freed(c),
+                wire::Disabled::Empty => CacheDisable::Empty,
+                wire::Disabled::Busy => CacheDisable::Busy,
+            },
+            Ok(other) => {
+                self.protocol(format!("{other:?} in answer to DisableShmCache"));
+                CacheDisable::Empty
+            }
+            Err(()) => CacheDisable::Empty,
+        }
+    }
+
+    fn start(
+        &mut self,
+        client: ClientId,
+        thread: ThreadId,
+        call: &mut StdCall,
+        mem: &dyn GuestRam,
+    ) -> Step {
+        let closing = matches!(call.command, Command::CloseSession).then_some(call.session);
+        let step = self.start_call(client, thread, call, mem);
+        // A session is closed whatever the answer, as the mediator takes it.
+        if let (Some(s), Some(vm)) = (closing, self.vms.get_mut(&client)) {
+            vm.sessions.remove(&s);
+        }
+        step
+    }
+
+    fn resume(
+        &mut self,
+        client: ClientId,
+        thread: ThreadId,
+        call: &mut StdCall,
+        reply: RpcReply,
+        mem: &dyn GuestRam,
+    ) -> Step {
+        let Some(mut t) = self
+            .vms
+            .get_mut(&client)
+            .and_then(|vm| vm.threads.remove(&thread))
+        else {
+            call.finish(teec::ERROR_BAD_STATE, teec::ORIGIN_COMMS);
+            return Step::Done;
+        };
+        if t.lost || t.epoch != self.epoch || self.link.is_none() {
+            if t.lost {
+                // The RPC buffer is given back: the call ends.
+                self.stats.lost_calls += 1;
+                return lost(call);
+            }
+            return self.lost_step(client, thread, t, call, Some(&reply));
+        }
+        let wire_reply = self.wire_reply(&reply, &mut t.slots, mem);
+        let req = Request::Resume {
+            client: client.0,
+            thread,
+            reply: wire_reply,
+        };
+        self.call((client, thread), t, call, &req, Some(&reply), mem)
+    }
+
+    fn abandon(&mut self, client: ClientId, thread: ThreadId) {
+        let Some(t) = self
+            .vms
+            .get_mut(&client)
+            .and_then(|vm| vm.threads.remove(&thread))
+        else {
+            return;
+        };
+        if !t.lost && t.epoch == self.epoch && self.link.is_some() {
+            let _ = self.exchange(&Request::Abandon {
+                client: client.0,
+                thread,
+            });
+        }
+    }
+}

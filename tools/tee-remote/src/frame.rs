@@ -1,0 +1,186 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! Frames: a little-endian `u32` length, then a postcard-encoded message,
+//! at most [`MAX_FRAME`] bytes. A frame that announces more is refused
+//! before a byte of it is read.
+
+use std::io::{self, Read, Write};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::wire::MAX_FRAME;
+
+/// Why a frame could not be sent or received.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The peer closed the connection between frames.
+    #[error("the peer closed the connection")]
+    Closed,
+    /// Reading or writing failed (a timeout included), or the peer closed
+    /// the connection in the middle of a frame.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The frame is longer than the limit.
+    #[error("a frame of {len} bytes is over the {max}-byte limit")]
+    TooLarge {
+        /// Its length.
+        len: u64,
+        /// The limit.
+        max: u32,
+    },
+    /// The frame is not a message of this protocol.
+    #[error("undecodable message: {0}")]
+    Decode(#[from] postcard::Error),
+    /// The message ends before the frame does.
+    #[error("{0} bytes after the end of the message")]
+    Trailing(usize),
+}
+
+impl FrameError {
+    /// Whether this is a timeout of the read or write.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, FrameError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+    }
+}
+
+/// Decodes one message from exactly `bytes` (a frame's contents).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
+    let (msg, rest) = postcard::take_from_bytes(bytes)?;
+    if rest.is_empty() {
+        Ok(msg)
+    } else {
+        Err(FrameError::Trailing(rest.len()))
+    }
+}
+
+/// Encodes `msg` as a whole frame, length first.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Vec<u8>, FrameError> {
+    let mut frame = postcard::to_extend(msg, vec![0u8; 4])?;
+    let len = frame.len() - 4;
+    let max = MAX_FRAME;
+    let Ok(n) = u32::try_from(len) else {
+        return Err(FrameError::TooLarge {
+            len: len as u64,
+            max,
+        });
+    };
+    if n > max {
+        return Err(FrameError::TooLarge {
+            len: len as u64,
+            max,
+        });
+    }
+    frame[..4].copy_from_slice(&n.to_le_bytes());
+    Ok(frame)
+}
+
+/// Sends `msg` as one frame.
+pub fn send<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), FrameError> {
+    let frame = encode(msg)?;
+    w.write_all(&frame)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Receives one frame and decodes it. [`FrameError::Closed`] if the peer
+/// closed the connection before the frame's first byte.
+pub fn receive<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
+    let mut len = [0u8; 4];
+    let mut got = 0;
+    while got < len.len() {
+        match r.read(&mut len[got..]) {
+            Ok(0) if got == 0 => return Err(FrameError::Closed),
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into()),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let n = u32::from_le_bytes(len);
+    if n > MAX_FRAME {
+        return Err(FrameError::TooLarge {
+            len: u64::from(n),
+            max: MAX_FRAME,
+        });
+    }
+    // Read what the peer sends, not what it announces: memory grows with
+    // the bytes that arrive.
+    let mut body = Vec::new();
+    r.take(u64::from(n)).read_to_end(&mut body)?;
+    if body.len() != n as usize {
+        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+    }
+    decode(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Hello, Request, Response};
+
+    #[test]
+    fn a_message_survives_a_round_trip_through_a_frame() {
+        let msg = Request::Hello(Hello::new("vmm 42"));
+        let frame = encode(&msg).unwrap();
+        assert_eq!(
+            u32::from_le_bytes(frame[..4].try_into().unwrap()) as usize,
+            frame.len() - 4
+        );
+        let back: Request = receive(&mut &frame[..]).unwrap();
+        assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn an_oversized_length_is_refused_before_the_body_is_read() {
+        let mut bytes = (MAX_FRAME + 1).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&[0; 16]);
+        let e = receive::<_, Request>(&mut &bytes[..]).unwrap_err();
+        assert!(matches!(e, FrameError::TooLarge { len, .. } if len == u64::from(MAX_FRAME) + 1));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "a frame of {} bytes is over the {MAX_FRAME}-byte limit",
+                MAX_FRAME + 1
+            )
+        );
+    }
+
+    #[test]
+    fn an_oversized_message_is_not_sent() {
+        let big = Request::Hello(Hello {
+            magic: *b"tosfwdTE",
+            version: 1,
+            name: "x".repeat(MAX_FRAME as usize),
+        });
+        assert!(matches!(encode(&big), Err(FrameError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn end_of_stream_between_frames_is_closed_and_within_one_is_an_error() {
+        assert!(matches!(
+            receive::<_, Request>(&mut &[][..]),
+            Err(FrameError::Closed)
+        ));
+        let frame = encode(&Response::Ack).unwrap();
+        for cut in 1..frame.len() {
+            let e = receive::<_, Response>(&mut &frame[..cut]).unwrap_err();
+            assert!(matches!(e, FrameError::Io(_)), "cut at {cut}: {e:?}");
+        }
+    }
+
+    #[test]
+    fn garbage_and_trailing_bytes_are_refused() {
+        let mut frame = 2u32.to_le_bytes().to_vec();
+        frame.extend_from_slice(&[0xff, 0xff]);
+        assert!(matches!(
+            receive::<_, Request>(&mut &frame[..]),
+            Err(FrameError::Decode(_))
+        ));
+        let mut body = postcard::to_stdvec(&Response::Ack).unwrap();
+        body.push(0);
+        assert!(matches!(
+            decode::<Response>(&body),
+            Err(FrameError::Trailing(1))
+        ));
+    }
+}

@@ -1,0 +1,420 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! Who may use the TEE service, and within which limits: the policy file.
+//!
+//! A peer on a Unix socket is known by its credentials (SO_PEERCRED: uid,
+//! gid, pid); a peer on TCP by its address only, which proves nothing, so
+//! TCP peers are refused unless a rule names them. Rules are tried in
+//! order and the first that matches gives the peer's [`Policy`] (the
+//! mediator's: openable TAs, login treatment, quotas), which the service
+//! enforces whatever the VMM's own mediator did.
+//!
+//! ```toml
+//! # A VMM running as uid 1000 (any group): two TAs, at most 8 sessions.
+//! [[peer]]
+//! uid = 1000
+//! tas = ["8aaaf200-2450-11e4-abe2-0002a5d5c51b", "c3f6e2a0-5b7d-4f1e-8a9c-6d0e1f2a3b4c"]
+//! login = "force-public"
+//! max_sessions = 8
+//!
+//! # Root, with the defaults (any TA, Xen's quotas).
+//! [[peer]]
+//! uid = 0
+//!
+//! # A VMM on another machine. No authentication: only on a network you trust.
+//! [[peer]]
+//! tcp = "192.0.2.7"
+//! max_calls = 2
+//! ```
+//!
+//! Keys of a rule: `uid` and `gid` (Unix peers; `gid` optional), or `tcp`
+//! (an IP address, or `"any"`); then optionally `tas` (UUIDs; any TA if
+//! absent), `login` (`pass-through`, `force-public`, `deny-kernel`),
+//! `max_calls`, `max_sessions`, `max_buffers`, `max_pages_per_buffer`,
+//! `max_total_pages`. Unknown keys are errors.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+
+use optee_mediator::{LoginPolicy, Policy, Quotas, TaFilter, Uuid};
+use serde::Deserialize;
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// A process on this host, by its credentials.
+    Unix {
+        /// User id.
+        uid: u32,
+        /// Group id.
+        gid: u32,
+        /// Process id.
+        pid: i32,
+    },
+    /// A TCP peer, by its address.
+    Tcp(std::net::SocketAddr),
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Unix { uid, gid, pid } => write!(f, "pid {pid} (uid {uid}, gid {gid})"),
+            Peer::Tcp(a) => write!(f, "tcp {a}"),
+        }
+    }
+}
+
+/// Why the policy file was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// It could not be read.
+    #[error("{path}: {err}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        err: std::io::Error,
+    },
+    /// It is not valid TOML of this form.
+    #[error("{path}: {err}")]
+    Syntax {
+        /// The file.
+        path: String,
+        /// The parser's message (with the line).
+        err: String,
+    },
+    /// A rule is wrong.
+    #[error("{path}: peer rule {rule}: {what}")]
+    Rule {
+        /// The file.
+        path: String,
+        /// The rule's number, from 1.
+        rule: usize,
+        /// What is wrong.
+        what: String,
+    },
+}
+
+/// What a rule matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Match {
+    /// Unix peers with this uid (and gid, if given).
+    Unix {
+        /// User id.
+        uid: u32,
+        /// Group id, any if `None`.
+        gid: Option<u32>,
+    },
+    /// TCP peers from this address (any if `None`).
+    Tcp(Option<IpAddr>),
+}
+
+impl Match {
+    /// Whether `peer` matches.
+    pub fn matches(&self, peer: &Peer) -> bool {
+        match (self, peer) {
+            (Match::Unix { uid, gid }, Peer::Unix { uid: u, gid: g, .. }) => {
+                uid == u && gid.is_none_or(|gid| gid == *g)
+            }
+            (Match::Tcp(addr), Peer::Tcp(a)) => addr.is_none_or(|addr| addr == a.ip()),
+            _ => false,
+        }
+    }
+}
+
+/// One rule: whom it matches and their policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Whom.
+    pub matches: Match,
+    /// Their policy.
+    pub policy: Policy,
+}
+
+/// The service's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePolicy {
+    /// In order; the first match wins.
+    pub rules: Vec<Rule>,
+}
+
+/// Why a peer is refused, for its log line and its [`crate::wire::Response::Refused`].
+pub fn refusal(peer: &Peer) -> String {
+    match peer {
+        Peer::Unix { uid, .. } => format!(
+            "no rule of the service's policy matches uid {uid}: add a [[peer]] rule with \
+             uid = {uid} to the policy file (--policy)"
+        ),
+        Peer::Tcp(a) => format!(
+            "TCP peers are refused unless a rule names them: add a [[peer]] rule with \
+             tcp = \"{}\" (or \"any\") to the policy file (--policy); TCP carries no \
+             credentials, so do it only on a network you trust",
+            a.ip()
+        ),
+    }
+}
+
+impl ServicePolicy {
+    /// The policy without a file: the service's own user (`uid`) with the
+    /// default policy; everyone else, TCP peers included, refused.
+    pub fn owner(uid: u32) -> ServicePolicy {
+        ServicePolicy {
+            rules: vec![Rule {
+                matches: Match::Unix { uid, gid: None },
+                policy: Policy::default(),
+            }],
+        }
+    }
+
+    /// The policy of `peer`, `None` if refused.
+    pub fn lookup(&self, peer: &Peer) -> Option<&Policy> {
+        self.rules
+            .iter()
+            .find(|r| r.matches.matches(peer))
+            .map(|r| &r.policy)
+    }
+
+    /// Whether any rule accepts TCP peers.
+    pub fn accepts_tcp(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.matches, Match::Tcp(_)))
+    }
+
+    /// Reads the policy file at `path`.
+    pub fn load(path: &Path) -> Result<ServicePolicy, PolicyError> {
+        let text = std::fs::read_to_string(path).map_err(|err| PolicyError::Read {
+            path: path.display().to_string(),
+            err,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses a policy file's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &str) -> Result<ServicePolicy, PolicyError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| PolicyError::Syntax {
+            path: path.to_owned(),
+            err: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        let rules = raw
+            .peer
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                r.rule().map_err(|what| PolicyError::Rule {
+                    path: path.to_owned(),
+                    rule: i + 1,
+                    what,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ServicePolicy { rules })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    peer: Vec<RawRule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    uid: Option<u32>,
+    gid: Option<u32>,
+    tcp: Option<String>,
+    tas: Option<Vec<String>>,
+    login: Option<String>,
+    max_calls: Option<u32>,
+    max_sessions: Option<u32>,
+    max_buffers: Option<u32>,
+    max_pages_per_buffer: Option<u64>,
+    max_total_pages: Option<u64>,
+}
+
+impl RawRule {
+    fn rule(self) -> Result<Rule, String> {
+        let matches = match (self.uid, self.gid, self.tcp) {
+            (Some(uid), gid, None) => Match::Unix { uid, gid },
+            (None, None, Some(t)) if t == "any" => Match::Tcp(None),
+            (None, None, Some(t)) => {
+                Match::Tcp(Some(t.parse().map_err(|_| {
+                    format!("tcp = \"{t}\": not an IP address or \"any\"")
+                })?))
+            }
+            (None, Some(_), None) => return Err("gid without uid".to_owned()),
+            (None, None, None) => return Err("names no peer: give uid (and gid) or tcp".into()),
+            _ => return Err("both a Unix peer (uid, gid) and tcp: one or the other".into()),
+        };
+        let tas = match self.tas {
+            None => TaFilter::Any,
+            Some(list) => TaFilter::Only(
+                list.iter()
+                    .map(|s| parse_uuid(s).ok_or_else(|| format!("tas: \"{s}\" is not a UUID")))
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        let login = match self.login.as_deref() {
+            None | Some("pass-through") => LoginPolicy::PassThrough,
+            Some("force-public") => LoginPolicy::ForcePublic,
+            Some("deny-kernel") => LoginPolicy::DenyKernel,
+            Some(other) => {
+                return Err(format!(
+                    "login = \"{other}\": want pass-through, force-public or deny-kernel"
+                ))
+            }
+        };
+        let d = Quotas::default();
+        let quotas = Quotas {
+            max_calls: self.max_calls,
+            max_sessions: self.max_sessions.unwrap_or(d.max_sessions),
+            max_buffers: self.max_buffers.unwrap_or(d.max_buffers),
+            max_pages_per_buffer: self.max_pages_per_buffer.unwrap_or(d.max_pages_per_buffer),
+            max_total_pages: self.max_total_pages.unwrap_or(d.max_total_pages),
+        };
+        if quotas.max_calls == Some(0) {
+            return Err("max_calls = 0 allows no call: remove the rule to refuse the peer".into());
+        }
+        Ok(Rule {
+            matches,
+            policy: Policy {
+                quotas,
+                tas,
+                login,
+                ..Policy::default()
+            },
+        })
+    }
+}
+
+/// A UUID in its usual form, 8-4-4-4-12 hexadecimal digits.
+pub fn parse_uuid(s: &str) -> Option<Uuid> {
+    let groups: Vec<&str> = s.split('-').collect();
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    if lens != [8, 4, 4, 4, 12] {
+        return None;
+    }
+    let hex: String = groups.concat();
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(Uuid(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"
+[[peer]]
+uid = 1000
+tas = ["8aaaf200-2450-11e4-abe2-0002a5d5c51b"]
+login = "force-public"
+max_sessions = 8
+
+[[peer]]
+uid = 0
+gid = 5
+
+[[peer]]
+tcp = "192.0.2.7"
+max_calls = 2
+"#;
+
+    fn unix(uid: u32, gid: u32) -> Peer {
+        Peer::Unix { uid, gid, pid: 1 }
+    }
+
+    #[test]
+    fn the_documented_example_parses_and_the_first_match_wins() {
+        let p = ServicePolicy::parse(DOC, "p.toml").unwrap();
+        assert_eq!(p.rules.len(), 3);
+        let a = p.lookup(&unix(1000, 77)).unwrap();
+        assert_eq!(a.quotas.max_sessions, 8);
+        assert_eq!(a.login, LoginPolicy::ForcePublic);
+        assert!(a.tas.allows(&optee_mediator::utee::ta::HELLO_UUID));
+        assert!(!a.tas.allows(&optee_mediator::utee::ta::MEMORY_UUID));
+        assert!(p.lookup(&unix(0, 5)).is_some());
+        assert!(p.lookup(&unix(0, 6)).is_none(), "gid is part of the rule");
+        assert!(p.lookup(&unix(1001, 0)).is_none());
+        let tcp = p
+            .lookup(&Peer::Tcp("192.0.2.7:4000".parse().unwrap()))
+            .unwrap();
+        assert_eq!(tcp.quotas.max_calls, Some(2));
+        assert!(p
+            .lookup(&Peer::Tcp("192.0.2.8:4000".parse().unwrap()))
+            .is_none());
+        assert!(p.accepts_tcp());
+    }
+
+    #[test]
+    fn without_a_file_only_the_owner_is_accepted_and_tcp_never() {
+        let p = ServicePolicy::owner(1234);
+        assert_eq!(p.lookup(&unix(1234, 9)), Some(&Policy::default()));
+        assert!(p.lookup(&unix(0, 0)).is_none());
+        assert!(p
+            .lookup(&Peer::Tcp("127.0.0.1:1".parse().unwrap()))
+            .is_none());
+        assert!(!p.accepts_tcp());
+    }
+
+    #[test]
+    fn refusals_say_how_to_be_accepted() {
+        let r = refusal(&unix(1001, 1));
+        assert!(r.contains("uid = 1001") && r.contains("--policy"), "{r}");
+        let r = refusal(&Peer::Tcp("10.1.2.3:9".parse().unwrap()));
+        assert!(r.contains("tcp = \"10.1.2.3\""), "{r}");
+    }
+
+    #[test]
+    fn bad_rules_are_named_by_number_and_reason() {
+        let cases = [
+            (
+                "[[peer]]\nuid = 1\n[[peer]]\nlogin = \"x\"\n",
+                "peer rule 2: names no peer",
+            ),
+            ("[[peer]]\nuid = 1\ntcp = \"any\"\n", "peer rule 1: both"),
+            ("[[peer]]\ngid = 1\n", "peer rule 1: gid without uid"),
+            ("[[peer]]\ntcp = \"host\"\n", "tcp = \"host\": not an IP"),
+            (
+                "[[peer]]\nuid = 1\ntas = [\"nope\"]\n",
+                "tas: \"nope\" is not a UUID",
+            ),
+            (
+                "[[peer]]\nuid = 1\nlogin = \"root\"\n",
+                "login = \"root\": want",
+            ),
+            ("[[peer]]\nuid = 1\nmax_calls = 0\n", "max_calls = 0"),
+        ];
+        for (text, want) in cases {
+            let e = ServicePolicy::parse(text, "f").unwrap_err().to_string();
+            assert!(e.starts_with("f: ") && e.contains(want), "{text:?}: {e}");
+        }
+        let e = ServicePolicy::parse("[[peer]]\nuid = 1\ncolour = 3\n", "f").unwrap_err();
+        assert!(matches!(e, PolicyError::Syntax { .. }), "{e}");
+        assert!(e.to_string().contains("colour"), "{e}");
+        assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn uuids_parse_in_their_usual_form_only() {
+        let u = parse_uuid("8aaaf200-2450-11e4-abe2-0002a5d5c51b").unwrap();
+        assert_eq!(u, optee_mediator::utee::ta::HELLO_UUID);
+        assert_eq!(u.to_string(), "8aaaf200-2450-11e4-abe2-0002a5d5c51b");
+        for bad in [
+            "",
+            "8aaaf2002450-11e4-abe2-0002a5d5c51b",
+            "8aaaf200-2450-11e4-abe2-0002a5d5c51",
+            "8aaaf200-2450-11e4-abe2-0002a5d5c5zz",
+            "+aaaf200-2450-11e4-abe2-0002a5d5c51b",
+        ] {
+            assert!(parse_uuid(bad).is_none(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,473 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! The wire protocol between a VMM ([`crate::RemoteTee`]) and the TEE
+//! service ([`crate::server`]), version [`PROTOCOL_VERSION`].
+//!
+//! Every message is a frame: its length as a little-endian `u32`, then the
+//! message encoded with postcard (serde's data model in a compact,
+//! documented, stable binary form). A frame longer than [`MAX_FRAME`] is
+//! refused before it is read. The VMM speaks first ([`Request`]) and the
+//! service answers each request with exactly one [`Response`], in order.
+//!
+//! The first request of a connection is [`Request::Hello`]; the service
+//! answers [`Response::Hello`] or [`Response::Refused`] (and closes). A
+//! version is a promise: a change to any type of this module that changes
+//! its encoding takes a new version, and a peer refuses a version it does
+//! not speak.
+//!
+//! Guest memory never crosses the wire by reference. A memory parameter
+//! travels as a [`Span`]: which buffer (its size and offset in its first
+//! page, or the cookie of a registered buffer, never guest addresses), the
+//! range, and the range's bytes. The service answers with [`Write`]s, the
+//! bytes the TEE wrote, by span *slot*: spans are numbered in the order
+//! they were sent for one thread's call, from 0, those of the
+//! [`Request::Start`] first, then those of each [`Request::Resume`] reply.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The first bytes of a [`Hello`]: not a version, a check that the peer
+/// speaks this protocol at all.
+pub const MAGIC: [u8; 8] = *b"tosfwdTE";
+
+/// The longest frame either side sends or accepts (8 MiB): room for the
+/// data of a call whose every memory parameter is as large as the
+/// default quotas allow (129 pages).
+pub const MAX_FRAME: u32 = 8 << 20;
+
+/// The longest name a VMM gives itself in [`Hello`].
+pub const MAX_NAME: usize = 256;
+
+/// A VMM's request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// The first request of a connection.
+    Hello(Hello),
+    /// A VM appears: [`Response::Created`].
+    VmCreated {
+        /// The VM's id on this connection.
+        client: u16,
+    },
+    /// A VM is gone: [`Response::Ack`].
+    VmDestroyed {
+        /// The VM.
+        client: u16,
+    },
+    /// ENABLE_SHM_CACHE: [`Response::ShmCache`].
+    EnableShmCache {
+        /// The VM.
+        client: u16,
+    },
+    /// DISABLE_SHM_CACHE: [`Response::Disabled`].
+    DisableShmCache {
+        /// The VM.
+        client: u16,
+    },
+    /// Starts a standard call on a free thread: [`Response::Step`].
+    Start {
+        /// The VM.
+        client: u16,
+        /// The thread.
+        thread: u32,
+        /// The call.
+        call: Call,
+    },
+    /// Resumes a call parked in an RPC: [`Response::Step`].
+    Resume {
+        /// The VM.
+        client: u16,
+        /// The thread.
+        thread: u32,
+        /// The normal world's answer to the RPC.
+        reply: Reply,
+    },
+    /// A parked call will never be resumed: [`Response::Ack`].
+    Abandon {
+        /// The VM.
+        client: u16,
+        /// The thread.
+        thread: u32,
+    },
+}
+
+/// Who is calling, and in which protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// [`MAGIC`].
+    pub magic: [u8; 8],
+    /// The protocol version the VMM speaks.
+    pub version: u32,
+    /// A name for the service's logs (at most [`MAX_NAME`] bytes).
+    pub name: String,
+}
+
+impl Hello {
+    /// This crate's greeting, with `name`.
+    pub fn new(name: &str) -> Hello {
+        let mut end = name.len().min(MAX_NAME);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            name: name[..end].to_owned(),
+        }
+    }
+}
+
+/// The service's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Welcome: what the TEE is.
+    Hello {
+        /// The protocol version the service speaks (the VMM's).
+        version: u32,
+        /// Concurrent calls per VM.
+        thread_count: u32,
+        /// The Trusted OS revision.
+        revision: Revision,
+    },
+    /// The connection is refused (then closed).
+    Refused {
+        /// Why, for the VMM's log.
+        reason: String,
+    },
+    /// To [`Request::VmCreated`].
+    Created(Result<(), CreateError>),
+    /// To [`Request::VmDestroyed`] and [`Request::Abandon`].
+    Ack,
+    /// To [`Request::EnableShmCache`]: `false` if busy.
+    ShmCache(bool),
+    /// To [`Request::DisableShmCache`].
+    Disabled(Disabled),
+    /// To [`Request::Start`] and [`Request::Resume`].
+    Step(StepAnswer),
+}
+
+/// GET_OS_REVISION's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revision {
+    /// Major.
+    pub major: u32,
+    /// Minor.
+    pub minor: u32,
+    /// Build id.
+    pub build_id: u32,
+}
+
+/// Why a VM was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CreateError {
+    /// The id is in use on this connection.
+    Exists,
+    /// Any other reason.
+    Refused(String),
+}
+
+/// DISABLE_SHM_CACHE's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Disabled {
+    /// A cached RPC argument buffer given back.
+    Freed(u64),
+    /// Empty (and disabled).
+    Empty,
+    /// Calls in progress.
+    Busy,
+}
+
+/// A standard call, translated (the mediator's `StdCall`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Call {
+    /// What to do.
+    pub command: Command,
+    /// Session id (the service's).
+    pub session: u32,
+    /// Cancellation id.
+    pub cancel_id: u32,
+    /// Parameters.
+    pub params: Vec<Param>,
+}
+
+/// The command of a [`Call`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// OPEN_SESSION.
+    OpenSession {
+        /// The TA's UUID (RFC 4122 octets).
+        ta: [u8; 16],
+        /// The client's UUID.
+        client: [u8; 16],
+        /// The login (OPTEE_MSG_LOGIN_*).
+        login: u32,
+    },
+    /// INVOKE_COMMAND.
+    Invoke {
+        /// The TA's function.
+        func: u32,
+    },
+    /// CLOSE_SESSION.
+    CloseSession,
+    /// CANCEL.
+    Cancel,
+    /// REGISTER_SHM of a buffer of this shape.
+    RegisterShm {
+        /// The VMM's cookie for it.
+        cookie: u64,
+        /// Its shape.
+        buffer: Buffer,
+    },
+    /// UNREGISTER_SHM.
+    UnregisterShm {
+        /// The cookie.
+        cookie: u64,
+    },
+}
+
+/// The shape of a guest buffer: no addresses, only where its data starts
+/// in its first page and how long it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Buffer {
+    /// Offset of the data in the first 4 KiB page (below 4096).
+    pub page_offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// A parameter's direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Dir {
+    /// To the TEE.
+    In,
+    /// From the TEE.
+    Out,
+    /// Both.
+    InOut,
+}
+
+/// A parameter of a [`Call`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Param {
+    /// Unused.
+    None,
+    /// Values.
+    Value {
+        /// Direction.
+        dir: Dir,
+        /// a.
+        a: u64,
+        /// b.
+        b: u64,
+        /// c.
+        c: u64,
+    },
+    /// Memory; `mem` is `None` for a NULL reference.
+    Memref {
+        /// Direction.
+        dir: Dir,
+        /// The memory and its bytes.
+        mem: Option<Span>,
+        /// The size field.
+        size: u64,
+    },
+}
+
+/// A range of a guest buffer, with its bytes (whatever the direction: an
+/// output range carries the guest's bytes too, so that what the TEE does
+/// not write stays as it was).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    /// The buffer.
+    pub buffer: SpanBuffer,
+    /// Offset of the range in the buffer's data.
+    pub offset: u64,
+    /// The range's bytes (their count is the range's size).
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Span {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Span")
+            .field("buffer", &self.buffer)
+            .field("offset", &self.offset)
+            .field("len", &self.data.len())
+            .finish()
+    }
+}
+
+/// The buffer a [`Span`] is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SpanBuffer {
+    /// A buffer of this call only (temporary memory, or an RPC buffer).
+    Temporary(Buffer),
+    /// A buffer registered on this connection with REGISTER_SHM.
+    Registered {
+        /// Its cookie.
+        cookie: u64,
+    },
+}
+
+/// The normal world's answer to an RPC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// The RPC argument buffer's cookie, `None` if none was allocated.
+    Alloc(Option<u64>),
+    /// Freed.
+    Free,
+    /// The guest took its interrupt.
+    ForeignIntr,
+    /// An RPC command's answer.
+    Cmd {
+        /// Whether it reached the guest and came back.
+        delivered: bool,
+        /// The guest's result.
+        ret: u32,
+        /// One per parameter sent.
+        params: Vec<RpcOut>,
+    },
+}
+
+/// The answer to an RPC parameter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RpcOut {
+    /// Nothing.
+    None,
+    /// Values.
+    Value {
+        /// a.
+        a: u64,
+        /// b.
+        b: u64,
+        /// c.
+        c: u64,
+    },
+    /// A buffer the guest allocated (SHM_ALLOC).
+    Memref {
+        /// The guest's cookie.
+        cookie: u64,
+        /// The size it reported.
+        size: u64,
+        /// The buffer (a [`SpanBuffer::Temporary`] span over all of it),
+        /// `None` if the mediator refused it.
+        mem: Option<Span>,
+    },
+}
+
+/// What a call did: the bytes the TEE wrote, and the step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepAnswer {
+    /// Bytes written since the previous answer for this thread.
+    pub writes: Vec<Write>,
+    /// Finished or parked.
+    pub step: Step,
+}
+
+/// Bytes the TEE wrote into a span.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Write {
+    /// The span's slot.
+    pub slot: u32,
+    /// Offset in the span.
+    pub offset: u64,
+    /// The bytes.
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
+impl std::fmt::Debug for Write {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Write")
+            .field("slot", &self.slot)
+            .field("offset", &self.offset)
+            .field("len", &self.data.len())
+            .finish()
+    }
+}
+
+/// A call's step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Step {
+    /// Finished, with its results.
+    Done(Outcome),
+    /// Parked until the normal world answers this.
+    Rpc(RpcRequest),
+}
+
+/// A finished call's results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// TEEC_* result.
+    pub ret: u32,
+    /// Its origin.
+    pub ret_origin: u32,
+    /// Session id (OPEN_SESSION).
+    pub session: u32,
+    /// The parameters' outputs, one per parameter of the call.
+    pub params: Vec<ParamOut>,
+}
+
+/// A parameter's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ParamOut {
+    /// Nothing.
+    None,
+    /// Values.
+    Value {
+        /// a.
+        a: u64,
+        /// b.
+        b: u64,
+        /// c.
+        c: u64,
+    },
+    /// A memory parameter's size field.
+    Memref {
+        /// Size.
+        size: u64,
+    },
+}
+
+/// The TEE's request to the normal world.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RpcRequest {
+    /// RPC_ALLOC of an argument buffer.
+    Alloc {
+        /// Size in bytes.
+        size: u64,
+    },
+    /// RPC_FREE.
+    Free {
+        /// Cookie.
+        cookie: u64,
+    },
+    /// RPC_FOREIGN_INTR.
+    ForeignIntr,
+    /// RPC_CMD in the argument buffer `cookie`.
+    Cmd {
+        /// The argument buffer.
+        cookie: u64,
+        /// The request.
+        arg: Arg,
+    },
+}
+
+/// An `optee_msg_arg` of an RPC command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Arg {
+    /// OPTEE_RPC_CMD_*.
+    pub cmd: u32,
+    /// Function.
+    pub func: u32,
+    /// Session.
+    pub session: u32,
+    /// Cancellation id.
+    pub cancel_id: u32,
+    /// Result.
+    pub ret: u32,
+    /// Its origin.
+    pub ret_origin: u32,
+    /// Parameters: attribute and three words each.
+    pub params: Vec<[u64; 4]>,
+}

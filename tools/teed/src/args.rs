@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// The TEE the service owns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Tee {
+    /// The userspace TEE (its built-in TAs).
+    User,
+    /// The host's OP-TEE through --tee-device: each VM is one TEE context
+    /// of the service.
+    Host,
+}
+
+/// Where to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// A Unix socket at this path.
+    Unix(PathBuf),
+    /// TCP on this address.
+    Tcp(std::net::SocketAddr),
+}
+
+impl std::fmt::Display for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
+            Listen::Tcp(a) => write!(f, "tcp:{a}"),
+        }
+    }
+}
+
+/// `unix:PATH` or `tcp:ADDR:PORT` (an IP address: the service binds it).
+pub fn parse_listen(s: &str) -> Result<Listen, String> {
+    if let Some(p) = s.strip_prefix("unix:") {
+        if p.is_empty() {
+            return Err("unix: needs a socket path".to_owned());
+        }
+        Ok(Listen::Unix(PathBuf::from(p)))
+    } else if let Some(a) = s.strip_prefix("tcp:") {
+        a.parse()
+            .map(Listen::Tcp)
+            .map_err(|_| format!("tcp:{a}: want an IP address and a port, e.g. tcp:0.0.0.0:7000"))
+    } else {
+        Err(format!("'{s}': want unix:PATH or tcp:ADDR:PORT"))
+    }
+}
+
+/// The host TEE device by default.
+pub const DEFAULT_TEE_DEVICE: &str = "/dev/tee0";
+
+/// tosfwd-teed: serves a TEE to VMMs (tosfwd-vmm --tee remote:ADDR), each
+/// under the policy its credentials map to; the VMMs need no access to the
+/// TEE device.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "tosfwd-teed", version)]
+#[command(
+    after_help = "Unix peers are known by their credentials (SO_PEERCRED) and matched \
+against the policy file's rules; without --policy, only the service's own user is accepted. \
+TCP peers carry no credentials and are refused unless a rule names them (tcp = \"ADDR\" or \
+\"any\"): do that only on a network you trust. The log level is TOSFWD_TEED_LOG (off, error, \
+warn, info, debug, trace; warn by default), raised by -v."
+)]
+pub struct Args {
+    /// Where to listen: unix:PATH or tcp:ADDR:PORT (repeatable). A stale
+    /// socket file (nobody listening) is replaced.
+    #[arg(long, required = true, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Vec<Listen>,
+    /// The TEE to serve.
+    #[arg(long, value_enum, default_value_t = Tee::User)]
+    pub tee: Tee,
+    /// The host's TEE device for --tee host [default: /dev/tee0].
+    #[arg(long, value_name = "PATH")]
+    pub tee_device: Option<PathBuf>,
+    /// The policy file (TOML; see the README): who may connect, which TAs,
+    /// login treatment, quotas.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Connections served at once; more are refused.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_connections: u32,
+    /// More log: -v info (connections), -vv debug, -vvv trace.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl Args {
+    /// Checks what clap cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.tee == Tee::User && self.tee_device.is_some() {
+            return Err("--tee-device applies to --tee host only".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The TEE device with --tee host.
+    pub fn tee_device(&self) -> Option<PathBuf> {
+        (self.tee == Tee::Host).then(|| {
+            self.tee_device
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_TEE_DEVICE))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(["tosfwd-teed"].iter().chain(v))
+    }
+
+    #[test]
+    fn listen_addresses_parse_and_bad_ones_say_what_is_wanted() {
+        assert_eq!(
+            parse_listen("unix:/run/t.sock"),
+            Ok(Listen::Unix("/run/t.sock".into()))
+        );
+        assert_eq!(
+            parse_listen("tcp:127.0.0.1:7000"),
+            Ok(Listen::Tcp("127.0.0.1:7000".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_listen("unix:").unwrap_err(),
+            "unix: needs a socket path"
+        );
+        assert!(parse_listen("tcp:localhost:7000")
+            .unwrap_err()
+            .starts_with("tcp:localhost:7000: want an IP address"));
+        assert_eq!(
+            parse_listen("/run/t.sock").unwrap_err(),
+            "'/run/t.sock': want unix:PATH or tcp:ADDR:PORT"
+        );
+    }
+
+    #[test]
+    fn a_listener_is_required_and_the_user_tee_is_the_default() {
+        assert!(args(&[]).is_err());
+        let a = args(&["--listen", "unix:/x", "--listen", "tcp:0.0.0.0:1"]).unwrap();
+        assert_eq!(a.listen.len(), 2);
+        assert_eq!(a.tee, Tee::User);
+        assert_eq!(a.tee_device(), None);
+        assert_eq!(a.max_connections, 64);
+        a.check().unwrap();
+        let h = args(&["--listen", "unix:/x", "--tee", "host", "-vv"]).unwrap();
+        assert_eq!(h.tee_device(), Some(PathBuf::from("/dev/tee0")));
+        assert_eq!(h.verbose, 2);
+        let e = args(&["--listen", "unix:/x", "--tee-device", "/dev/tee1"]).unwrap();
+        assert_eq!(
+            e.check().unwrap_err(),
+            "--tee-device applies to --tee host only"
+        );
+    }
+}

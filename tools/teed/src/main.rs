@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! tosfwd-teed: serves a TEE to VMMs over Unix or TCP sockets.
+
+use std::process::ExitCode;
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+
+use clap::Parser;
+use host_tee::{DevTee, HostTee, HostTeeConfig};
+use optee_mediator::ratelimit::LogLimiter;
+use optee_mediator::{Backend, UserTee, UteeConfig, DEFAULT_REFUSAL_LOGS_PER_SECOND};
+use tee_remote::policy::ServicePolicy;
+use tee_remote::Service;
+use tosfwd_teed::args::{Args, Listen};
+use tosfwd_teed::listen::{self, Shared};
+
+/// The environment variable of the log level.
+const LOG_ENV: &str = "TOSFWD_TEED_LOG";
+
+/// The TEE `args` asks for.
+fn backend(args: &Args) -> Result<Box<dyn Backend + Send>, String> {
+    let Some(path) = args.tee_device() else {
+        return Ok(Box::new(UserTee::new(UteeConfig::default())));
+    };
+    // Opened once now, so that a missing or refused device is a start-up
+    // error; each VM then gets a context of its own.
+    let first = DevTee::open(&path).map_err(|e| e.to_string())?;
+    let config = HostTeeConfig {
+        revision: host_tee::revision::of_device(
+            std::path::Path::new(host_tee::revision::SYSFS_TEE_CLASS),
+            &path,
+        )
+        .unwrap_or(HostTeeConfig::default().revision),
+        ..HostTeeConfig::default()
+    };
+    let mut opened = Some(first);
+    let open = move || match opened.take() {
+        Some(d) => Ok(d),
+        None => DevTee::open(&path),
+    };
+    // SAFETY: HostTee registers guest memory with the host driver only
+    // where the memory the mediator gives it has a host mapping; the
+    // service's memory (tee_remote::shadow::Shadow) has none, so nothing
+    // is ever registered from it and the contract holds.
+    Ok(Box::new(unsafe { HostTee::new(config, open) }))
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let policy = match &args.policy {
+        Some(p) => ServicePolicy::load(p).map_err(|e| e.to_string())?,
+        // SAFETY: geteuid has no preconditions.
+        None => ServicePolicy::owner(unsafe { libc::geteuid() }),
+    };
+    let tcp = args.listen.iter().any(|l| matches!(l, Listen::Tcp(_)));
+    if tcp && !policy.accepts_tcp() {
+        log::warn!(
+            "TCP peers will be refused: no rule of the policy names one (add a [[peer]] rule \
+             with tcp = \"ADDR\" or \"any\" to the policy file; TCP carries no credentials)"
+        );
+    }
+    let service = Service::new(backend(args)?);
+    let shared = Arc::new(Shared {
+        service: service.clone(),
+        policy,
+        active: AtomicU32::new(0),
+        max: args.max_connections,
+        log: Mutex::new(LogLimiter::new(DEFAULT_REFUSAL_LOGS_PER_SECOND)),
+    });
+    let mut threads = Vec::new();
+    for l in &args.listen {
+        let listener = listen::bind(l).map_err(|e| e.to_string())?;
+        eprintln!(
+            "tosfwd-teed: listening on {l} (tee {:?}, {} threads per VM, policy {})",
+            args.tee,
+            service.thread_count(),
+            args.policy
+                .as_ref()
+                .map_or("the service's own user".to_owned(), |p| p
+                    .display()
+                    .to_string())
+        );
+        let sh = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("teed-accept".to_owned())
+                .spawn(move || listen::accept_loop(listener, sh))
+                .map_err(|e| format!("cannot start the listener thread: {e}"))?,
+        );
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(e) = args
+        .check()
+        .and_then(|()| tosfwd_log::init("tosfwd-teed", LOG_ENV, args.verbose))
+        .and_then(|()| run(&args))
+    {
+        eprintln!("tosfwd-teed: error: {e}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
