@@ -9,6 +9,12 @@
 function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t]+$/, "", s); return s }
 function after(s, marker) { return trim(substr(s, index(s, marker) + length(marker))) }
 
+# The TEE service's log (tools/teed on the emulated host), one frame per
+# start of it, after the end-to-end runs through it.
+/@@TEEDLOGBEGIN / { teedlog = after($0, "@@TEEDLOGBEGIN "); next }
+/@@TEEDLOGEND / { teedlog = ""; next }
+teedlog != "" { if (trim($0) != "") teedlines[++nteed] = "start " teedlog ": " trim($0); next }
+
 /@@KERNEL / { kver = after($0, "@@KERNEL ") ; next }
 /@@DMESG / {
 	l = after($0, "@@DMESG ")
@@ -85,6 +91,10 @@ e2e != "" && /^@@G dmesg / {
 }
 e2e != "" && /^@@G client rc=/ { e2eclient[e2e] = after($0, "@@G client rc="); next }
 e2e != "" && /^@@G / { e2eguest[e2e] = e2eguest[e2e] "          guest: " after($0, "@@G ") "\n"; next }
+# The host's notes on a run through the TEE service (starts, the fault
+# run's SIGKILL), and the fault run's client's notes (--service-fault).
+e2e != "" && /^@@H / { e2ehost[e2e] = e2ehost[e2e] "          host: " after($0, "@@H ") "\n"; next }
+e2e != "" && /^# service-fault: / { e2enote[e2e] = e2enote[e2e] "          client: " after($0, "# ") "\n"; next }
 e2e != "" && /^1\.\.[0-9]+$/ { e2eplan[e2e] = substr($0, 4) + 0; next }
 e2e != "" && /^(not )?ok [0-9]+ / {
 	k = ++e2encase[e2e]
@@ -174,13 +184,17 @@ END {
 		else if (e2eplan[name] == 0 || e2encase[name] != e2eplan[name]) why = "the client ran " e2encase[name] " of " e2eplan[name] + 0 " cases"
 		else if (e2ecasefail[name]) why = "a client case failed"
 		result(why == "" ? "PASS" : "FAIL", name, t (why != "" ? ": " why : ""))
-		printf "%s%s", e2eguest[name], e2edmesg[name]
+		printf "%s%s%s%s", e2eguest[name], e2edmesg[name], e2ehost[name], e2enote[name]
 		for (k = 1; k <= e2encase[name]; k++) printf "          %s\n", e2ecase[name, k]
 		if (e2ecalls[name] != "") printf "          %s\n", e2ecalls[name]
 		if (why != "") {
 			n = e2entail[name]
 			for (k = (n > 8 ? n - 7 : 1); k <= n; k++) printf "          | %s\n", e2etail[name, k % 8]
 		}
+	}
+	if (nteed > 0) {
+		printf "  tosfwd-teed's output (%d line(s)%s):\n", nteed, (nteed > 20 ? ", the last 20" : "")
+		for (k = (nteed > 20 ? nteed - 19 : 1); k <= nteed; k++) printf "          %s\n", teedlines[k]
 	}
 	if (!alldone) printf "  note: the guest did not reach the end of its test list%s\n", \
 		(panicline != "" ? ": " panicline : "")

@@ -4,11 +4,13 @@
 //! upstream OP-TEE driver, KVM forwarding, the VMM's mediator and
 //! userspace TEE behind it) and reports KTAP with kselftest exit codes.
 //!
-//! Usage: tosfwd-tee-client [--xtest-tas [--bench N]] [DEVICE] (default
-//! /dev/tee0). Without options, the cases against the VMM's userspace TEE
-//! and its built-in TAs; with `--xtest-tas`, the cases against a real
-//! OP-TEE with Debian's xtest TAs ([`xtest_tas`]), then with `--bench N`
-//! the benchmark, N calls of each kind.
+//! Usage: tosfwd-tee-client [--xtest-tas [--bench N] | --service-fault]
+//! [DEVICE] (default /dev/tee0). Without options, the cases against the
+//! VMM's userspace TEE and its built-in TAs; with `--xtest-tas`, the cases
+//! against a real OP-TEE with Debian's xtest TAs ([`xtest_tas`]), then with
+//! `--bench N` the benchmark, N calls of each kind; with `--service-fault`,
+//! the guest's side of the bench's fault run, where the VMM's TEE service
+//! is killed and restarted during the cases ([`service_fault`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +46,7 @@ macro_rules! ensure {
     };
 }
 
+mod service_fault;
 mod xtest_tas;
 
 fn ok(r: TeeResult, what: &str) -> CaseResult {
@@ -393,20 +396,23 @@ struct Options {
     dev: PathBuf,
     xtest_tas: bool,
     bench: Option<u32>,
+    service_fault: bool,
 }
 
-const USAGE: &str = "usage: tosfwd-tee-client [--xtest-tas [--bench N]] [DEVICE]";
+const USAGE: &str = "usage: tosfwd-tee-client [--xtest-tas [--bench N] | --service-fault] [DEVICE]";
 
 fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, String> {
     let mut o = Options {
         dev: "/dev/tee0".into(),
         xtest_tas: false,
         bench: None,
+        service_fault: false,
     };
     let mut dev = None;
     while let Some(a) = args.next() {
         match a.to_str() {
             Some("--xtest-tas") => o.xtest_tas = true,
+            Some("--service-fault") => o.service_fault = true,
             Some("--bench") => {
                 let n = args.next().ok_or("--bench needs a call count")?;
                 let n = n
@@ -425,6 +431,9 @@ fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, 
     }
     if o.bench.is_some() && !o.xtest_tas {
         return Err("--bench needs --xtest-tas".to_owned());
+    }
+    if o.service_fault && o.xtest_tas {
+        return Err("--service-fault and --xtest-tas are different modes".to_owned());
     }
     if let Some(d) = dev {
         o.dev = d;
@@ -445,6 +454,11 @@ fn main() -> ExitCode {
     } else {
         &CASES
     };
+    let names: Vec<&str> = if o.service_fault {
+        service_fault::CASES.iter().map(|c| c.0).collect()
+    } else {
+        cases.iter().map(|c| c.0).collect()
+    };
     let tee = match Tee::open(&o.dev) {
         Ok(t) => t,
         // No TEE here: nothing to test (exit 4).
@@ -454,8 +468,8 @@ fn main() -> ExitCode {
         }
         // A TEE that this client cannot use: every case fails (exit 1).
         Err(e) => {
-            let mut k = Ktap::stdout(cases.len());
-            for (name, _) in cases {
+            let mut k = Ktap::stdout(names.len());
+            for name in names {
                 k.report(
                     name,
                     Outcome::Fail(format!("cannot open {}: {e}", o.dev.display())),
@@ -464,6 +478,11 @@ fn main() -> ExitCode {
             return ktap::exit(k.finish());
         }
     };
+    if o.service_fault {
+        let mut k = Ktap::stdout(names.len());
+        service_fault::run(&tee, &mut k);
+        return ktap::exit(k.finish());
+    }
     let plan = cases.len() + usize::from(o.bench.is_some());
     let mut k = Ktap::stdout(plan);
     for (name, case) in cases {
@@ -496,14 +515,21 @@ mod tests {
     fn the_device_defaults_to_tee0_and_options_parse() {
         let o = p(&[]).unwrap();
         assert_eq!(
-            (o.dev, o.xtest_tas, o.bench),
-            ("/dev/tee0".into(), false, None)
+            (o.dev, o.xtest_tas, o.bench, o.service_fault),
+            ("/dev/tee0".into(), false, None, false)
         );
         let o = p(&["--xtest-tas", "--bench", "50", "/dev/tee1"]).unwrap();
         assert_eq!(
-            (o.dev, o.xtest_tas, o.bench),
-            ("/dev/tee1".into(), true, Some(50))
+            (o.dev, o.xtest_tas, o.bench, o.service_fault),
+            ("/dev/tee1".into(), true, Some(50), false)
         );
+        let o = p(&["--service-fault"]).unwrap();
+        assert_eq!(
+            (o.dev, o.xtest_tas, o.bench, o.service_fault),
+            ("/dev/tee0".into(), false, None, true)
+        );
+        let o = p(&["/dev/tee2", "--service-fault"]).unwrap();
+        assert_eq!((o.dev, o.service_fault), ("/dev/tee2".into(), true));
     }
 
     #[test]
@@ -519,6 +545,14 @@ mod tests {
         assert_eq!(
             p(&["--xtest-tas", "--bench", "0"]).unwrap_err(),
             "--bench 0: not a count of calls"
+        );
+        assert_eq!(
+            p(&["--service-fault", "--xtest-tas"]).unwrap_err(),
+            "--service-fault and --xtest-tas are different modes"
+        );
+        assert_eq!(
+            p(&["--service-fault", "--bench", "5"]).unwrap_err(),
+            "--bench needs --xtest-tas"
         );
         assert_eq!(p(&["-x"]).unwrap_err(), "unknown option -x");
         assert_eq!(p(&["a", "b"]).unwrap_err(), "a second device b");
