@@ -19,7 +19,7 @@
 //! so a guest's stale session id never reaches a new session.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use optee_mediator::backend::{
@@ -112,8 +112,10 @@ struct Vm {
     /// Guest-visible session id -> (connection, the service's id).
     sessions: HashMap<u32, (u64, u32)>,
     next_session: u32,
-    /// Cookie -> (buffer, connection it was registered on).
-    registered: HashMap<u64, (Arc<GuestBuffer>, u64)>,
+    /// Cookie -> (buffer, connection it was registered on). Weak: the
+    /// mediator's registry owns the buffer (and tells it busy by its
+    /// references).
+    registered: HashMap<u64, (Weak<GuestBuffer>, u64)>,
     threads: HashMap<ThreadId, Thread>,
 }
 
@@ -343,7 +345,9 @@ impl RemoteTee {
         let registered = self.vms.get(&client).and_then(|vm| {
             vm.registered
                 .iter()
-                .find(|(_, (b, e))| *e == epoch && Arc::ptr_eq(b, m.buffer()))
+                .find(|(_, (b, e))| {
+                    *e == epoch && std::ptr::eq(b.as_ptr(), Arc::as_ptr(m.buffer()))
+                })
                 .map(|(c, _)| *c)
         });
         let buffer = match registered {
@@ -518,7 +522,8 @@ impl RemoteTee {
                 call.session = id;
             }
             Command::RegisterShm { cookie, buffer } if ok => {
-                vm.registered.insert(*cookie, (buffer.clone(), epoch));
+                vm.registered
+                    .insert(*cookie, (Arc::downgrade(buffer), epoch));
             }
             Command::UnregisterShm { cookie } if ok => {
                 vm.registered.remove(cookie);
