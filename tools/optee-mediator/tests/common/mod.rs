@@ -115,6 +115,12 @@ impl<B: Backend> Guest<B> {
         RAM + ((k * 7 + 3) % RAM_PAGES) * PAGE_SIZE
     }
 
+    /// Hands out pages from the first again: for a guest that runs for
+    /// long, between calls (no call may hold a page then).
+    pub fn reuse_pages(&mut self) {
+        self.next = 0;
+    }
+
     pub fn cookie(&mut self) -> u64 {
         self.next_cookie += 0x40;
         0xffff_0000_0000_0000 | self.next_cookie

@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! The tosfwd-teed binary as a VMM meets it: killed with SIGKILL in the
+//! middle of a guest's call and started again on the same socket; a VMM
+//! killed in the middle of a call; a refused peer; 16 VMMs with two
+//! vCPUs each hammering it (for TOSFWD_HAMMER_SECS seconds, 60 by
+//! default), with no lost or mismatched answer and its memory flat.
+
+#[path = "../../optee-mediator/tests/common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use optee_mediator::abi::ret;
+use optee_mediator::msg::{attr, teec};
+use optee_mediator::utee::ta::{fill_byte, fnv1a32, memory};
+use optee_mediator::{ClientId, Mediator, Policy};
+use tee_remote::frame;
+use tee_remote::wire::{self, Hello, Request, Response};
+use tee_remote::{Address, RemoteConfig, RemoteError, RemoteTee};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("teed-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A running tosfwd-teed and the lines of its standard error.
+struct Teed {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Teed {
+    /// Starts the service on `sock` with `extra` options; returns once it
+    /// listens.
+    fn start(sock: &Path, extra: &[&str]) -> Teed {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tosfwd-teed"))
+            .arg("--listen")
+            .arg(format!("unix:{}", sock.display()))
+            .args(extra)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (l, err) = (log.clone(), child.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                l.lock().unwrap().push(line);
+            }
+        });
+        let t = Teed { child, log };
+        t.wait_for("tosfwd-teed: listening on");
+        t
+    }
+
+    /// Waits (10 s at most) for a log line containing `text`.
+    fn wait_for(&self, text: &str) -> String {
+        let end = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(text)) {
+                return l.clone();
+            }
+            assert!(
+                Instant::now() < end,
+                "no '{text}' from tosfwd-teed: {:?}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Its resident memory, in KiB.
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Teed {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn remote(sock: &Path) -> Result<RemoteTee, RemoteError> {
+    let config = RemoteConfig {
+        retry: Duration::ZERO,
+        ..RemoteConfig::default()
+    };
+    RemoteTee::connect(Address::Unix(sock.to_path_buf()), config)
+}
+
+fn guest_on(sock: &Path) -> Guest<RemoteTee> {
+    let tee = remote(sock).unwrap();
+    Guest::from_mediator(Mediator::new(ClientId(1), Policy::default(), tee).unwrap())
+}
+
+#[test]
+fn a_service_killed_during_a_call_fails_it_and_a_new_one_on_the_same_socket_takes_over() {
+    let dir = temp_dir("sigkill");
+    let sock = dir.join("teed.sock");
+    let teed = Teed::start(&sock, &[]);
+    let mut g = guest_on(&sock);
+    let mem = g.open(MEMORY);
+    let (gpa, r) = g.start_invoke(
+        mem,
+        memory::CMD_SLOW,
+        vec![value(attr::VALUE_INOUT, 1 << 20)],
+    );
+    assert_eq!(r.a0(), u64::from(ret::RPC_FOREIGN_INTR));
+    teed.kill9();
+    let r = g.resume(&r);
+    assert_eq!(g.serve(r).a0(), 0);
+    assert_eq!(
+        outcome(&g.read_arg(gpa)),
+        (teec::ERROR_COMMUNICATION, teec::ORIGIN_COMMS)
+    );
+    let (r, o, _) = g.open_with(HELLO, 0, vec![]);
+    assert_eq!((r, o), (teec::ERROR_COMMUNICATION, teec::ORIGIN_COMMS));
+    // The socket file the killed service left is replaced.
+    assert!(sock.exists());
+    let teed = Teed::start(&sock, &[]);
+    teed.wait_for("tosfwd-teed: listening on");
+    let hello = g.open(HELLO);
+    let out = g.invoke(hello, 0, vec![value(attr::VALUE_INOUT, 1)]);
+    assert_eq!((outcome(&out), out.params[0].a), ((0, 4), 2));
+    let out = g.invoke(mem, 0, vec![value(attr::VALUE_INOUT, 1)]);
+    assert_eq!(
+        outcome(&out),
+        (teec::ERROR_BAD_PARAMETERS, teec::ORIGIN_TEE)
+    );
+    drop(g);
+    drop(teed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_vmm_killed_during_a_call_leaves_nothing_in_the_service() {
+    let dir = temp_dir("vmm-killed");
+    let sock = dir.join("teed.sock");
+    let teed = Teed::start(&sock, &["-v"]);
+    for round in 0..2 {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        let mut ask = |req: Request| -> Response {
+            frame::send(&mut s, &req).unwrap();
+            frame::receive(&mut s).unwrap()
+        };
+        assert!(matches!(
+            ask(Request::Hello(Hello::new("doomed vmm"))),
+            Response::Hello { .. }
+        ));
+        assert_eq!(
+            ask(Request::VmCreated { client: 3 }),
+            Response::Created(Ok(()))
+        );
+        let open = wire::Call {
+            command: wire::Command::OpenSession {
+                ta: MEMORY.0,
+                client: [0; 16],
+                login: 0,
+            },
+            session: 0,
+            cancel_id: 0,
+            params: Vec::new(),
+        };
+        let Response::Step(wire::StepAnswer {
+            step: wire::Step::Done(o),
+            ..
+        }) = ask(Request::Start {
+            client: 3,
+            thread: 0,
+            call: open,
+        })
+        else {
+            panic!("open did not finish");
+        };
+        assert_eq!(o.ret, teec::SUCCESS);
+        let slow = wire::Call {
+            command: wire::Command::Invoke {
+                func: memory::CMD_SLOW,
+            },
+            session: o.session,
+            cancel_id: 0,
+            params: vec![wire::Param::Value {
+                dir: wire::Dir::InOut,
+                a: 1000,
+                b: 0,
+                c: 0,
+            }],
+        };
+        let r = ask(Request::Start {
+            client: 3,
+            thread: 1,
+            call: slow,
+        });
+        assert!(matches!(
+            r,
+            Response::Step(wire::StepAnswer {
+                step: wire::Step::Rpc(wire::RpcRequest::ForeignIntr),
+                ..
+            })
+        ));
+        // Killed: the socket closes with the process.
+        drop(s);
+        // Everything is given back, and the TEE client id is free again:
+        // the next VMM gets the same one.
+        let gone = teed.wait_for(&format!("VM 3 (TEE client 1) gone"));
+        assert!(
+            gone.ends_with("gone: 1 sessions, 0 registered buffers, 1 calls in progress"),
+            "round {round}: {gone}"
+        );
+        teed.log.lock().unwrap().clear();
+    }
+    drop(teed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_peer_no_rule_names_is_told_why_and_the_refusal_is_logged() {
+    let dir = temp_dir("refused");
+    let sock = dir.join("teed.sock");
+    let policy = dir.join("policy.toml");
+    // SAFETY: getuid has no preconditions.
+    let me = unsafe { libc::getuid() };
+    std::fs::write(&policy, format!("[[peer]]\nuid = {}\n", me + 1)).unwrap();
+    let teed = Teed::start(&sock, &["--policy", policy.to_str().unwrap()]);
+    let e = remote(&sock).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, RemoteError::Refused { .. }), "{msg}");
+    assert!(msg.contains(&format!("uid = {me}")), "{msg}");
+    let logged = teed.wait_for("refused: no rule");
+    assert!(logged.starts_with("tosfwd-teed: warning: pid "), "{logged}");
+    drop(teed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One VMM of the hammer: two vCPUs' calls interleaved (a slow call parked
+/// on one thread while the other runs calls), every answer checked.
+fn hammer_vmm(sock: PathBuf, until: Instant, seed: u64) -> u64 {
+    let mut g = guest_on(&sock);
+    let hello = g.open(HELLO);
+    let mem = g.open(MEMORY);
+    let mut x = seed;
+    let mut calls = 0;
+    while Instant::now() < until {
+        g.reuse_pages();
+        // vCPU 0: a slow call, parked.
+        let (gpa, r0) = g.start_invoke(mem, memory::CMD_SLOW, vec![value(attr::VALUE_INOUT, 2)]);
+        assert_eq!(r0.a0(), u64::from(ret::RPC_FOREIGN_INTR));
+        // vCPU 1 meanwhile: values and memory.
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let v = x >> 40;
+        let out = g.invoke(hello, 0, vec![value(attr::VALUE_INOUT, v)]);
+        assert_eq!((outcome(&out), out.params[0].a), ((0, 4), v + 1));
+        let len = 1 + (x % 3000) as usize;
+        let data: Vec<u8> = (0..len).map(|i| (x >> (i % 32)) as u8).collect();
+        let (p, pages) = g.tmem(attr::TMEM_INOUT, &data, x % 4096);
+        let out = g.reverse(mem, p);
+        let mut want = data.clone();
+        want.reverse();
+        assert_eq!(outcome(&out), (0, 4));
+        assert_eq!(out.params[1].a, u64::from(fnv1a32(&want)));
+        assert_eq!(g.read_scattered(&pages, x % 4096, len), want);
+        let out = g.invoke(
+            mem,
+            memory::CMD_FILL_RPC_SHM,
+            vec![value(attr::VALUE_INOUT, 100)],
+        );
+        let fill: Vec<u8> = (0..100).map(fill_byte).collect();
+        assert_eq!(
+            (outcome(&out), out.params[0].a),
+            ((0, 4), u64::from(fnv1a32(&fill)))
+        );
+        // vCPU 0 again, to the end of its call.
+        let r = g.resume(&r0);
+        assert_eq!(g.serve(r).a0(), 0);
+        let out = g.read_arg(gpa);
+        assert_eq!((outcome(&out), out.params[0].a), ((0, 4), 2));
+        calls += 4;
+    }
+    g.close(hello);
+    g.close(mem);
+    calls
+}
+
+#[test]
+fn sixteen_vmms_with_two_vcpus_hammer_the_service_and_it_stays_flat() {
+    let secs: u64 = std::env::var("TOSFWD_HAMMER_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let dir = temp_dir("hammer");
+    let sock = dir.join("teed.sock");
+    let teed = Teed::start(&sock, &[]);
+    let start = Instant::now();
+    let until = start + Duration::from_secs(secs);
+    let vmms: Vec<_> = (0..16u64)
+        .map(|i| {
+            let s = sock.clone();
+            std::thread::spawn(move || hammer_vmm(s, until, i + 1))
+        })
+        .collect();
+    // Memory once warm (a quarter in), and at the end.
+    std::thread::sleep(Duration::from_secs(secs / 4));
+    let warm = teed.rss_kib();
+    let calls: u64 = vmms.into_iter().map(|h| h.join().unwrap()).sum();
+    let end = teed.rss_kib();
+    eprintln!(
+        "hammer: {calls} calls from 16 VMMs in {:.1} s; tosfwd-teed RSS {warm} KiB warm, {end} KiB at the end",
+        start.elapsed().as_secs_f64()
+    );
+    assert!(calls >= 16 * 4, "every VMM got calls through");
+    assert!(
+        end <= warm + 2048,
+        "the service's memory grew from {warm} to {end} KiB"
+    );
+    drop(teed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
