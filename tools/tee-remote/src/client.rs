@@ -19,6 +19,7 @@
 //! so a guest's stale session id never reaches a new session.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -91,6 +92,15 @@ pub enum RemoteError {
         /// How.
         what: String,
     },
+}
+
+/// Why a request got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// It is larger than a frame may be: not sent.
+    TooLarge,
+    /// The connection is gone.
+    Lost,
 }
 
 /// A call in progress at the service.
@@ -310,23 +320,37 @@ impl RemoteTee {
                 self.protocol(format!("{other:?} in answer to VmCreated"));
                 false
             }
-            Err(()) => false,
+            Err(_) => false,
         }
     }
 
-    /// One request and its answer; `Err` if the connection is gone (it
-    /// has been dropped and logged).
-    fn exchange(&mut self, req: &Request) -> Result<Response, ()> {
+    /// One request and its answer. [`Failure::TooLarge`] if the request
+    /// does not fit a frame (nothing was sent, the connection stays);
+    /// [`Failure::Lost`] if the connection is gone (it has been dropped
+    /// and logged).
+    fn exchange(&mut self, req: &Request) -> Result<Response, Failure> {
         let Some(s) = self.link.as_mut() else {
-            return Err(());
+            return Err(Failure::Lost);
         };
-        let r = frame::send(s, req).and_then(|()| frame::receive(s));
+        let bytes = match frame::encode(req) {
+            Ok(b) => b,
+            Err(e) => {
+                log::warn!("the TEE service at {}: a call not sent: {e}", self.addr);
+                return Err(Failure::TooLarge);
+            }
+        };
+        let r = s
+            .write_all(&bytes)
+            .and_then(|()| s.flush())
+            .map_err(FrameError::from)
+            .and_then(|()| frame::receive(s));
         r.map_err(|err| {
             let e = RemoteError::Frame {
                 addr: self.addr.clone(),
                 err,
             };
             self.drop_link(&e);
+            Failure::Lost
         })
     }
 
@@ -565,8 +589,20 @@ impl RemoteTee {
         reply: Option<&RpcReply>,
         mem: &dyn GuestRam,
     ) -> Step {
-        let Ok(answer) = self.exchange(req) else {
-            return self.lost_step(client, thread, t, call, reply);
+        let answer = match self.exchange(req) {
+            Ok(a) => a,
+            Err(Failure::Lost) => return self.lost_step(client, thread, t, call, reply),
+            Err(Failure::TooLarge) => {
+                if matches!(req, Request::Resume { .. }) {
+                    // Parked at the service, and never to be resumed.
+                    let _ = self.exchange(&Request::Abandon {
+                        client: client.0,
+                        thread,
+                    });
+                }
+                call.finish(teec::ERROR_OUT_OF_MEMORY, teec::ORIGIN_COMMS);
+                return Step::Done;
+            }
         };
         let epoch = self.epoch;
         match self.take_answer(client, thread, t, call, answer, mem) {
@@ -737,7 +773,7 @@ impl Backend for RemoteTee {
                 self.protocol(format!("{other:?} in answer to EnableShmCache"));
                 true
             }
-            Err(()) => true,
+            Err(_) => true,
         }
     }
 
@@ -755,7 +791,7 @@ impl Backend for RemoteTee {
                 self.protocol(format!("{other:?} in answer to DisableShmCache"));
                 CacheDisable::Empty
             }
-            Err(()) => CacheDisable::Empty,
+            Err(_) => CacheDisable::Empty,
         }
     }
 

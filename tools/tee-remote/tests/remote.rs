@@ -423,3 +423,61 @@ fn the_service_applies_its_own_policy_whatever_the_vmm_allows() {
     drop(g);
     svc.kill();
 }
+
+#[test]
+fn a_call_too_large_for_a_frame_fails_alone_and_the_connection_stays() {
+    let dir = temp_dir("large");
+    let svc = TestService::start(dir.join("s"), user_service(), Policy::default());
+    let tee = RemoteTee::connect(Address::Unix(svc.path.clone()), RemoteConfig::default()).unwrap();
+    // The VMM's own mediator allows buffers larger than a frame.
+    let policy = Policy {
+        quotas: optee_mediator::Quotas {
+            max_pages_per_buffer: 4096,
+            ..Default::default()
+        },
+        ..Policy::default()
+    };
+    let mut g = Guest::from_mediator(Mediator::new(ClientId(1), policy, tee).unwrap());
+    let mem = g.open(MEMORY);
+    let big = vec![7u8; MAX_FRAME as usize + 4096];
+    let (p, _) = g.tmem(attr::TMEM_INOUT, &big, 0);
+    let out = g.reverse(mem, p);
+    assert_eq!(
+        outcome(&out),
+        (teec::ERROR_OUT_OF_MEMORY, teec::ORIGIN_COMMS)
+    );
+    let (p, pages) = g.tmem(attr::TMEM_INOUT, b"still here", 0);
+    assert_eq!(outcome(&g.reverse(mem, p)), (0, 4));
+    assert_eq!(g.read_scattered(&pages, 0, 10), b"ereh llits");
+    assert_eq!(g.m.backend().stats().reconnects, 0);
+    assert!(g.m.backend().is_connected());
+    drop(g);
+    svc.kill();
+}
+
+#[test]
+fn more_parameters_than_a_message_holds_drop_the_connection() {
+    let dir = temp_dir("params");
+    let svc = TestService::start(dir.join("s"), user_service(), Policy::default());
+    let mut s = raw(&svc.path);
+    assert_eq!(
+        exchange(&mut s, &Request::VmCreated { client: 1 }),
+        Response::Created(Ok(()))
+    );
+    let call = wire::Call {
+        command: wire::Command::Invoke { func: 0 },
+        session: 1,
+        cancel_id: 0,
+        params: vec![wire::Param::None; 128],
+    };
+    let bytes = tee_remote::frame::encode(&Request::Start {
+        client: 1,
+        thread: 0,
+        call,
+    })
+    .unwrap();
+    send_bytes(&mut s, &bytes);
+    assert!(closed(&mut s));
+    eventually("the VM's teardown", || svc.service.vm_count() == 0);
+    svc.kill();
+}

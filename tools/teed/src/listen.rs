@@ -147,8 +147,29 @@ impl Shared {
     }
 }
 
-/// Serves one connection on this thread.
-fn serve<S: io::Read + io::Write>(shared: &Shared, mut stream: S, peer: Peer) {
+/// How long a peer has to greet.
+pub const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A stream whose reads can time out.
+trait Timed {
+    fn read_timeout(&self, t: Option<Duration>);
+}
+
+impl Timed for UnixStream {
+    fn read_timeout(&self, t: Option<Duration>) {
+        let _ = self.set_read_timeout(t);
+    }
+}
+
+impl Timed for TcpStream {
+    fn read_timeout(&self, t: Option<Duration>) {
+        let _ = self.set_read_timeout(t);
+    }
+}
+
+/// Serves one connection on this thread: the greeting within
+/// [`GREETING_TIMEOUT`], then as long as the peer likes.
+fn serve<S: io::Read + io::Write + Timed>(shared: &Shared, mut stream: S, peer: Peer) {
     let n = shared.active.fetch_add(1, Ordering::SeqCst);
     let (policy, refusal) = if n >= shared.max {
         (
@@ -158,7 +179,10 @@ fn serve<S: io::Read + io::Write>(shared: &Shared, mut stream: S, peer: Peer) {
     } else {
         (shared.policy.lookup(&peer), policy::refusal(&peer))
     };
-    let ended = server::serve(&shared.service, &mut stream, &peer, policy, &refusal);
+    stream.read_timeout(Some(GREETING_TIMEOUT));
+    let ended = server::serve(&shared.service, &mut stream, &peer, policy, &refusal, |s| {
+        s.read_timeout(None)
+    });
     shared.active.fetch_sub(1, Ordering::SeqCst);
     shared.log_end(&peer, &ended);
 }

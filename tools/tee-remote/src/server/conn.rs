@@ -11,7 +11,7 @@ use optee_mediator::backend::{
     CacheDisable, ClientId, Command, Param, RpcCmdReply, RpcOut, RpcReply, RpcRequest, StdCall,
     Step,
 };
-use optee_mediator::msg::{login, teec, Dir, MsgArg, PAGE_SIZE};
+use optee_mediator::msg::{login, teec, Dir, MsgArg, MAX_PARAMS, PAGE_SIZE};
 use optee_mediator::ratelimit::{LogLimiter, Verdict};
 use optee_mediator::shm::{GuestBuffer, MemRef};
 use optee_mediator::{LoginPolicy, Policy, Uuid};
@@ -75,6 +75,9 @@ pub enum Violation {
     /// A span in a buffer never registered.
     #[error("buffer {0:#x} is not registered")]
     UnknownCookie(u64),
+    /// More parameters than an argument page holds.
+    #[error("{0} parameters, more than the {MAX_PARAMS} an OP-TEE message holds")]
+    TooManyParams(usize),
     /// Too many bytes held for one call.
     #[error("a call's memory parameters hold more than {MAX_CALL_BYTES} bytes")]
     TooMuchData,
@@ -421,6 +424,9 @@ impl Connection {
     ) -> Result<StdCall, Fault> {
         let q = self.policy.quotas;
         let vm = self.vms.get(&client).ok_or(Violation::UnknownVm(client))?;
+        if call.params.len() > MAX_PARAMS as usize {
+            return Err(Violation::TooManyParams(call.params.len()).into());
+        }
         let limit = q
             .max_calls
             .unwrap_or(u32::MAX)
@@ -605,6 +611,10 @@ impl Connection {
                 ret,
                 params,
             } => {
+                if params.len() > MAX_PARAMS as usize {
+                    vm.threads.insert(thread, running);
+                    return Err(Violation::TooManyParams(params.len()));
+                }
                 let mut out = Vec::with_capacity(params.len());
                 for p in params {
                     out.push(match p {

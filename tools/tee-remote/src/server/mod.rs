@@ -132,7 +132,8 @@ pub enum Ended {
 
 /// Serves one connection until it ends: reads the peer's greeting, applies
 /// `policy` (`None`: the peer is refused with `refusal`, after its
-/// greeting so that it learns why), then answers requests one by one. The
+/// greeting so that it learns why), calls `greeted` (a listener clears the
+/// greeting's read timeout there), then answers requests one by one. The
 /// connection's VMs are torn down before this returns.
 pub fn serve<S: Read + Write>(
     service: &Arc<Service>,
@@ -140,6 +141,7 @@ pub fn serve<S: Read + Write>(
     peer: &Peer,
     policy: Option<&Policy>,
     refusal: &str,
+    greeted: impl FnOnce(&mut S),
 ) -> Ended {
     let hello = match frame::receive::<_, Request>(stream) {
         Ok(Request::Hello(h)) => h,
@@ -169,6 +171,7 @@ pub fn serve<S: Read + Write>(
     let Some(policy) = policy else {
         return refuse(refusal.to_owned(), stream);
     };
+    greeted(stream);
     service.stats.connections.fetch_add(1, Ordering::Relaxed);
     log::info!("{peer} ({:?}) connected", hello.name);
     let mut conn = Connection::new(service.clone(), policy.clone(), peer.to_string());

@@ -56,7 +56,7 @@ impl TestService {
                         gid: 0,
                         pid: 1,
                     };
-                    server::serve(&sv, &mut s, &peer, Some(&policy), "");
+                    server::serve(&sv, &mut s, &peer, Some(&policy), "", |_| ());
                     // The clone kept for kill() must not keep it open.
                     let _ = s.shutdown(std::net::Shutdown::Both);
                 });
