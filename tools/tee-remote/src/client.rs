@@ -119,6 +119,8 @@ struct Thread {
 struct Vm {
     /// The connection on which the service knows it (0: none).
     created: u64,
+    /// The connection on which the service refused it, said once.
+    refused: u64,
     /// Guest-visible session id -> (connection, the service's id).
     sessions: HashMap<u32, (u64, u32)>,
     next_session: u32,
@@ -309,11 +311,15 @@ impl RemoteTee {
                 true
             }
             Ok(Response::Created(Err(e))) => {
-                log::error!(
-                    "the TEE service at {} refused VM {}: {e:?}",
-                    self.addr,
-                    client.0
-                );
+                let vm = self.vms.entry(client).or_default();
+                if vm.refused != epoch {
+                    vm.refused = epoch;
+                    log::error!(
+                        "the TEE service at {} refused VM {}: {e:?}",
+                        self.addr,
+                        client.0
+                    );
+                }
                 false
             }
             Ok(other) => {
