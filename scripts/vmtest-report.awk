@@ -115,6 +115,9 @@ e2e != "" && /^tosfwd-vmm: guest / {
 }
 e2e != "" && /^tosfwd-vmm: [0-9]+ forwarded calls/ { e2ecalls[e2e] = after($0, "tosfwd-vmm: "); next }
 e2e != "" && /^tosfwd-vmm: error: / { e2eerr[e2e] = after($0, "tosfwd-vmm: error: "); next }
+# The VMM's warnings: shown for the runs through the TEE service (what it
+# saw of the service going and coming back).
+e2e != "" && /^tosfwd-vmm: warning: / { e2ewarn[e2e] = e2ewarn[e2e] "          vmm: " after($0, "tosfwd-vmm: ") "\n"; next }
 e2e != "" && trim($0) != "" && !/^(TAP version|# Totals:)/ {
 	e2etail[e2e, ++e2entail[e2e] % 8] = trim($0)
 	next
@@ -185,6 +188,7 @@ END {
 		else if (e2ecasefail[name]) why = "a client case failed"
 		result(why == "" ? "PASS" : "FAIL", name, t (why != "" ? ": " why : ""))
 		printf "%s%s%s%s", e2eguest[name], e2edmesg[name], e2ehost[name], e2enote[name]
+		if (e2ehost[name] != "") printf "%s", e2ewarn[name]
 		for (k = 1; k <= e2encase[name]; k++) printf "          %s\n", e2ecase[name, k]
 		if (e2ecalls[name] != "") printf "          %s\n", e2ecalls[name]
 		if (why != "") {
