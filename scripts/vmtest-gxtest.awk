@@ -74,8 +74,12 @@ function summary_case(l,    f) {
 	runs[++nruns] = cur
 	gplan[cur] = field(l, "plan")
 	gvcpus[cur] = field(l, "vcpus")
+	gtee[cur] = field(l, "tee")
+	last = cur
 	next
 }
+# The TEE service's log after a run through it (tee=remote).
+/@@GXTEED / { teed[last] = teed[last] "          service: " after($0, "@@GXTEED ") "\n"; next }
 cur == "" { next }
 /@@GXGUEST / { gguest[cur] = after($0, "@@GXGUEST "); next }
 /@@GXTC / { tc(cur, after($0, "@@GXTC ")); next }
@@ -171,6 +175,8 @@ END {
 			(run in gguest ? gguest[run] : "?"), (run in grev ? grev[run] : "?"), \
 			(run in grc ? grc[run] : "?"), (run in gcs ? secs(gcs[run]) : "?"), \
 			(run in gsub_ ? gsub_[run] : "no subtest count"), (run in gcases ? gcases[run] : "no case count")
+		if (gtee[run] == "remote")
+			printf "          through the TEE service (tosfwd-teed --tee host, tosfwd-vmm --tee remote:)\n%s", teed[run]
 		if (run in calls)
 			printf "          the VMM forwarded %d calls: %d CALL_WITH_ARG, %d RETURN_FROM_RPC (%.1f per call)\n", \
 				calls[run], cwa[run], rfr[run], (cwa[run] > 0 ? rfr[run] / cwa[run] : 0)

@@ -45,7 +45,44 @@ fn backend(args: &Args) -> Result<Box<dyn Backend + Send>, String> {
     Ok(Box::new(unsafe { HostTee::new(config, open) }))
 }
 
+/// SIGTERM and SIGINT, blocked in this thread and every thread it starts
+/// after, to be taken by [`stop_on_signal`].
+fn block_stop_signals() -> Result<libc::sigset_t, String> {
+    // SAFETY: sigset_t is plain data; sigemptyset initializes it.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t; the signal numbers are valid.
+    let r = unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
+    };
+    if r != 0 {
+        return Err(format!(
+            "cannot block SIGTERM: {}",
+            std::io::Error::from_raw_os_error(r)
+        ));
+    }
+    Ok(set)
+}
+
+/// Waits for SIGTERM or SIGINT, removes the Unix sockets, exits 0: the
+/// VMMs see their connections close, and a new service can bind at once.
+fn stop_on_signal(set: &libc::sigset_t, args: &Args) -> ! {
+    let mut sig = 0;
+    // SAFETY: `set` is a valid, initialized sigset_t and `sig` a live int.
+    while unsafe { libc::sigwait(set, &mut sig) } != 0 {}
+    log::info!("signal {sig}: stopping");
+    for l in &args.listen {
+        if let Listen::Unix(p) = l {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    std::process::exit(0)
+}
+
 fn run(args: &Args) -> Result<(), String> {
+    let signals = block_stop_signals()?;
     let policy = match &args.policy {
         Some(p) => ServicePolicy::load(p).map_err(|e| e.to_string())?,
         // SAFETY: geteuid has no preconditions.
@@ -87,10 +124,8 @@ fn run(args: &Args) -> Result<(), String> {
                 .map_err(|e| format!("cannot start the listener thread: {e}"))?,
         );
     }
-    for t in threads {
-        let _ = t.join();
-    }
-    Ok(())
+    drop(threads);
+    stop_on_signal(&signals, args)
 }
 
 fn main() -> ExitCode {

@@ -352,3 +352,18 @@ fn sixteen_vmms_with_two_vcpus_hammer_the_service_and_it_stays_flat() {
     drop(teed);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn sigterm_stops_the_service_cleanly_and_frees_its_socket() {
+    let dir = temp_dir("sigterm");
+    let sock = dir.join("teed.sock");
+    let mut teed = Teed::start(&sock, &[]);
+    let g = remote(&sock).unwrap();
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    assert_eq!(unsafe { libc::kill(teed.pid() as i32, libc::SIGTERM) }, 0);
+    let status = teed.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!sock.exists(), "the socket file is removed");
+    drop(g);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
