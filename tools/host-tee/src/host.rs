@@ -93,6 +93,35 @@ pub struct HostTee<D: TeeDevice> {
     progress: Arc<Progress>,
 }
 
+impl HostTee<crate::DevTee> {
+    /// A backend on the host's TEE device `first`, opened (and checked) by
+    /// the caller: the first VM gets `first` as its TEE context, each later
+    /// VM a new open of the same path; GET_OS_REVISION reports the device's
+    /// revision where the host's kernel shows it
+    /// ([`crate::revision::of_device`]), else the default.
+    ///
+    /// # Safety
+    /// As [`HostTee::new`].
+    pub unsafe fn on_device(first: crate::DevTee) -> Self {
+        let path = first.path().to_path_buf();
+        let config = HostTeeConfig {
+            revision: crate::revision::of_device(
+                std::path::Path::new(crate::revision::SYSFS_TEE_CLASS),
+                &path,
+            )
+            .unwrap_or(HostTeeConfig::default().revision),
+            ..HostTeeConfig::default()
+        };
+        let mut opened = Some(first);
+        let open = move || match opened.take() {
+            Some(d) => Ok(d),
+            None => crate::DevTee::open(&path),
+        };
+        // SAFETY: the caller keeps HostTee::new's contract.
+        unsafe { HostTee::new(config, open) }
+    }
+}
+
 impl<D: TeeDevice> std::fmt::Debug for HostTee<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostTee")

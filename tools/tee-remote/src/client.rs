@@ -514,14 +514,19 @@ impl RemoteTee {
             wire::Step::Rpc(r) => {
                 let req = rpc_request(r)?;
                 t.lost = false;
-                self.vms
-                    .entry(client)
-                    .or_default()
-                    .threads
-                    .insert(thread, t);
+                self.park(client, thread, t);
                 Ok(Step::Rpc(req))
             }
         }
+    }
+
+    /// Keeps `t` until the guest answers its RPC.
+    fn park(&mut self, client: ClientId, thread: ThreadId, t: Thread) {
+        self.vms
+            .entry(client)
+            .or_default()
+            .threads
+            .insert(thread, t);
     }
 
     /// Writes a finished call's results into `call`.
@@ -574,11 +579,7 @@ impl RemoteTee {
     ) -> Step {
         if let Some(RpcReply::Alloc(Some(cookie))) = reply {
             t.lost = true;
-            self.vms
-                .entry(client)
-                .or_default()
-                .threads
-                .insert(thread, t);
+            self.park(client, thread, t);
             return Step::Rpc(RpcRequest::Free { cookie: *cookie });
         }
         self.stats.lost_calls += 1;

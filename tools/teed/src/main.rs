@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use host_tee::{DevTee, HostTee, HostTeeConfig};
+use host_tee::{DevTee, HostTee};
 use optee_mediator::ratelimit::LogLimiter;
 use optee_mediator::{Backend, UserTee, UteeConfig, DEFAULT_REFUSAL_LOGS_PER_SECOND};
 use tee_remote::policy::ServicePolicy;
@@ -25,24 +25,11 @@ fn backend(args: &Args) -> Result<Box<dyn Backend + Send>, String> {
     // Opened once now, so that a missing or refused device is a start-up
     // error; each VM then gets a context of its own.
     let first = DevTee::open(&path).map_err(|e| e.to_string())?;
-    let config = HostTeeConfig {
-        revision: host_tee::revision::of_device(
-            std::path::Path::new(host_tee::revision::SYSFS_TEE_CLASS),
-            &path,
-        )
-        .unwrap_or(HostTeeConfig::default().revision),
-        ..HostTeeConfig::default()
-    };
-    let mut opened = Some(first);
-    let open = move || match opened.take() {
-        Some(d) => Ok(d),
-        None => DevTee::open(&path),
-    };
     // SAFETY: HostTee registers guest memory with the host driver only
     // where the memory the mediator gives it has a host mapping; the
     // service's memory (tee_remote::shadow::Shadow) has none, so nothing
     // is ever registered from it and the contract holds.
-    Ok(Box::new(unsafe { HostTee::new(config, open) }))
+    Ok(Box::new(unsafe { HostTee::on_device(first) }))
 }
 
 /// SIGTERM and SIGINT, blocked in this thread and every thread it starts

@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use host_tee::{DevTee, HostTee, HostTeeConfig};
+use host_tee::HostTee;
 
 use crate::tee::Ready;
 use kvm_bindings::{
@@ -597,33 +597,15 @@ fn create_gic(vm: &VmFd) -> Result<DeviceFd, Error> {
 /// With the host's TEE, the guest memory the mediator is given must stay
 /// mapped until the mediator is dropped or torn down ([`HostTee::new`]).
 unsafe fn tee_backend(tee: Ready) -> TeeBackend {
-    let dev = match tee {
-        Ready::User => return Box::new(UserTee::new(UteeConfig::default())),
-        Ready::Remote(r) => return r,
-        Ready::Host(dev) => dev,
-    };
-    let path = dev.path().to_path_buf();
-    // The guest is told the host OP-TEE's revision where the host's
-    // kernel shows it (Linux 6.19 and later), else 0.0.
-    let config = HostTeeConfig {
-        revision: host_tee::revision::of_device(
-            Path::new(host_tee::revision::SYSFS_TEE_CLASS),
-            &path,
-        )
-        .unwrap_or(HostTeeConfig::default().revision),
-        ..HostTeeConfig::default()
-    };
-    let mut opened = Some(dev);
-    // The mediator asks once, at vm_created: the device opened at
-    // start-up; opening it anew is only for a second VM, which this VMM
-    // never has.
-    let open = move || match opened.take() {
-        Some(d) => Ok(d),
-        None => DevTee::open(&path),
-    };
-    // SAFETY: the caller keeps the guest memory mapped until the mediator
-    // is gone, which is HostTee::new's contract.
-    Box::new(unsafe { HostTee::new(config, open) })
+    match tee {
+        Ready::User => Box::new(UserTee::new(UteeConfig::default())),
+        Ready::Remote(r) => r,
+        // SAFETY: the caller keeps the guest memory mapped until the
+        // mediator is gone, which is HostTee's contract. The device opened
+        // at start-up is the VM's context (a second VM, which this VMM
+        // never has, would open it anew).
+        Ready::Host(dev) => Box::new(unsafe { HostTee::on_device(dev) }),
+    }
 }
 
 /// Builds the VM from `args`, runs it until the guest stops, reports.
