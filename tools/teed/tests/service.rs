@@ -369,3 +369,50 @@ fn sigterm_stops_the_service_cleanly_and_frees_its_socket() {
     drop(g);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A free TCP port on the loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn tcp_peers_are_refused_unless_a_rule_names_them() {
+    let dir = temp_dir("tcp");
+    let sock = dir.join("teed.sock");
+    let config = RemoteConfig {
+        retry: Duration::ZERO,
+        ..RemoteConfig::default()
+    };
+    // No rule for TCP: refused, and told how to be accepted.
+    let port = free_port();
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    let teed = Teed::start(&sock, &["--listen", &tcp]);
+    teed.wait_for("TCP peers will be refused");
+    let addr = Address::Tcp(format!("127.0.0.1:{port}"));
+    let e = RemoteTee::connect(addr, config.clone()).unwrap_err();
+    assert!(matches!(e, RemoteError::Refused { .. }), "{e}");
+    assert!(e.to_string().contains("tcp = \"127.0.0.1\""), "{e}");
+    drop(teed);
+    // A rule for the loopback: a guest's calls go through TCP.
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, "[[peer]]\ntcp = \"127.0.0.1\"\n").unwrap();
+    let port = free_port();
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    let teed = Teed::start(
+        &sock,
+        &["--listen", &tcp, "--policy", policy.to_str().unwrap()],
+    );
+    let addr = Address::Tcp(format!("127.0.0.1:{port}"));
+    let tee = RemoteTee::connect(addr, config).unwrap();
+    let mut g = Guest::from_mediator(Mediator::new(ClientId(1), Policy::default(), tee).unwrap());
+    let hello = g.open(HELLO);
+    let out = g.invoke(hello, 0, vec![value(attr::VALUE_INOUT, 41)]);
+    assert_eq!((outcome(&out), out.params[0].a), ((0, 4), 42));
+    drop(g);
+    drop(teed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
