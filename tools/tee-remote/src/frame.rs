@@ -36,13 +36,6 @@ pub enum FrameError {
     Trailing(usize),
 }
 
-impl FrameError {
-    /// Whether this is a timeout of the read or write.
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, FrameError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
-    }
-}
-
 /// Decodes one message from exactly `bytes` (a frame's contents).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, FrameError> {
     let (msg, rest) = postcard::take_from_bytes(bytes)?;

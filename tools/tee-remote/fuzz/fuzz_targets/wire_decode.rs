@@ -72,7 +72,6 @@ where
             Ok(msg) => round_trip(&msg),
             Err(e) => {
                 let _ = e.to_string();
-                let _ = e.is_timeout();
                 if let FrameError::TooLarge { len, max } = e {
                     assert!(len > u64::from(max));
                 }

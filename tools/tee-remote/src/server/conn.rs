@@ -110,12 +110,10 @@ pub(super) fn check_hello(h: &Hello) -> Result<(), String> {
     Ok(())
 }
 
-/// A registered buffer.
-#[derive(Debug)]
-struct Registration {
-    buffer: Arc<GuestBuffer>,
-    base: u64,
-    pages: u64,
+/// Where a buffer [`Space::place`]d starts: its first page (0 for an
+/// empty buffer, which holds no span).
+fn base(buffer: &GuestBuffer) -> u64 {
+    buffer.pages().first().copied().unwrap_or(0)
 }
 
 /// A call in progress on a thread.
@@ -131,7 +129,7 @@ struct Running {
 struct Vm {
     id: ClientId,
     sessions: HashSet<u32>,
-    registered: HashMap<u64, Registration>,
+    registered: HashMap<u64, Arc<GuestBuffer>>,
     pages: u64,
     threads: HashMap<u32, Running>,
 }
@@ -396,7 +394,7 @@ impl Connection {
                     .registered
                     .get(&cookie)
                     .ok_or(Violation::UnknownCookie(cookie))?;
-                (r.buffer.clone(), r.base)
+                (r.clone(), base(r))
             }
         };
         let len = s.data.len() as u64;
@@ -571,10 +569,6 @@ impl Connection {
             .vms
             .get_mut(&client)
             .ok_or(Violation::UnknownVm(client))?;
-        self.service
-            .stats
-            .calls
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let step = self
             .service
             .backend()
@@ -727,21 +721,12 @@ fn after(vm: &mut Vm, thread: u32, running: Running, step: Step) -> Response {
                     vm.sessions.remove(&c.session);
                 }
                 Command::RegisterShm { cookie, buffer } if ok => {
-                    let pages = buffer.pages().len() as u64;
-                    let base = buffer.pages().first().copied().unwrap_or(0);
-                    vm.pages += pages;
-                    vm.registered.insert(
-                        *cookie,
-                        Registration {
-                            buffer: buffer.clone(),
-                            base,
-                            pages,
-                        },
-                    );
+                    vm.pages += buffer.pages().len() as u64;
+                    vm.registered.insert(*cookie, buffer.clone());
                 }
                 Command::UnregisterShm { cookie } if ok => {
                     if let Some(r) = vm.registered.remove(cookie) {
-                        vm.pages -= r.pages;
+                        vm.pages -= r.pages().len() as u64;
                     }
                 }
                 _ => {}

@@ -16,7 +16,6 @@ mod conn;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use optee_mediator::backend::{ClientId, OsRevision};
@@ -34,20 +33,6 @@ pub struct Service {
     thread_count: u32,
     revision: OsRevision,
     ids: Mutex<BTreeSet<u16>>,
-    stats: Stats,
-}
-
-/// What the service has done, for its log and its tests.
-#[derive(Debug, Default)]
-pub struct Stats {
-    /// Connections accepted (greeted and matched by the policy).
-    pub connections: AtomicU64,
-    /// Connections refused by the policy or the greeting.
-    pub refused: AtomicU64,
-    /// Connections dropped for breaking the protocol.
-    pub dropped: AtomicU64,
-    /// Standard calls started.
-    pub calls: AtomicU64,
 }
 
 impl std::fmt::Debug for Service {
@@ -70,7 +55,6 @@ impl Service {
             thread_count,
             revision,
             ids: Mutex::new(BTreeSet::new()),
-            stats: Stats::default(),
         })
     }
 
@@ -106,11 +90,6 @@ impl Service {
     pub fn thread_count(&self) -> u32 {
         self.thread_count
     }
-
-    /// The counters.
-    pub fn stats(&self) -> &Stats {
-        &self.stats
-    }
 }
 
 /// How a connection ended.
@@ -145,18 +124,11 @@ pub fn serve<S: Read + Write>(
 ) -> Ended {
     let hello = match frame::receive::<_, Request>(stream) {
         Ok(Request::Hello(h)) => h,
-        Ok(_) => {
-            service.stats.refused.fetch_add(1, Ordering::Relaxed);
-            return Ended::Violation(Violation::NoHello);
-        }
+        Ok(_) => return Ended::Violation(Violation::NoHello),
         Err(FrameError::Closed) => return Ended::Closed,
-        Err(e) => {
-            service.stats.refused.fetch_add(1, Ordering::Relaxed);
-            return e.into();
-        }
+        Err(e) => return e.into(),
     };
     let refuse = |reason: String, stream: &mut S| {
-        service.stats.refused.fetch_add(1, Ordering::Relaxed);
         let _ = frame::send(
             stream,
             &Response::Refused {
@@ -172,7 +144,6 @@ pub fn serve<S: Read + Write>(
         return refuse(refusal.to_owned(), stream);
     };
     greeted(stream);
-    service.stats.connections.fetch_add(1, Ordering::Relaxed);
     log::info!("{peer} ({:?}) connected", hello.name);
     let mut conn = Connection::new(service.clone(), policy.clone(), peer.to_string());
     let welcome = Response::Hello {
@@ -201,9 +172,6 @@ pub fn serve<S: Read + Write>(
             break e.into();
         }
     };
-    if !matches!(ended, Ended::Closed) {
-        service.stats.dropped.fetch_add(1, Ordering::Relaxed);
-    }
     // `conn` tears its VMs down when dropped.
     drop(conn);
     ended
