@@ -15,11 +15,17 @@ KERNELS=(
 	"6.12 linux-source-6.12"
 	"7.3 linux-source-7.3"
 )
+# The kernel series, applied by scripts/kernel-build in this order where
+# patches/NAME-VERSION/ exists: KVM's (linux-) and the TEE driver's (tee-).
+SERIES=(linux tee)
 # Suites added to a private apt configuration (never to the machine's).
 EXTRA_SUITES=(trixie-backports)
 
 # Upstream C KVM selftests built for and run by the bench.
 C_SELFTESTS=(smccc_filter hypercalls psci_test)
+# The TEE selftests (tools/testing/selftests/tee) the TEE series adds, built
+# and run where the tree has them.
+TEE_SELFTESTS=(tee_vm)
 
 # Developers' kernel trees (topic branches the series is exported from) and
 # the series checker's scratch trees.

@@ -7,7 +7,8 @@
 # (real OP-TEE's recorded fast-call answers, tools/optee-mediator/tests/data),
 # subset (space-separated xtest ids of a subset run), excluded (file of
 # "id reason" lines: cases left out of every run on purpose), counts (file
-# to append "pass fail skip" to).
+# to append "pass fail skip" to), virt (1 when the boot has the
+# NS-virtualization OP-TEE), parts (how many partition runs to expect).
 
 function trim(s) { sub(/^[ \t]+/, "", s); sub(/[ \t]+$/, "", s); return s }
 function after(s, marker) { return trim(substr(s, index(s, marker) + length(marker))) }
@@ -18,7 +19,11 @@ function result(st, name, detail) {
 	else nf++
 }
 
-/@@OPTEE plan / { plan = after($0, "@@OPTEE plan "); seen = 1; next }
+/@@OPTEE plan / { plan = after($0, "@@OPTEE plan "); sub(/ .*/, "", plan); seen = 1; next }
+# The partition runs (NS-virtualization): who, steps, exit status.
+/@@PARTBEGIN / { npart++; split(after($0, "@@PARTBEGIN "), f, " "); pwho[npart] = f[1]; psteps[npart] = f[2]; next }
+/@@PARTEND / { p = after($0, "@@PARTEND "); sub(/.* rc=/, "", p); prc[npart] = p; next }
+/ok partition: |FAIL partition: / { l = $0; sub(/^.*(ok|FAIL) partition: /, "", l); if ($0 ~ /FAIL partition: /) pwhy[npart] = pwhy[npart] "; " l; next }
 /@@OPTEE dmesg / {
 	l = after($0, "@@OPTEE dmesg ")
 	if (l ~ /optee: revision /) revision = after(l, "optee: revision ")
@@ -90,6 +95,23 @@ END {
 			(!initialized ? "no 'optee: initialized driver'" : "/dev/tee0 or /dev/teepriv0 missing")) \
 			(drverr != "" ? "; " drverr : ""))
 
+	if (virt) {
+		# The secure world says it is the NS-virtualization build, and
+		# the partition runs (host, guest A, host, guest B) passed.
+		cmd = "grep -c 'NS-virtualization enabled' '" secure "' 2>/dev/null"
+		nv = 0; cmd | getline nv; close(cmd)
+		result(nv > 0 && initialized ? "PASS" : "FAIL", "optee_ns_virtualization_host_probed", \
+			(nv > 0 ? (initialized ? ": the host's driver runs as a VM of its own" : ": the driver did not initialize") : \
+			": the secure log does not say 'NS-virtualization enabled'"))
+		why = ""; where_ = ""
+		if (npart != parts) why = npart " of " parts " partition runs ran"
+		for (i = 1; i <= npart && why == ""; i++)
+			if (prc[i] != "0") why = pwho[i] " " psteps[i] ": exit " prc[i] pwhy[i]
+		result(why == "" ? "PASS" : "FAIL", "optee_partitions_isolated", \
+			(why == "" ? ": host and guests see neither the others' object nor their TA instance (" npart " runs)" : ": " why))
+		result("SKIP", "optee_fast_calls_as_recorded", \
+			": the recorded answers are the plain OP-TEE's (the probe's calls, a7 = 0, are the hypervisor's here)")
+	} else {
 	# The probe's fast-call answers against the recorded ones.
 	nfix = 0
 	while ((getline l < fixture) > 0)
@@ -105,6 +127,7 @@ END {
 	fixname = fixture; sub(/.*\/tools\//, "tools/", fixname)
 	result(why == "" ? "PASS" : "FAIL", "optee_fast_calls_as_recorded", \
 		(why == "" ? " (" nprobe " answers, the same as " fixname ")" : ": " why))
+	}
 
 	if (plan == "off") {
 		printf "  note: xtest not run (VMTEST_XTEST=off)\n"
