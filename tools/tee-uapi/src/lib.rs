@@ -69,6 +69,14 @@ pub mod ioc {
     pub const CANCEL: u64 = ioc(READ, 4, size_of::<tee_ioctl_cancel_arg>());
     /// TEE_IOC_CLOSE_SESSION.
     pub const CLOSE_SESSION: u64 = ioc(READ, 5, size_of::<tee_ioctl_close_session_arg>());
+    /// TEE_IOC_SUPPL_RECV: a supplicant waits for the TEE's next request
+    /// (`tee_iocl_supp_recv_arg` and its parameters, through a
+    /// `tee_ioctl_buf_data`).
+    pub const SUPPL_RECV: u64 = ioc(READ, 6, size_of::<tee_ioctl_buf_data>());
+    /// TEE_IOC_SUPPL_SEND: a supplicant answers the request it received
+    /// (`tee_iocl_supp_send_arg` and its parameters, through a
+    /// `tee_ioctl_buf_data`).
+    pub const SUPPL_SEND: u64 = ioc(READ, 7, size_of::<tee_ioctl_buf_data>());
     /// TEE_IOC_SHM_REGISTER.
     pub const SHM_REGISTER: u64 = ioc(READ | WRITE, 9, size_of::<tee_ioctl_shm_register_data>());
 
@@ -79,6 +87,8 @@ pub mod ioc {
     const _: () = assert!(INVOKE == 0x8010_a403);
     const _: () = assert!(CANCEL == 0x8008_a404);
     const _: () = assert!(CLOSE_SESSION == 0x8004_a405);
+    const _: () = assert!(SUPPL_RECV == 0x8010_a406);
+    const _: () = assert!(SUPPL_SEND == 0x8010_a407);
     const _: () = assert!(SHM_REGISTER == 0xc018_a409);
 }
 
@@ -141,6 +151,9 @@ const _: () = assert!(size_of::<tee_ioctl_open_session_arg>() == 56);
 const _: () = assert!(size_of::<tee_ioctl_invoke_arg>() == 24);
 const _: () = assert!(size_of::<tee_ioctl_param>() == 32);
 const _: () = assert!(size_of::<tee_ioctl_cancel_arg>() == 8);
+// The supplicant's headers (their flexible parameter arrays take no room).
+const _: () = assert!(size_of::<sys::tee_iocl_supp_recv_arg>() == 8);
+const _: () = assert!(size_of::<sys::tee_iocl_supp_send_arg>() == 8);
 const _: () = assert!(offset_of!(ArgBuf<tee_ioctl_open_session_arg>, params) == 56);
 const _: () = assert!(offset_of!(ArgBuf<tee_ioctl_invoke_arg>, params) == 24);
 const _: () = assert!(sys::TEE_IMPL_ID_OPTEE == 1);
@@ -157,6 +170,8 @@ mod tests {
         assert_eq!(ioc::INVOKE, 0x8010_a403);
         assert_eq!(ioc::CANCEL, 0x8008_a404);
         assert_eq!(ioc::CLOSE_SESSION, 0x8004_a405);
+        assert_eq!(ioc::SUPPL_RECV, 0x8010_a406);
+        assert_eq!(ioc::SUPPL_SEND, 0x8010_a407);
         assert_eq!(ioc::SHM_REGISTER, 0xc018_a409);
     }
 
