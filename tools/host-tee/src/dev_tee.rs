@@ -8,14 +8,16 @@ use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 
 use tee_uapi::sys::{
-    tee_ioctl_cancel_arg, tee_ioctl_close_session_arg, tee_ioctl_invoke_arg,
-    tee_ioctl_open_session_arg, tee_ioctl_shm_alloc_data, tee_ioctl_shm_register_data,
-    tee_ioctl_version_data, TEE_IMPL_ID_OPTEE,
+    tee_iocl_supp_recv_arg, tee_iocl_supp_send_arg, tee_ioctl_buf_data, tee_ioctl_cancel_arg,
+    tee_ioctl_close_session_arg, tee_ioctl_invoke_arg, tee_ioctl_open_session_arg,
+    tee_ioctl_shm_alloc_data, tee_ioctl_shm_register_data, tee_ioctl_version_data,
+    TEE_IMPL_ID_OPTEE,
 };
 use tee_uapi::{ioc, ArgBuf, ShmMapping};
 
 use crate::device::{AllocatedShm, CallResult, Shm, TeeDevice, TeeParam};
 use crate::error::HostTeeError;
+use crate::supplicant::{SupplicantChannel, RECV_PARAMS};
 
 /// An open TEE device: one TEE context of the host's driver.
 #[derive(Debug)]
@@ -210,6 +212,83 @@ impl TeeDevice for DevTee {
     }
 }
 
+/// A supplicant's argument (`tee_iocl_supp_recv_arg` or
+/// `tee_iocl_supp_send_arg`, whose parameter arrays take no room)
+/// followed by its parameters: the buffer of SUPPL_RECV and SUPPL_SEND.
+#[repr(C)]
+struct SuppBuf<A> {
+    arg: A,
+    params: [TeeParam; RECV_PARAMS],
+}
+
+// The parameters follow the 8-byte header without padding, as the kernel
+// reads them (`uarg->params`).
+const _: () = assert!(std::mem::offset_of!(SuppBuf<tee_iocl_supp_recv_arg>, params) == 8);
+const _: () = assert!(std::mem::offset_of!(SuppBuf<tee_iocl_supp_send_arg>, params) == 8);
+
+impl<A> SuppBuf<A> {
+    /// The descriptor of the header and its first `n` parameters, pointing
+    /// at `self`: valid while `self` stays where it is.
+    fn data(&mut self, n: usize) -> tee_ioctl_buf_data {
+        tee_ioctl_buf_data {
+            buf_ptr: self as *mut Self as u64,
+            buf_len: (std::mem::size_of::<A>() + n * std::mem::size_of::<TeeParam>()) as u64,
+        }
+    }
+}
+
+impl SupplicantChannel for DevTee {
+    type Allocated = DevAllocated;
+
+    fn supp_recv(
+        &self,
+        params: &mut [TeeParam; RECV_PARAMS],
+    ) -> Result<(u32, usize), HostTeeError> {
+        let mut buf = SuppBuf {
+            arg: tee_iocl_supp_recv_arg {
+                num_params: RECV_PARAMS as u32,
+                ..Default::default()
+            },
+            params: *params,
+        };
+        let mut data = buf.data(RECV_PARAMS);
+        // SAFETY: `data` describes `buf`, a receive argument followed by
+        // RECV_PARAMS parameters (the length the kernel checks against
+        // num_params), alive and exclusively borrowed for the call.
+        unsafe { self.ioctl("SUPPL_RECV", ioc::SUPPL_RECV, &mut data) }?;
+        *params = buf.params;
+        Ok((buf.arg.func, (buf.arg.num_params as usize).min(RECV_PARAMS)))
+    }
+
+    fn supp_send(&self, ret: u32, params: &[TeeParam]) -> Result<(), HostTeeError> {
+        let mut buf = SuppBuf {
+            arg: tee_iocl_supp_send_arg {
+                ret,
+                num_params: params.len() as u32,
+                ..Default::default()
+            },
+            params: [TeeParam::default(); RECV_PARAMS],
+        };
+        // An answer has the parameters of a request, which fit the same room.
+        buf.params
+            .get_mut(..params.len())
+            .ok_or(HostTeeError::Ioctl {
+                ioctl: "SUPPL_SEND",
+                errno: libc::EINVAL,
+            })?
+            .copy_from_slice(params);
+        let mut data = buf.data(params.len());
+        // SAFETY: `data` describes `buf`, a send argument followed by
+        // `num_params` parameters, alive for the call; the kernel only
+        // reads it.
+        unsafe { self.ioctl("SUPPL_SEND", ioc::SUPPL_SEND, &mut data) }.map(|_| ())
+    }
+
+    fn supp_alloc(&self, size: usize) -> Result<DevAllocated, HostTeeError> {
+        TeeDevice::shm_alloc(self, size)
+    }
+}
+
 impl Shm for DevRegistered {
     fn id(&self) -> i32 {
         self.id
@@ -263,6 +342,22 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("/nonexistent/tee0: no such TEE device"));
+    }
+
+    #[test]
+    fn supplicant_buffers_have_the_length_the_kernel_checks() {
+        // sizeof(*uarg) + TEE_IOCTL_PARAM_SIZE(num_params) (tee_core.c).
+        let mut r = SuppBuf {
+            arg: tee_iocl_supp_recv_arg::default(),
+            params: [TeeParam::default(); RECV_PARAMS],
+        };
+        assert_eq!(r.data(RECV_PARAMS).buf_len, 8 + 32 * RECV_PARAMS as u64);
+        assert_eq!(r.data(RECV_PARAMS).buf_ptr, &r as *const _ as u64);
+        let mut s = SuppBuf {
+            arg: tee_iocl_supp_send_arg::default(),
+            params: [TeeParam::default(); RECV_PARAMS],
+        };
+        assert_eq!(s.data(3).buf_len, 8 + 3 * 32);
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //!   result is in (the VMM may hold it a little on the backend's
 //!   [`optee_mediator::Progress`] first). Guest buffers contiguous in the VMM are registered with
 //!   the host driver (zero-copy); others go through bounce buffers.
+//! - [`supplicant`]: for a VM whose context is an OP-TEE VM partition of
+//!   its own, the partition's supplicant requests (TA loading, secure
+//!   storage, supplicant shared memory) served by the VMM
+//!   ([`SupplicantThread`]).
 //!
 //! See the README for what is isolated between VMs and what is not.
 
@@ -23,6 +27,7 @@ pub mod host;
 mod memory;
 mod params;
 pub mod revision;
+pub mod supplicant;
 mod worker;
 
 pub use dev_tee::DevTee;
@@ -30,6 +35,7 @@ pub use device::{AllocatedShm, CallResult, Shm, TeeDevice, TeeParam};
 pub use error::HostTeeError;
 pub use fake::FakeTee;
 pub use host::{HostTee, HostTeeConfig};
+pub use supplicant::{SupplicantChannel, SupplicantConfig, SupplicantError, SupplicantThread};
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! [`SupplicantThread`]: a supplicant served on a thread of its own until
+//! stopped.
+//!
+//! The thread spends its life in TEE_IOC_SUPPL_RECV, where the kernel
+//! waits interruptibly (optee_supp_recv: wait_for_completion_interruptible).
+//! To stop it, the stop flag is set and [`stop_signal`] is sent to the
+//! thread, whose handler is installed without SA_RESTART: the ioctl fails
+//! with EINTR, and the loop sees the flag. The signal is sent again until
+//! the thread has ended, so a signal that lands between the flag's check
+//! and the ioctl is not lost for good. An EINTR without the flag (any
+//! other signal) just receives again.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+use std::{io, ptr};
+
+use std::os::unix::thread::JoinHandleExt;
+
+use super::{Supplicant, SupplicantChannel, SupplicantConfig, SupplicantError};
+use crate::error::HostTeeError;
+
+/// The signal that interrupts a supplicant thread's TEE_IOC_SUPPL_RECV:
+/// SIGRTMIN + 1 (the VMM's vCPU kick is SIGRTMIN). Its handler, installed
+/// process-wide by the first [`SupplicantThread::spawn`], does nothing:
+/// a VMM must not use this signal for anything else.
+pub fn stop_signal() -> libc::c_int {
+    libc::SIGRTMIN() + 1
+}
+
+/// The stop signal's handler: nothing to do, the signal only interrupts
+/// the ioctl.
+extern "C" fn on_stop_signal(_sig: libc::c_int) {}
+
+/// Installs the stop signal's handler (once per process), without
+/// SA_RESTART so that TEE_IOC_SUPPL_RECV returns EINTR.
+fn install_handler() -> Result<(), SupplicantError> {
+    static INSTALLED: OnceLock<Result<(), i32>> = OnceLock::new();
+    let r = INSTALLED.get_or_init(|| {
+        let errno = || {
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL)
+        };
+        // SAFETY: sigaction is a plain C struct for which all zeroes is
+        // valid (no handler, no flags, an empty mask).
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        sa.sa_flags = 0;
+        // SAFETY: `sa.sa_mask` is a valid, writable sigset_t.
+        if unsafe { libc::sigemptyset(&mut sa.sa_mask) } != 0 {
+            return Err(errno());
+        }
+        // SAFETY: `sa` is fully initialised and its handler is
+        // async-signal-safe (it does nothing); the old action is not
+        // asked for.
+        if unsafe { libc::sigaction(stop_signal(), &sa, ptr::null_mut()) } != 0 {
+            return Err(errno());
+        }
+        Ok(())
+    });
+    r.map_err(|e| SupplicantError::Signal(io::Error::from_raw_os_error(e)))
+}
+
+/// Unblocks the stop signal in the calling thread (threads inherit their
+/// creator's mask, which someone may have changed).
+fn unblock_stop_signal() {
+    // SAFETY: all zeroes is a valid sigset_t, initialised by sigemptyset
+    // before use.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t; pthread_sigmask only changes this
+    // thread's mask, and the old mask is not asked for.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, stop_signal());
+        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, ptr::null_mut());
+    }
+}
+
+/// A supplicant serving its channel on a thread named `tee-supplicant`.
+/// Stopped by [`SupplicantThread::stop`] or when dropped; the
+/// supplicant's files, directories and shared memory are released then.
+///
+/// Stop it at the VM's teardown, once nothing of the VM is in the TEE:
+/// a request the TEE makes after the stop waits until the context is
+/// closed (the kernel then fails it).
+#[derive(Debug)]
+pub struct SupplicantThread {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Result<(), SupplicantError>>>,
+}
+
+impl SupplicantThread {
+    /// Creates the storage directory if needed and starts serving
+    /// `channel`, a VM's context (such as an `Arc<DevTee>` shared with
+    /// the backend).
+    pub fn spawn<C: SupplicantChannel>(
+        channel: C,
+        config: SupplicantConfig,
+    ) -> Result<SupplicantThread, SupplicantError> {
+        let supplicant = Supplicant::new(channel, config)?;
+        install_handler()?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = thread::Builder::new()
+            .name("tee-supplicant".into())
+            .spawn(move || serve(supplicant, &flag))
+            .map_err(SupplicantError::Spawn)?;
+        Ok(SupplicantThread {
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// Whether the thread has ended (stopped, or on an error).
+    pub fn is_finished(&self) -> bool {
+        self.handle.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// Stops the thread and waits for it: `Ok` if it was serving until
+    /// now, the error that ended it otherwise.
+    pub fn stop(mut self) -> Result<(), SupplicantError> {
+        self.stop_and_join()
+    }
+
+    /// Sends the stop signal without asking the thread to stop (tests:
+    /// an interrupted receive is received again).
+    #[cfg(test)]
+    pub(super) fn interrupt(&self) {
+        if let Some(h) = &self.handle {
+            // SAFETY: as in stop_and_join: the thread is not joined yet.
+            unsafe { libc::pthread_kill(h.as_pthread_t(), stop_signal()) };
+        }
+    }
+
+    fn stop_and_join(&mut self) -> Result<(), SupplicantError> {
+        let Some(handle) = self.handle.take() else {
+            return Ok(());
+        };
+        self.stop.store(true, Ordering::SeqCst);
+        let thread = handle.as_pthread_t();
+        let mut pause = Duration::from_micros(50);
+        while !handle.is_finished() {
+            // SAFETY: `thread` is the supplicant thread, which is not
+            // joined yet, so its id is still valid (even if it has just
+            // ended); the signal's handler is installed (spawn did it).
+            unsafe { libc::pthread_kill(thread, stop_signal()) };
+            thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+        handle.join().unwrap_or(Err(SupplicantError::Panicked))
+    }
+}
+
+impl Drop for SupplicantThread {
+    fn drop(&mut self) {
+        // A receive error was logged by the thread when it ended.
+        if let Err(e @ SupplicantError::Panicked) = self.stop_and_join() {
+            log::error!("{e}");
+        }
+    }
+}
+
+/// The thread: receive, serve, answer, until `stop` is set or the receive
+/// fails.
+fn serve<C: SupplicantChannel>(
+    mut supplicant: Supplicant<C>,
+    stop: &AtomicBool,
+) -> Result<(), SupplicantError> {
+    unblock_stop_signal();
+    while !stop.load(Ordering::SeqCst) {
+        let req = match supplicant.receive() {
+            Ok(req) => req,
+            Err(HostTeeError::Ioctl {
+                errno: libc::EINTR, ..
+            }) => continue,
+            Err(e) => {
+                log::error!("supplicant: {e}: no more requests of this VM are served");
+                return Err(SupplicantError::Recv(e));
+            }
+        };
+        if let Err(e) = supplicant.answer(req) {
+            // The request is lost (the kernel aborted it, or refused the
+            // answer); the next ones may still be served.
+            log::warn!("supplicant: answering a request: {e}");
+        }
+    }
+    Ok(())
+}
