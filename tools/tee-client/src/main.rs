@@ -4,13 +4,24 @@
 //! upstream OP-TEE driver, KVM forwarding, the VMM's mediator and
 //! userspace TEE behind it) and reports KTAP with kselftest exit codes.
 //!
-//! Usage: tosfwd-tee-client [--xtest-tas [--bench N] | --service-fault]
+//! Usage: tosfwd-tee-client [--xtest-tas [--bench N] | --service-fault |
+//! --partition-mark NAME | --partition-expect NAME|none | --partition-clear]
 //! [DEVICE] (default /dev/tee0). Without options, the cases against the
 //! VMM's userspace TEE and its built-in TAs; with `--xtest-tas`, the cases
 //! against a real OP-TEE with Debian's xtest TAs ([`xtest_tas`]), then with
 //! `--bench N` the benchmark, N calls of each kind; with `--service-fault`,
 //! the guest's side of the bench's fault run, where the VMM's TEE service
 //! is killed and restarted during the cases ([`service_fault`]).
+//!
+//! The partition modes ([`partition`]) are for a real OP-TEE with
+//! NS-virtualization: `--partition-mark NAME` leaves NAME in the caller's
+//! partition (a persistent object of xtest's storage2 TA, a slot of its
+//! keep-alive sims_keepalive TA), `--partition-expect NAME` checks that
+//! both hold NAME, `--partition-expect none` that neither holds anything
+//! (no object, an empty slot: a fresh instance), `--partition-clear` removes
+//! the object and ends the sims_keepalive instance. They print one line per
+//! check (`ok partition: ...` or `FAIL partition: ...`), not KTAP, and exit
+//! with 1 when a check failed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +57,7 @@ macro_rules! ensure {
     };
 }
 
+mod partition;
 mod service_fault;
 mod xtest_tas;
 
@@ -397,9 +409,40 @@ struct Options {
     xtest_tas: bool,
     bench: Option<u32>,
     service_fault: bool,
+    partition: Option<partition::Mode>,
 }
 
-const USAGE: &str = "usage: tosfwd-tee-client [--xtest-tas [--bench N] | --service-fault] [DEVICE]";
+const USAGE: &str = "usage: tosfwd-tee-client [--xtest-tas [--bench N] | --service-fault |
+       --partition-mark NAME | --partition-expect NAME|none | --partition-clear] [DEVICE]";
+
+/// Sets the partition mode, unless one is set already.
+fn set_partition(o: &mut Options, m: partition::Mode) -> Result<(), String> {
+    match &o.partition {
+        Some(p) if p.flag() == m.flag() => Err(format!("{} given twice", m.flag())),
+        Some(p) => Err(format!("{} and {} are different modes", p.flag(), m.flag())),
+        None => {
+            o.partition = Some(m);
+            Ok(())
+        }
+    }
+}
+
+/// The NAME after `flag` (`--partition-mark` or `--partition-expect`).
+fn partition_name(
+    flag: &str,
+    args: &mut impl Iterator<Item = std::ffi::OsString>,
+) -> Result<String, String> {
+    let what = if flag == "--partition-expect" {
+        "a NAME or none"
+    } else {
+        "a NAME"
+    };
+    let n = args.next().ok_or_else(|| format!("{flag} needs {what}"))?;
+    n.to_str()
+        .filter(|n| partition::valid_name(n))
+        .map(str::to_owned)
+        .ok_or_else(|| format!("{flag} {}: {}", n.to_string_lossy(), partition::NAME_RULE))
+}
 
 fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, String> {
     let mut o = Options {
@@ -407,6 +450,7 @@ fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, 
         xtest_tas: false,
         bench: None,
         service_fault: false,
+        partition: None,
     };
     let mut dev = None;
     while let Some(a) = args.next() {
@@ -424,6 +468,24 @@ fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, 
                     })?;
                 o.bench = Some(n);
             }
+            Some(flag @ "--partition-mark") => {
+                let n = partition_name(flag, &mut args)?;
+                if n == "none" {
+                    return Err(
+                        "--partition-mark none: none is what --partition-expect checks for (no mark)"
+                            .to_owned(),
+                    );
+                }
+                set_partition(&mut o, partition::Mode::Mark(n))?;
+            }
+            Some(flag @ "--partition-expect") => {
+                let n = partition_name(flag, &mut args)?;
+                set_partition(
+                    &mut o,
+                    partition::Mode::Expect(Some(n).filter(|n| n != "none")),
+                )?;
+            }
+            Some("--partition-clear") => set_partition(&mut o, partition::Mode::Clear)?,
             Some(s) if s.starts_with('-') => return Err(format!("unknown option {s}")),
             _ if dev.is_none() => dev = Some(PathBuf::from(a)),
             _ => return Err(format!("a second device {}", a.to_string_lossy())),
@@ -434,6 +496,16 @@ fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, 
     }
     if o.service_fault && o.xtest_tas {
         return Err("--service-fault and --xtest-tas are different modes".to_owned());
+    }
+    if let Some(p) = &o.partition {
+        for (on, other) in [
+            (o.xtest_tas, "--xtest-tas"),
+            (o.service_fault, "--service-fault"),
+        ] {
+            if on {
+                return Err(format!("{} and {other} are different modes", p.flag()));
+            }
+        }
     }
     if let Some(d) = dev {
         o.dev = d;
@@ -449,6 +521,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(mode) = &o.partition {
+        return partition::main(&o.dev, mode);
+    }
     let cases: &[Case] = if o.xtest_tas {
         &xtest_tas::CASES
     } else {
@@ -556,5 +631,87 @@ mod tests {
         );
         assert_eq!(p(&["-x"]).unwrap_err(), "unknown option -x");
         assert_eq!(p(&["a", "b"]).unwrap_err(), "a second device b");
+    }
+
+    #[test]
+    fn partition_modes_parse() {
+        use partition::Mode;
+        let o = p(&["--partition-mark", "host"]).unwrap();
+        assert_eq!(
+            (o.dev, o.partition),
+            ("/dev/tee0".into(), Some(Mode::Mark("host".into())))
+        );
+        let o = p(&["--partition-expect", "guest-a", "/dev/tee1"]).unwrap();
+        assert_eq!(
+            (o.dev, o.partition),
+            (
+                "/dev/tee1".into(),
+                Some(Mode::Expect(Some("guest-a".into())))
+            )
+        );
+        let o = p(&["/dev/tee2", "--partition-expect", "none"]).unwrap();
+        assert_eq!(
+            (o.dev, o.partition),
+            ("/dev/tee2".into(), Some(Mode::Expect(None)))
+        );
+        let o = p(&["--partition-clear"]).unwrap();
+        assert_eq!(
+            (o.xtest_tas, o.service_fault, o.bench, o.partition),
+            (false, false, None, Some(Mode::Clear))
+        );
+        assert_eq!(p(&[]).unwrap().partition, None);
+    }
+
+    #[test]
+    fn bad_partition_command_lines_say_what_is_wrong() {
+        assert_eq!(
+            p(&["--partition-mark"]).unwrap_err(),
+            "--partition-mark needs a NAME"
+        );
+        assert_eq!(
+            p(&["--partition-expect"]).unwrap_err(),
+            "--partition-expect needs a NAME or none"
+        );
+        let rule = "a NAME is 1 to 64 letters, digits, '.', '_' or '-', not starting with '-'";
+        assert_eq!(
+            p(&["--partition-mark", "a b"]).unwrap_err(),
+            format!("--partition-mark a b: {rule}")
+        );
+        assert_eq!(
+            p(&["--partition-expect", "--xtest-tas"]).unwrap_err(),
+            format!("--partition-expect --xtest-tas: {rule}")
+        );
+        assert_eq!(
+            p(&["--partition-mark", &"x".repeat(65)]).unwrap_err(),
+            format!("--partition-mark {}: {rule}", "x".repeat(65))
+        );
+        assert_eq!(
+            p(&["--partition-mark", "none"]).unwrap_err(),
+            "--partition-mark none: none is what --partition-expect checks for (no mark)"
+        );
+        assert_eq!(
+            p(&["--partition-mark", "a", "--partition-expect", "a"]).unwrap_err(),
+            "--partition-mark and --partition-expect are different modes"
+        );
+        assert_eq!(
+            p(&["--partition-clear", "--partition-clear"]).unwrap_err(),
+            "--partition-clear given twice"
+        );
+        assert_eq!(
+            p(&["--partition-expect", "none", "--xtest-tas"]).unwrap_err(),
+            "--partition-expect and --xtest-tas are different modes"
+        );
+        assert_eq!(
+            p(&["--service-fault", "--partition-clear"]).unwrap_err(),
+            "--partition-clear and --service-fault are different modes"
+        );
+        assert_eq!(
+            p(&["--partition-mark", "host", "--bench", "5"]).unwrap_err(),
+            "--bench needs --xtest-tas"
+        );
+        assert_eq!(
+            p(&["--partition-mark", "host", "a", "b"]).unwrap_err(),
+            "a second device b"
+        );
     }
 }
