@@ -72,6 +72,40 @@ impl DevTee {
         &self.path
     }
 
+    /// Whether the device serves contexts as VMs of their own
+    /// (TEE_GEN_CAP_VM: an OP-TEE built with NS-virtualization, under a
+    /// kernel with patches/tee-VERSION).
+    pub fn serves_vms(&self) -> Result<bool, HostTeeError> {
+        Ok(self.version()?.gen_caps & tee_uapi::vm::TEE_GEN_CAP_VM != 0)
+    }
+
+    /// TEE_IOC_VM_CREATE: from now on this context (and every
+    /// [`DevTee::try_clone`] of it) is served as a new VM's, in an OP-TEE
+    /// partition of its own, until the context is released (its last fd
+    /// and shared memory closed). Returns the VM's id in the TEE. The
+    /// context must be new (no session, no shared memory): EBUSY
+    /// otherwise; ENOSPC when the TEE holds no more VMs; EOPNOTSUPP on
+    /// TEEs that serve none.
+    pub fn vm_create(&self) -> Result<u32, HostTeeError> {
+        let mut d = tee_uapi::vm::tee_ioctl_vm_data::default();
+        // SAFETY: VM_CREATE reads and writes one tee_ioctl_vm_data,
+        // alive for the call.
+        unsafe { self.ioctl("VM_CREATE", ioc::VM_CREATE, &mut d) }?;
+        Ok(d.vm_id)
+    }
+
+    /// Another fd of the same open file: the same TEE context (dup(2)).
+    pub fn try_clone(&self) -> Result<DevTee, HostTeeError> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| HostTeeError::open(&self.path, e))?;
+        Ok(DevTee {
+            fd,
+            path: self.path.clone(),
+        })
+    }
+
     /// The ioctl `request` named `name`, returning its non-negative result.
     ///
     /// # Safety

@@ -129,9 +129,22 @@ pub struct Args {
     pub tee_device: Option<PathBuf>,
     /// With --tee host: accept sharing the TEE with other VMs started with
     /// --tee-shared (they share TA instances and secure storage). Without
-    /// it, a VM is refused while another VM uses the same TEE device.
+    /// it, a VM is refused while another VM uses the same TEE device;
+    /// unless the TEE serves VMs apart (an OP-TEE built with
+    /// NS-virtualization, TEE_GEN_CAP_VM): then the VM gets a partition of
+    /// its own, and --tee-shared keeps it in the host's instead.
     #[arg(long)]
     pub tee_shared: bool,
+    /// With --tee host and a partition of the VM's own: the directory of
+    /// the VM's secure storage (OP-TEE's REE file system, served by this
+    /// VMM; created if missing). Default: a temporary directory, removed
+    /// when the VMM exits.
+    #[arg(long, value_name = "DIR")]
+    pub tee_storage: Option<PathBuf>,
+    /// With --tee host and a partition of the VM's own: where the TAs the
+    /// VM opens are loaded from [default: /lib/optee_armtz].
+    #[arg(long, value_name = "DIR")]
+    pub tee_ta_dir: Option<PathBuf>,
     /// With --tee host: how long a vCPU whose call is still in the host's
     /// TEE waits in the VMM for the result before the guest may take its
     /// interrupts (OP-TEE's RPC_FOREIGN_INTR), in microseconds. Longer
@@ -174,6 +187,19 @@ impl Args {
             if self.tee_wait_us.is_some() {
                 return Err("--tee-wait-us applies to --tee host only".to_owned());
             }
+            if self.tee_storage.is_some() {
+                return Err("--tee-storage applies to --tee host only".to_owned());
+            }
+            if self.tee_ta_dir.is_some() {
+                return Err("--tee-ta-dir applies to --tee host only".to_owned());
+            }
+        }
+        if self.tee_shared && (self.tee_storage.is_some() || self.tee_ta_dir.is_some()) {
+            return Err(
+                "--tee-storage and --tee-ta-dir are for a partition of the VM's own, not with \
+                 --tee-shared (the host's tee-supplicant serves the host's partition)"
+                    .to_owned(),
+            );
         }
         let len = self.kernel_cmdline().len();
         if len > MAX_CMDLINE {
@@ -339,6 +365,58 @@ mod tests {
         assert_eq!(a.allowed_tas(), Some(vec![HELLO_UUID]));
         assert!(parse(&["-k", "I", "--tee", "host", "--tee-device"]).is_err());
         assert!(parse(&["-k", "I", "--tee", "xen"]).is_err());
+    }
+
+    #[test]
+    fn a_partitions_storage_and_ta_dir_are_host_options_without_sharing() {
+        let a = parse(&[
+            "-k",
+            "I",
+            "--tee",
+            "host",
+            "--tee-storage",
+            "/var/lib/vm1/tee",
+            "--tee-ta-dir",
+            "/srv/tas",
+        ])
+        .unwrap();
+        assert_eq!(a.check(), Ok(()));
+        assert_eq!(
+            a.tee_storage.as_deref(),
+            Some(std::path::Path::new("/var/lib/vm1/tee"))
+        );
+        assert_eq!(
+            a.tee_ta_dir.as_deref(),
+            Some(std::path::Path::new("/srv/tas"))
+        );
+        for (v, e) in [
+            (
+                &["-k", "I", "--tee-storage", "/s"][..],
+                "--tee-storage applies to --tee host only",
+            ),
+            (
+                &["-k", "I", "--tee-ta-dir", "/t"][..],
+                "--tee-ta-dir applies to --tee host only",
+            ),
+        ] {
+            assert_eq!(parse(v).unwrap().check().unwrap_err(), e);
+        }
+        let e = parse(&[
+            "-k",
+            "I",
+            "--tee",
+            "host",
+            "--tee-shared",
+            "--tee-storage",
+            "/s",
+        ])
+        .unwrap()
+        .check()
+        .unwrap_err();
+        assert!(
+            e.starts_with("--tee-storage and --tee-ta-dir are for a partition"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -11,6 +11,14 @@
 //! accept sharing, shared with `--tee-shared`. Any number of
 //! `--tee-shared` VMs run together; a VM without it runs alone. The lock
 //! goes with the process (or the [`TeeLock`]); nothing needs cleaning up.
+//!
+//! With an OP-TEE that serves VMs apart (NS-virtualization; the host's
+//! kernel reports TEE_GEN_CAP_VM), the VM's context becomes an OP-TEE VM
+//! of its own instead ([`VmPartition`]): its TA instances and secure
+//! storage are its own, so no lock is needed, and this VMM serves the
+//! partition's supplicant requests (TA loading, the secure storage's files
+//! in --tee-storage) on a thread of its own. `--tee-shared` keeps the VM in
+//! the host's partition, under the shared lock, as before.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
@@ -18,6 +26,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use host_tee::supplicant::{SupplicantConfig, SupplicantError, SupplicantThread, DEFAULT_TA_DIR};
 use host_tee::{DevTee, HostTeeError};
 use tee_remote::{RemoteConfig, RemoteError, RemoteTee};
 
@@ -84,6 +93,38 @@ pub enum TeeError {
         /// Why.
         err: io::Error,
     },
+    /// The TEE serves VMs apart but holds no more.
+    #[error(
+        "{}: OP-TEE holds as many VMs as it can (TEE_IOC_VM_CREATE: ENOSPC): stop another VM, \
+         or pass --tee-shared to run this one in the host's partition",
+        path.display()
+    )]
+    NoVmRoom {
+        /// The TEE device.
+        path: PathBuf,
+    },
+    /// Making the context a VM failed otherwise.
+    #[error("{}: cannot give the VM an OP-TEE partition of its own: {err}", path.display())]
+    VmCreate {
+        /// The TEE device.
+        path: PathBuf,
+        /// The failed ioctl.
+        err: HostTeeError,
+    },
+    /// --tee-storage or --tee-ta-dir without a partition to serve.
+    #[error(
+        "{}: --tee-storage and --tee-ta-dir need an OP-TEE that serves VMs apart \
+         (NS-virtualization, TEE_GEN_CAP_VM); this one keeps every VM in the host's partition, \
+         whose storage the host's tee-supplicant serves",
+        path.display()
+    )]
+    NoPartition {
+        /// The TEE device.
+        path: PathBuf,
+    },
+    /// The partition's supplicant could not start.
+    #[error("the VM partition's supplicant: {0}")]
+    Supplicant(#[from] SupplicantError),
 }
 
 /// The lock file of `device` in `dir`: named after the device's file name
@@ -191,13 +232,100 @@ pub enum Ready {
     Remote(Box<RemoteTee>),
 }
 
+/// What must outlive the VM's mediator: the lock on a TEE shared with
+/// other VMs, or the VM's own partition.
+#[derive(Debug)]
+pub enum Hold {
+    /// The host's partition, under the lock.
+    Lock(TeeLock),
+    /// A partition of the VM's own.
+    Partition(VmPartition),
+}
+
+/// A VM's own OP-TEE partition: its id and the thread serving its
+/// supplicant requests. Dropped after the mediator (whose context is the
+/// same TEE context): the thread stops and closes the context's last fd,
+/// so that the host's driver destroys the VM; a temporary storage
+/// directory is removed.
+#[derive(Debug)]
+pub struct VmPartition {
+    /// The VM's id in OP-TEE.
+    pub id: u32,
+    /// The VM's secure storage.
+    pub storage: PathBuf,
+    supplicant: Option<SupplicantThread>,
+    temporary: bool,
+}
+
+impl Drop for VmPartition {
+    fn drop(&mut self) {
+        if let Some(t) = self.supplicant.take() {
+            if let Err(e) = t.stop() {
+                log::warn!("OP-TEE VM {}: its supplicant ended with: {e}", self.id);
+            }
+        }
+        if self.temporary {
+            if let Err(e) = std::fs::remove_dir_all(&self.storage) {
+                log::warn!("cannot remove {}: {e}", self.storage.display());
+            }
+        }
+    }
+}
+
+/// The storage directory of a VM started without --tee-storage.
+fn temporary_storage() -> PathBuf {
+    std::env::temp_dir().join(format!("tosfwd-vmm-{}-tee-storage", std::process::id()))
+}
+
+/// Makes `device`'s context a VM of its own and starts its supplicant.
+fn partition(args: &Args, path: &Path, device: &DevTee) -> Result<VmPartition, TeeError> {
+    let id = device.vm_create().map_err(|err| match err {
+        HostTeeError::Ioctl { errno, .. } if errno == libc::ENOSPC => TeeError::NoVmRoom {
+            path: path.to_path_buf(),
+        },
+        err => TeeError::VmCreate {
+            path: path.to_path_buf(),
+            err,
+        },
+    })?;
+    let (storage, temporary) = match &args.tee_storage {
+        Some(dir) => (dir.clone(), false),
+        None => (temporary_storage(), true),
+    };
+    let mut part = VmPartition {
+        id,
+        storage: storage.clone(),
+        supplicant: None,
+        temporary,
+    };
+    let config = SupplicantConfig {
+        ta_dir: args
+            .tee_ta_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_TA_DIR)),
+        storage_dir: storage,
+    };
+    let channel = device.try_clone().map_err(TeeError::Device)?;
+    log::info!(
+        "{}: OP-TEE VM {id}, a partition of its own: TAs from {}, secure storage in {}{}",
+        path.display(),
+        config.ta_dir.display(),
+        config.storage_dir.display(),
+        if temporary { " (temporary)" } else { "" }
+    );
+    part.supplicant = Some(SupplicantThread::spawn(channel, config)?);
+    Ok(part)
+}
+
 /// Sets up what `args` asks for: nothing for the userspace TEE; for
 /// `--tee host`, opens the device (a one-line error if it is missing,
-/// refused or not OP-TEE), then takes its lock in `lock_dir`; for
+/// refused or not OP-TEE), then gives the VM an OP-TEE partition of its
+/// own if the TEE serves VMs apart (and --tee-shared does not say
+/// otherwise), else takes the device's lock in `lock_dir`; for
 /// `--tee remote:ADDR`, connects to the service (a one-line error if it
-/// cannot be reached or refuses). The lock, if any, must outlive the VM's
-/// mediator.
-pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<TeeLock>), TeeError> {
+/// cannot be reached or refuses). The [`Hold`], if any, must outlive the
+/// VM's mediator.
+pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<Hold>), TeeError> {
     if let Tee::Remote(addr) = &args.tee {
         let r = RemoteTee::connect(addr.clone(), RemoteConfig::default())?;
         return Ok((Ready::Remote(Box::new(r)), None));
@@ -212,8 +340,19 @@ pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<TeeLock>), T
         },
         other => TeeError::Device(other),
     })?;
+    let serves_vms = device.serves_vms().map_err(|err| TeeError::NotATee {
+        path: path.clone(),
+        err,
+    })?;
+    if serves_vms && !args.tee_shared {
+        let part = partition(args, &path, &device)?;
+        return Ok((Ready::Host(device), Some(Hold::Partition(part))));
+    }
+    if args.tee_storage.is_some() || args.tee_ta_dir.is_some() {
+        return Err(TeeError::NoPartition { path });
+    }
     let lock = TeeLock::acquire(lock_dir, &path, args.tee_shared)?;
-    Ok((Ready::Host(device), Some(lock)))
+    Ok((Ready::Host(device), Some(Hold::Lock(lock))))
 }
 
 #[cfg(test)]
