@@ -17,13 +17,20 @@ use tee_uapi::{ioc, ArgBuf, ShmMapping};
 
 use crate::device::{AllocatedShm, CallResult, Shm, TeeDevice, TeeParam};
 use crate::error::HostTeeError;
+use crate::partition::{Partition, PartitionConfig, PartitionError};
+use crate::supplicant::SupplicantThread;
 use crate::supplicant::{SupplicantChannel, RECV_PARAMS};
 
-/// An open TEE device: one TEE context of the host's driver.
+/// An open TEE device: one TEE context of the host's driver, and the
+/// context's OP-TEE partition if it was made a VM of its own
+/// ([`DevTee::make_vm`]).
 #[derive(Debug)]
 pub struct DevTee {
     fd: OwnedFd,
     path: PathBuf,
+    /// Dropped after `fd` is closed: its supplicant then closes the
+    /// context's last fd.
+    partition: Option<Partition>,
 }
 
 /// A registration of process memory: released when dropped.
@@ -56,6 +63,7 @@ impl DevTee {
             // SAFETY: `fd` was just opened and is owned by nobody else.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
             path: path.to_path_buf(),
+            partition: None,
         };
         let v = tee.version()?;
         if v.impl_id != TEE_IMPL_ID_OPTEE {
@@ -94,8 +102,9 @@ impl DevTee {
         Ok(d.vm_id)
     }
 
-    /// Another fd of the same open file: the same TEE context (dup(2)).
-    pub fn try_clone(&self) -> Result<DevTee, HostTeeError> {
+    /// Another fd of the same open file: the same TEE context (dup(2)),
+    /// without the partition (which stays with `self`).
+    fn try_clone(&self) -> Result<DevTee, HostTeeError> {
         let fd = self
             .fd
             .try_clone()
@@ -103,7 +112,49 @@ impl DevTee {
         Ok(DevTee {
             fd,
             path: self.path.clone(),
+            partition: None,
         })
+    }
+
+    /// Makes this new context an OP-TEE VM of its own
+    /// ([`DevTee::vm_create`]) and serves the partition's supplicant
+    /// requests on a thread, as `config` says, until this `DevTee` is
+    /// dropped. Returns the VM's id.
+    pub fn make_vm(&mut self, config: PartitionConfig) -> Result<u32, PartitionError> {
+        let id = self.vm_create().map_err(|err| match err {
+            HostTeeError::Ioctl { errno, .. } if errno == libc::ENOSPC => PartitionError::NoRoom {
+                path: self.path.clone(),
+            },
+            err => PartitionError::Create {
+                path: self.path.clone(),
+                err,
+            },
+        })?;
+        // From here the context is the VM's: whatever fails, the partition
+        // goes with it.
+        let mut partition = Partition {
+            id,
+            config,
+            supplicant: None,
+        };
+        let channel = self.try_clone().map_err(|err| PartitionError::Create {
+            path: self.path.clone(),
+            err,
+        })?;
+        partition.supplicant = Some(
+            SupplicantThread::spawn(channel, Partition::supplicant_config(&partition.config))
+                .map_err(|err| PartitionError::Supplicant {
+                    path: self.path.clone(),
+                    err,
+                })?,
+        );
+        self.partition = Some(partition);
+        Ok(id)
+    }
+
+    /// The context's partition, if it was made a VM of its own.
+    pub fn partition(&self) -> Option<&Partition> {
+        self.partition.as_ref()
     }
 
     /// The ioctl `request` named `name`, returning its non-negative result.

@@ -50,6 +50,15 @@ pub enum HostTeeError {
     /// A call with more parameters than the uapi buffer holds.
     #[error("a TEE call with {0}")]
     TooManyParams(#[from] TooManyParams),
+    /// A VM's context could not be given a partition of its own.
+    #[error(transparent)]
+    Partition(Box<crate::partition::PartitionError>),
+}
+
+impl From<crate::partition::PartitionError> for HostTeeError {
+    fn from(e: crate::partition::PartitionError) -> Self {
+        HostTeeError::Partition(Box::new(e))
+    }
 }
 
 impl HostTeeError {

@@ -103,6 +103,21 @@ impl HostTee<crate::DevTee> {
     /// # Safety
     /// As [`HostTee::new`].
     pub unsafe fn on_device(first: crate::DevTee) -> Self {
+        // SAFETY: the caller keeps HostTee::new's contract.
+        unsafe { HostTee::on_device_with(first, Ok) }
+    }
+
+    /// As [`HostTee::on_device`], each VM's context (`first` too) passed
+    /// through `prepare` before the VM uses it: such as
+    /// [`crate::DevTee::make_vm`], to give each VM an OP-TEE partition of
+    /// its own. A `prepare` that fails refuses the VM.
+    ///
+    /// # Safety
+    /// As [`HostTee::new`].
+    pub unsafe fn on_device_with(
+        first: crate::DevTee,
+        mut prepare: impl FnMut(crate::DevTee) -> Result<crate::DevTee, HostTeeError> + Send + 'static,
+    ) -> Self {
         let path = first.path().to_path_buf();
         let config = HostTeeConfig {
             revision: crate::revision::of_device(
@@ -114,8 +129,8 @@ impl HostTee<crate::DevTee> {
         };
         let mut opened = Some(first);
         let open = move || match opened.take() {
-            Some(d) => Ok(d),
-            None => crate::DevTee::open(&path),
+            Some(d) => prepare(d),
+            None => prepare(crate::DevTee::open(&path)?),
         };
         // SAFETY: the caller keeps HostTee::new's contract.
         unsafe { HostTee::new(config, open) }

@@ -13,7 +13,9 @@
 //! - [`supplicant`]: for a VM whose context is an OP-TEE VM partition of
 //!   its own, the partition's supplicant requests (TA loading, secure
 //!   storage, supplicant shared memory) served by the VMM
-//!   ([`SupplicantThread`]).
+//!   ([`SupplicantThread`]); [`partition`]: such a context, its
+//!   supplicant and its storage, owned by its [`DevTee`]
+//!   ([`DevTee::make_vm`]).
 //!
 //! See the README for what is isolated between VMs and what is not.
 
@@ -26,6 +28,7 @@ pub mod fake;
 pub mod host;
 mod memory;
 mod params;
+pub mod partition;
 pub mod revision;
 pub mod supplicant;
 mod worker;
@@ -35,6 +38,7 @@ pub use device::{AllocatedShm, CallResult, Shm, TeeDevice, TeeParam};
 pub use error::HostTeeError;
 pub use fake::FakeTee;
 pub use host::{HostTee, HostTeeConfig};
+pub use partition::{Partition, PartitionConfig, PartitionError};
 pub use supplicant::{SupplicantChannel, SupplicantConfig, SupplicantError, SupplicantThread};
 
 #[cfg(test)]

@@ -75,6 +75,21 @@ pub struct Args {
     /// The host's TEE device for --tee host [default: /dev/tee0].
     #[arg(long, value_name = "PATH")]
     pub tee_device: Option<PathBuf>,
+    /// With --tee host and an OP-TEE that serves VMs apart
+    /// (NS-virtualization, TEE_GEN_CAP_VM): keep every VM in the host's
+    /// partition instead of one of its own (they then share TA instances
+    /// and secure storage).
+    #[arg(long)]
+    pub tee_shared: bool,
+    /// With --tee host and a partition per VM: where each VM's secure
+    /// storage is made (a directory per VM, removed when the VM goes)
+    /// [default: a temporary directory].
+    #[arg(long, value_name = "DIR")]
+    pub tee_storage: Option<PathBuf>,
+    /// With --tee host and a partition per VM: where the TAs are loaded
+    /// from [default: /lib/optee_armtz].
+    #[arg(long, value_name = "DIR")]
+    pub tee_ta_dir: Option<PathBuf>,
     /// The policy file (TOML; see the README): who may connect, which TAs,
     /// login treatment, quotas.
     #[arg(long, value_name = "FILE")]
@@ -90,8 +105,23 @@ pub struct Args {
 impl Args {
     /// Checks what clap cannot.
     pub fn check(&self) -> Result<(), String> {
-        if self.tee == Tee::User && self.tee_device.is_some() {
-            return Err("--tee-device applies to --tee host only".to_owned());
+        if self.tee == Tee::User {
+            for (set, name) in [
+                (self.tee_device.is_some(), "--tee-device"),
+                (self.tee_shared, "--tee-shared"),
+                (self.tee_storage.is_some(), "--tee-storage"),
+                (self.tee_ta_dir.is_some(), "--tee-ta-dir"),
+            ] {
+                if set {
+                    return Err(format!("{name} applies to --tee host only"));
+                }
+            }
+        }
+        if self.tee_shared && (self.tee_storage.is_some() || self.tee_ta_dir.is_some()) {
+            return Err(
+                "--tee-storage and --tee-ta-dir are for a partition per VM, not with --tee-shared"
+                    .to_owned(),
+            );
         }
         Ok(())
     }
@@ -153,6 +183,50 @@ mod tests {
         assert_eq!(
             e.check().unwrap_err(),
             "--tee-device applies to --tee host only"
+        );
+    }
+
+    #[test]
+    fn partition_options_are_for_the_host_tee_without_sharing() {
+        let a = args(&[
+            "--listen",
+            "unix:/x",
+            "--tee",
+            "host",
+            "--tee-storage",
+            "/var/lib/teed",
+            "--tee-ta-dir",
+            "/srv/tas",
+        ])
+        .unwrap();
+        assert_eq!(a.check(), Ok(()));
+        for (flag, value) in [
+            ("--tee-storage", Some("/s")),
+            ("--tee-ta-dir", Some("/t")),
+            ("--tee-shared", None),
+        ] {
+            let mut v = vec!["--listen", "unix:/x", flag];
+            v.extend(value);
+            assert_eq!(
+                args(&v).unwrap().check().unwrap_err(),
+                format!("{flag} applies to --tee host only")
+            );
+        }
+        let e = args(&[
+            "--listen",
+            "unix:/x",
+            "--tee",
+            "host",
+            "--tee-shared",
+            "--tee-storage",
+            "/s",
+        ])
+        .unwrap()
+        .check()
+        .unwrap_err();
+        assert!(
+            e.starts_with("--tee-storage and --tee-ta-dir are for a partition"),
+            "{e}"
         );
     }
 }

@@ -6,7 +6,10 @@ use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use host_tee::{DevTee, HostTee};
+use std::path::PathBuf;
+
+use host_tee::supplicant::DEFAULT_TA_DIR;
+use host_tee::{DevTee, HostTee, PartitionConfig};
 use optee_mediator::ratelimit::LogLimiter;
 use optee_mediator::{Backend, UserTee, UteeConfig, DEFAULT_REFUSAL_LOGS_PER_SECOND};
 use tee_remote::policy::ServicePolicy;
@@ -25,11 +28,51 @@ fn backend(args: &Args) -> Result<Box<dyn Backend + Send>, String> {
     // Opened once now, so that a missing or refused device is a start-up
     // error; each VM then gets a context of its own.
     let first = DevTee::open(&path).map_err(|e| e.to_string())?;
-    // SAFETY: HostTee registers guest memory with the host driver only
-    // where the memory the mediator gives it has a host mapping; the
-    // service's memory (tee_remote::shadow::Shadow) has none, so nothing
-    // is ever registered from it and the contract holds.
-    Ok(Box::new(unsafe { HostTee::on_device(first) }))
+    let serves_vms = first.serves_vms().map_err(|e| e.to_string())?;
+    if !serves_vms || args.tee_shared {
+        if !serves_vms && (args.tee_storage.is_some() || args.tee_ta_dir.is_some()) {
+            return Err(format!(
+                "{}: --tee-storage and --tee-ta-dir need an OP-TEE that serves VMs apart \
+                 (NS-virtualization, TEE_GEN_CAP_VM)",
+                path.display()
+            ));
+        }
+        // SAFETY: HostTee registers guest memory with the host driver only
+        // where the memory the mediator gives it has a host mapping; the
+        // service's memory (tee_remote::shadow::Shadow) has none, so
+        // nothing is ever registered from it and the contract holds.
+        return Ok(Box::new(unsafe { HostTee::on_device(first) }));
+    }
+    // A partition per VM: each its own storage directory under the base,
+    // removed with the VM (a VM known to the service only by its
+    // connection has nothing to come back to).
+    let base = args.tee_storage.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("tosfwd-teed-{}-tee-storage", std::process::id()))
+    });
+    let ta_dir = args
+        .tee_ta_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_TA_DIR));
+    log::info!(
+        "{}: a partition of its own per VM: TAs from {}, secure storage under {}",
+        path.display(),
+        ta_dir.display(),
+        base.display()
+    );
+    let mut next = 0u64;
+    let prepare = move |mut dev: DevTee| {
+        next += 1;
+        let config = PartitionConfig {
+            ta_dir: ta_dir.clone(),
+            storage_dir: base.join(format!("vm-{next}")),
+            remove_storage: true,
+        };
+        let id = dev.make_vm(config)?;
+        log::info!("OP-TEE VM {id} for the service's VM {next}");
+        Ok(dev)
+    };
+    // SAFETY: as above.
+    Ok(Box::new(unsafe { HostTee::on_device_with(first, prepare) }))
 }
 
 /// SIGTERM and SIGINT, blocked in this thread and every thread it starts

@@ -86,14 +86,15 @@ fn main() -> ExitCode {
     }
     // The TEE before the guest: a missing, refused or foreign TEE device,
     // or another VM on it, is one line and exit status 1.
-    let (ready, _hold) = match tee::start(&args, Path::new(tee::LOCK_DIR)) {
+    let (ready, _lock) = match tee::start(&args, Path::new(tee::LOCK_DIR)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("tosfwd-vmm: error: {e}");
             return ExitCode::from(EXIT_ERROR);
         }
     };
-    // `_hold` (the lock, or the VM's partition and its supplicant) is kept
-    // until the run has returned, by which time the VM's mediator is gone.
+    // `_lock` is held until the run has returned, by which time the VM's
+    // mediator (and its TEE context, with the partition if it has one) is
+    // gone.
     run(&args, ready)
 }

@@ -14,7 +14,7 @@
 //!
 //! With an OP-TEE that serves VMs apart (NS-virtualization; the host's
 //! kernel reports TEE_GEN_CAP_VM), the VM's context becomes an OP-TEE VM
-//! of its own instead ([`VmPartition`]): its TA instances and secure
+//! of its own instead ([`host_tee::DevTee::make_vm`]): its TA instances and secure
 //! storage are its own, so no lock is needed, and this VMM serves the
 //! partition's supplicant requests (TA loading, the secure storage's files
 //! in --tee-storage) on a thread of its own. `--tee-shared` keeps the VM in
@@ -26,8 +26,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use host_tee::supplicant::{SupplicantConfig, SupplicantError, SupplicantThread, DEFAULT_TA_DIR};
-use host_tee::{DevTee, HostTeeError};
+use host_tee::supplicant::DEFAULT_TA_DIR;
+use host_tee::{DevTee, HostTeeError, PartitionConfig, PartitionError};
 use tee_remote::{RemoteConfig, RemoteError, RemoteTee};
 
 use crate::args::{Args, Tee};
@@ -103,14 +103,9 @@ pub enum TeeError {
         /// The TEE device.
         path: PathBuf,
     },
-    /// Making the context a VM failed otherwise.
-    #[error("{}: cannot give the VM an OP-TEE partition of its own: {err}", path.display())]
-    VmCreate {
-        /// The TEE device.
-        path: PathBuf,
-        /// The failed ioctl.
-        err: HostTeeError,
-    },
+    /// Giving the VM a partition failed otherwise.
+    #[error(transparent)]
+    Partition(PartitionError),
     /// --tee-storage or --tee-ta-dir without a partition to serve.
     #[error(
         "{}: --tee-storage and --tee-ta-dir need an OP-TEE that serves VMs apart \
@@ -122,9 +117,6 @@ pub enum TeeError {
         /// The TEE device.
         path: PathBuf,
     },
-    /// The partition's supplicant could not start.
-    #[error("the VM partition's supplicant: {0}")]
-    Supplicant(#[from] SupplicantError),
 }
 
 /// The lock file of `device` in `dir`: named after the device's file name
@@ -232,89 +224,42 @@ pub enum Ready {
     Remote(Box<RemoteTee>),
 }
 
-/// What must outlive the VM's mediator: the lock on a TEE shared with
-/// other VMs, or the VM's own partition.
-#[derive(Debug)]
-pub enum Hold {
-    /// The host's partition, under the lock.
-    Lock(TeeLock),
-    /// A partition of the VM's own.
-    Partition(VmPartition),
-}
-
-/// A VM's own OP-TEE partition: its id and the thread serving its
-/// supplicant requests. Dropped after the mediator (whose context is the
-/// same TEE context): the thread stops and closes the context's last fd,
-/// so that the host's driver destroys the VM; a temporary storage
-/// directory is removed.
-#[derive(Debug)]
-pub struct VmPartition {
-    /// The VM's id in OP-TEE.
-    pub id: u32,
-    /// The VM's secure storage.
-    pub storage: PathBuf,
-    supplicant: Option<SupplicantThread>,
-    temporary: bool,
-}
-
-impl Drop for VmPartition {
-    fn drop(&mut self) {
-        if let Some(t) = self.supplicant.take() {
-            if let Err(e) = t.stop() {
-                log::warn!("OP-TEE VM {}: its supplicant ended with: {e}", self.id);
-            }
-        }
-        if self.temporary {
-            if let Err(e) = std::fs::remove_dir_all(&self.storage) {
-                log::warn!("cannot remove {}: {e}", self.storage.display());
-            }
-        }
-    }
-}
-
 /// The storage directory of a VM started without --tee-storage.
 fn temporary_storage() -> PathBuf {
     std::env::temp_dir().join(format!("tosfwd-vmm-{}-tee-storage", std::process::id()))
 }
 
-/// Makes `device`'s context a VM of its own and starts its supplicant.
-fn partition(args: &Args, path: &Path, device: &DevTee) -> Result<VmPartition, TeeError> {
-    let id = device.vm_create().map_err(|err| match err {
-        HostTeeError::Ioctl { errno, .. } if errno == libc::ENOSPC => TeeError::NoVmRoom {
-            path: path.to_path_buf(),
-        },
-        err => TeeError::VmCreate {
-            path: path.to_path_buf(),
-            err,
-        },
-    })?;
-    let (storage, temporary) = match &args.tee_storage {
-        Some(dir) => (dir.clone(), false),
-        None => (temporary_storage(), true),
-    };
-    let mut part = VmPartition {
-        id,
-        storage: storage.clone(),
-        supplicant: None,
-        temporary,
-    };
-    let config = SupplicantConfig {
+/// Makes `device`'s context a VM of its own, its supplicant served as
+/// --tee-ta-dir and --tee-storage say, until the VM's backend drops the
+/// device.
+fn partition(args: &Args, path: &Path, device: &mut DevTee) -> Result<(), TeeError> {
+    let config = PartitionConfig {
         ta_dir: args
             .tee_ta_dir
             .clone()
             .unwrap_or_else(|| PathBuf::from(DEFAULT_TA_DIR)),
-        storage_dir: storage,
+        storage_dir: args.tee_storage.clone().unwrap_or_else(temporary_storage),
+        remove_storage: args.tee_storage.is_none(),
     };
-    let channel = device.try_clone().map_err(TeeError::Device)?;
+    let (ta_dir, storage, temporary) = (
+        config.ta_dir.clone(),
+        config.storage_dir.clone(),
+        config.remove_storage,
+    );
+    let id = device.make_vm(config).map_err(|e| match e {
+        PartitionError::NoRoom { .. } => TeeError::NoVmRoom {
+            path: path.to_path_buf(),
+        },
+        e => TeeError::Partition(e),
+    })?;
     log::info!(
         "{}: OP-TEE VM {id}, a partition of its own: TAs from {}, secure storage in {}{}",
         path.display(),
-        config.ta_dir.display(),
-        config.storage_dir.display(),
-        if temporary { " (temporary)" } else { "" }
+        ta_dir.display(),
+        storage.display(),
+        if temporary { " (removed at exit)" } else { "" }
     );
-    part.supplicant = Some(SupplicantThread::spawn(channel, config)?);
-    Ok(part)
+    Ok(())
 }
 
 /// Sets up what `args` asks for: nothing for the userspace TEE; for
@@ -323,9 +268,9 @@ fn partition(args: &Args, path: &Path, device: &DevTee) -> Result<VmPartition, T
 /// own if the TEE serves VMs apart (and --tee-shared does not say
 /// otherwise), else takes the device's lock in `lock_dir`; for
 /// `--tee remote:ADDR`, connects to the service (a one-line error if it
-/// cannot be reached or refuses). The [`Hold`], if any, must outlive the
-/// VM's mediator.
-pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<Hold>), TeeError> {
+/// cannot be reached or refuses). The lock, if any, must outlive the VM's
+/// mediator; a partition goes with the device.
+pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<TeeLock>), TeeError> {
     if let Tee::Remote(addr) = &args.tee {
         let r = RemoteTee::connect(addr.clone(), RemoteConfig::default())?;
         return Ok((Ready::Remote(Box::new(r)), None));
@@ -333,7 +278,7 @@ pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<Hold>), TeeE
     let Some(path) = args.host_tee_device() else {
         return Ok((Ready::User, None));
     };
-    let device = DevTee::open(&path).map_err(|err| match err {
+    let mut device = DevTee::open(&path).map_err(|err| match err {
         HostTeeError::Ioctl { .. } => TeeError::NotATee {
             path: path.clone(),
             err,
@@ -345,14 +290,14 @@ pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<Hold>), TeeE
         err,
     })?;
     if serves_vms && !args.tee_shared {
-        let part = partition(args, &path, &device)?;
-        return Ok((Ready::Host(device), Some(Hold::Partition(part))));
+        partition(args, &path, &mut device)?;
+        return Ok((Ready::Host(device), None));
     }
     if args.tee_storage.is_some() || args.tee_ta_dir.is_some() {
         return Err(TeeError::NoPartition { path });
     }
     let lock = TeeLock::acquire(lock_dir, &path, args.tee_shared)?;
-    Ok((Ready::Host(device), Some(Hold::Lock(lock))))
+    Ok((Ready::Host(device), Some(lock)))
 }
 
 #[cfg(test)]

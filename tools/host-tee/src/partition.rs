@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! A VM's own OP-TEE partition: a TEE context made an OP-TEE VM of its own
+//! (TEE_IOC_VM_CREATE, patches/tee-VERSION), the thread that serves the
+//! partition's supplicant requests on it, and the partition's secure
+//! storage directory.
+//!
+//! The [`Partition`] belongs to the [`crate::DevTee`] of the VM's context
+//! ([`crate::DevTee::make_vm`]): when the backend drops that context at
+//! the VM's teardown, the supplicant thread stops and closes its own fd of
+//! the context, the kernel releases the context and OP-TEE destroys the
+//! VM's partition. A storage directory made for the VM alone is removed
+//! then too.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::error::HostTeeError;
+use crate::supplicant::{SupplicantConfig, SupplicantError, SupplicantThread, DEFAULT_TA_DIR};
+
+/// How a VM's partition is served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionConfig {
+    /// Where the partition's TAs are loaded from.
+    pub ta_dir: PathBuf,
+    /// The partition's secure storage (created if missing, mode 0700).
+    pub storage_dir: PathBuf,
+    /// Whether the storage goes with the VM (removed at its teardown):
+    /// for a storage directory made for this VM alone.
+    pub remove_storage: bool,
+}
+
+impl PartitionConfig {
+    /// Storage in `storage_dir`, kept; TAs from [`DEFAULT_TA_DIR`].
+    pub fn new(storage_dir: impl Into<PathBuf>) -> PartitionConfig {
+        PartitionConfig {
+            ta_dir: PathBuf::from(DEFAULT_TA_DIR),
+            storage_dir: storage_dir.into(),
+            remove_storage: false,
+        }
+    }
+}
+
+/// Why a context could not be given a partition of its own.
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    /// The TEE holds no more VMs (TEE_IOC_VM_CREATE: ENOSPC).
+    #[error(
+        "{}: OP-TEE holds as many VMs as it can (TEE_IOC_VM_CREATE: ENOSPC)",
+        path.display()
+    )]
+    NoRoom {
+        /// The TEE device.
+        path: PathBuf,
+    },
+    /// TEE_IOC_VM_CREATE failed otherwise.
+    #[error("{}: cannot make the context an OP-TEE VM of its own: {err}", path.display())]
+    Create {
+        /// The TEE device.
+        path: PathBuf,
+        /// The failed ioctl.
+        err: HostTeeError,
+    },
+    /// The context is a VM's, but its supplicant could not start.
+    #[error("{}: the VM partition's supplicant: {err}", path.display())]
+    Supplicant {
+        /// The TEE device.
+        path: PathBuf,
+        /// Why.
+        err: SupplicantError,
+    },
+}
+
+/// A context's partition: dropped with the context's [`crate::DevTee`].
+#[derive(Debug)]
+pub struct Partition {
+    /// The VM's id in OP-TEE.
+    pub id: u32,
+    /// How it is served.
+    pub config: PartitionConfig,
+    pub(crate) supplicant: Option<SupplicantThread>,
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        if let Some(t) = self.supplicant.take() {
+            if let Err(e) = t.stop() {
+                log::warn!("OP-TEE VM {}: its supplicant ended with: {e}", self.id);
+            }
+        }
+        if self.config.remove_storage {
+            match std::fs::remove_dir_all(&self.config.storage_dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => log::warn!(
+                    "OP-TEE VM {}: cannot remove its storage {}: {e}",
+                    self.id,
+                    self.config.storage_dir.display()
+                ),
+            }
+        }
+    }
+}
+
+impl Partition {
+    /// The supplicant's configuration.
+    pub(crate) fn supplicant_config(config: &PartitionConfig) -> SupplicantConfig {
+        SupplicantConfig {
+            ta_dir: config.ta_dir.clone(),
+            storage_dir: config.storage_dir.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("host-tee-partition-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("sub/dirf.db"), b"x").unwrap();
+        d
+    }
+
+    fn partition(dir: &std::path::Path, remove: bool) -> Partition {
+        Partition {
+            id: 2,
+            config: PartitionConfig {
+                remove_storage: remove,
+                ..PartitionConfig::new(dir)
+            },
+            supplicant: None,
+        }
+    }
+
+    #[test]
+    fn a_vms_own_storage_goes_with_its_partition() {
+        let d = temp_dir("own");
+        drop(partition(&d, true));
+        assert!(!d.exists());
+    }
+
+    #[test]
+    fn a_named_storage_outlives_the_partition() {
+        let d = temp_dir("named");
+        drop(partition(&d, false));
+        assert!(d.join("sub/dirf.db").is_file());
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_device_and_what_is_wrong() {
+        let e = PartitionError::NoRoom {
+            path: "/dev/tee0".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "/dev/tee0: OP-TEE holds as many VMs as it can (TEE_IOC_VM_CREATE: ENOSPC)"
+        );
+        let e = PartitionError::Create {
+            path: "/dev/tee0".into(),
+            err: HostTeeError::Ioctl {
+                ioctl: "VM_CREATE",
+                errno: libc::EOPNOTSUPP,
+            },
+        };
+        assert!(e
+            .to_string()
+            .starts_with("/dev/tee0: cannot make the context an OP-TEE VM of its own: TEE_IOC_VM_CREATE failed: "));
+        assert_eq!(
+            PartitionConfig::new("/s").ta_dir,
+            PathBuf::from(DEFAULT_TA_DIR)
+        );
+    }
+}
