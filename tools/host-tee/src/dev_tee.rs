@@ -87,8 +87,8 @@ impl DevTee {
         Ok(self.version()?.gen_caps & tee_uapi::vm::TEE_GEN_CAP_VM != 0)
     }
 
-    /// TEE_IOC_VM_CREATE: from now on this context (and every
-    /// [`DevTee::try_clone`] of it) is served as a new VM's, in an OP-TEE
+    /// TEE_IOC_VM_CREATE: from now on this context (every fd of it) is
+    /// served as a new VM's, in an OP-TEE
     /// partition of its own, until the context is released (its last fd
     /// and shared memory closed). Returns the VM's id in the TEE. The
     /// context must be new (no session, no shared memory): EBUSY
