@@ -139,6 +139,27 @@ impl<T> Handles<T> {
         self.open.remove(&Self::key(h)?)
     }
 
+    /// Keeps `v` and puts its handle in `out.a` (OPEN, CREATE, OPENDIR);
+    /// OUT_OF_MEMORY, logged, if [`MAX_HANDLES`] `what` are open.
+    fn give(&mut self, v: T, out: &mut TeeParam, what: &str) -> Result<(), u32> {
+        let h = self.insert(v).ok_or_else(|| {
+            log::warn!("supplicant: the secure world holds {MAX_HANDLES} {what} open");
+            teec::ERROR_OUT_OF_MEMORY
+        })?;
+        out.a = h.into();
+        Ok(())
+    }
+
+    /// Closes the handle in `b` of a lone value input (CLOSE, CLOSEDIR).
+    fn close(&mut self, params: &[TeeParam]) -> Result<(), u32> {
+        if !has_types(params, &[VAL_IN]) {
+            return Err(teec::ERROR_BAD_PARAMETERS);
+        }
+        self.remove(params[0].b)
+            .map(drop)
+            .ok_or(teec::ERROR_BAD_PARAMETERS)
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.open.len()
@@ -295,23 +316,12 @@ impl ReeFs {
                 _ => return Err(teec::ERROR_ITEM_NOT_FOUND),
             }
         };
-        let h = self.files.insert(file).ok_or_else(|| {
-            log::warn!("supplicant: the secure world holds {MAX_HANDLES} files open");
-            teec::ERROR_OUT_OF_MEMORY
-        })?;
-        params[2].a = h.into();
-        Ok(())
+        self.files.give(file, &mut params[2], "files")
     }
 
     /// CLOSE.
     fn close(&mut self, params: &[TeeParam]) -> Result<(), u32> {
-        if !has_types(params, &[VAL_IN]) {
-            return Err(teec::ERROR_BAD_PARAMETERS);
-        }
-        self.files
-            .remove(params[0].b)
-            .map(drop)
-            .ok_or(teec::ERROR_BAD_PARAMETERS)
+        self.files.close(params)
     }
 
     /// READ: as much as the file has from the offset, up to the buffer's
@@ -434,23 +444,12 @@ impl ReeFs {
         // directories left over on NFS, kept for the same answers).
         let first = dir.next_name().map_err(|_| teec::ERROR_GENERIC)?;
         dir.pending = Some(first.ok_or(teec::ERROR_ITEM_NOT_FOUND)?);
-        let h = self.dirs.insert(dir).ok_or_else(|| {
-            log::warn!("supplicant: the secure world holds {MAX_HANDLES} directories open");
-            teec::ERROR_OUT_OF_MEMORY
-        })?;
-        params[2].a = h.into();
-        Ok(())
+        self.dirs.give(dir, &mut params[2], "directories")
     }
 
     /// CLOSEDIR.
     fn closedir(&mut self, params: &[TeeParam]) -> Result<(), u32> {
-        if !has_types(params, &[VAL_IN]) {
-            return Err(teec::ERROR_BAD_PARAMETERS);
-        }
-        self.dirs
-            .remove(params[0].b)
-            .map(drop)
-            .ok_or(teec::ERROR_BAD_PARAMETERS)
+        self.dirs.close(params)
     }
 
     /// READDIR: the next name with its NUL; its size goes back, and
