@@ -37,7 +37,7 @@ use tee_uapi::sys::{
 };
 
 use super::result::ERROR_ACCESS_CONFLICT;
-use super::shm::ShmTable;
+use super::shm::{Region, ShmTable};
 use super::{has_types, is_value};
 use crate::device::{AllocatedShm, TeeParam};
 
@@ -148,6 +148,23 @@ impl<T> Handles<T> {
         })?;
         out.a = h.into();
         Ok(())
+    }
+
+    /// For READ and READDIR (a value input naming the handle in `b`, an
+    /// output buffer): the buffer's region and what the handle holds.
+    fn with_output<A: AllocatedShm>(
+        &mut self,
+        shm: &ShmTable<A>,
+        params: &[TeeParam],
+    ) -> Result<(Region, &mut T), u32> {
+        if !has_types(params, &[VAL_IN, MEM_OUT]) {
+            return Err(teec::ERROR_BAD_PARAMETERS);
+        }
+        let region = shm.region(&params[1])?.ok_or(teec::ERROR_BAD_PARAMETERS)?;
+        let held = self
+            .get_mut(params[0].b)
+            .ok_or(teec::ERROR_BAD_PARAMETERS)?;
+        Ok((region, held))
     }
 
     /// Closes the handle in `b` of a lone value input (CLOSE, CLOSEDIR).
@@ -331,14 +348,7 @@ impl ReeFs {
         shm: &mut ShmTable<A>,
         params: &mut [TeeParam],
     ) -> Result<(), u32> {
-        if !has_types(params, &[VAL_IN, MEM_OUT]) {
-            return Err(teec::ERROR_BAD_PARAMETERS);
-        }
-        let region = shm.region(&params[1])?.ok_or(teec::ERROR_BAD_PARAMETERS)?;
-        let file = self
-            .files
-            .get_mut(params[0].b)
-            .ok_or(teec::ERROR_BAD_PARAMETERS)?;
+        let (region, file) = self.files.with_output(shm, params)?;
         let mut buf = vec![0; region.len];
         let mut done = 0;
         while done < buf.len() {
@@ -459,14 +469,7 @@ impl ReeFs {
         shm: &mut ShmTable<A>,
         params: &mut [TeeParam],
     ) -> Result<(), u32> {
-        if !has_types(params, &[VAL_IN, MEM_OUT]) {
-            return Err(teec::ERROR_BAD_PARAMETERS);
-        }
-        let region = shm.region(&params[1])?.ok_or(teec::ERROR_BAD_PARAMETERS)?;
-        let dir = self
-            .dirs
-            .get_mut(params[0].b)
-            .ok_or(teec::ERROR_BAD_PARAMETERS)?;
+        let (region, dir) = self.dirs.with_output(shm, params)?;
         let mut name = dir
             .next_name()
             .map_err(|_| teec::ERROR_GENERIC)?
