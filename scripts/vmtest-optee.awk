@@ -23,7 +23,14 @@ function result(st, name, detail) {
 # The partition runs (NS-virtualization): who, steps, exit status.
 /@@PARTBEGIN / { npart++; split(after($0, "@@PARTBEGIN "), f, " "); pwho[npart] = f[1]; psteps[npart] = f[2]; next }
 /@@PARTEND / { p = after($0, "@@PARTEND "); sub(/.* rc=/, "", p); prc[npart] = p; next }
-/ok partition: |FAIL partition: / { l = $0; sub(/^.*(ok|FAIL) partition: /, "", l); if ($0 ~ /FAIL partition: /) pwhy[npart] = pwhy[npart] "; " l; next }
+/ok partition: |FAIL partition: / {
+	l = $0; sub(/^.*(ok|FAIL) partition: /, "", l)
+	if ($0 ~ /ok partition: /) pok[npart]++
+	else { pfail[npart]++; pwhy[npart] = pwhy[npart] "; " l }
+	next
+}
+# A guest's own verdict: the VMM's exit status says only how the guest stopped.
+/@@GXPART rc=/ { p = $0; sub(/.*@@GXPART rc=/, "", p); pgrc[npart] = p + 0; pgseen[npart] = 1; next }
 /@@OPTEE dmesg / {
 	l = after($0, "@@OPTEE dmesg ")
 	if (l ~ /optee: revision /) revision = after(l, "optee: revision ")
@@ -105,8 +112,13 @@ END {
 			": the secure log does not say 'NS-virtualization enabled'"))
 		why = ""; where_ = ""
 		if (npart != parts) why = npart " of " parts " partition runs ran"
-		for (i = 1; i <= npart && why == ""; i++)
+		for (i = 1; i <= npart && why == ""; i++) {
 			if (prc[i] != "0") why = pwho[i] " " psteps[i] ": exit " prc[i] pwhy[i]
+			else if (pfail[i] > 0) why = pwho[i] " " psteps[i] pwhy[i]
+			else if (pok[i] == 0) why = pwho[i] " " psteps[i] ": no check ran"
+			else if (pwho[i] != "host" && !pgseen[i]) why = pwho[i] " " psteps[i] ": the guest gave no verdict"
+			else if (pwho[i] != "host" && pgrc[i] != 0) why = pwho[i] " " psteps[i] ": the guest's client exited " pgrc[i]
+		}
 		result(why == "" ? "PASS" : "FAIL", "optee_partitions_isolated", \
 			(why == "" ? ": host and guests see neither the others' object nor their TA instance (" npart " runs)" : ": " why))
 		result("SKIP", "optee_fast_calls_as_recorded", \
