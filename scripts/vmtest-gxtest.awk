@@ -9,10 +9,11 @@
 # Variables: logf (the log's path), subset (space-separated xtest ids of a
 # subset run), differ (file of "id reason" lines: cases whose guest result
 # differs from the host's by design), counts (file to append
-# "pass fail skip" to).
+# "pass fail skip" to), virt (1 on the NS-virtualization OP-TEE).
 #
 # A guest run passes when the VMM exits 0, the guest's OP-TEE driver
-# initialized, xtest finished in the guest, every case of its plan ran, and
+# initialized, (virt) the VMM or the service gave it an OP-TEE VM of its
+# own, xtest finished in the guest, every case of its plan ran, and
 # every case that passed on the host passed in the guest or is listed in
 # `differ`.
 
@@ -79,8 +80,18 @@ function summary_case(l,    f) {
 	next
 }
 # The TEE service's log after a run through it (tee=remote).
-/@@GXTEED / { teed[last] = teed[last] "          service: " after($0, "@@GXTEED ") "\n"; next }
+/@@GXTEED / {
+	l = after($0, "@@GXTEED ")
+	teed[last] = teed[last] "          service: " l "\n"
+	if (match(l, /OP-TEE VM [0-9]+ for the service's VM/)) gpart[last] = substr(l, RSTART, RLENGTH)
+	next
+}
 cur == "" { next }
+# The VMM made the guest's context an OP-TEE VM of its own (NS-virtualization).
+/tosfwd-vmm: info: .*OP-TEE VM [0-9]+, a partition of its own/ {
+	if (match($0, /OP-TEE VM [0-9]+/)) gpart[cur] = substr($0, RSTART, RLENGTH) " of its own"
+	next
+}
 /@@GXGUEST / { gguest[cur] = after($0, "@@GXGUEST "); next }
 /@@GXTC / { tc(cur, after($0, "@@GXTC ")); next }
 /@@GXDMESG / {
@@ -163,6 +174,7 @@ END {
 		else if (vrc[run] == 124 || vrc[run] == 143) why = "timed out"
 		else if (vrc[run] != 0) why = "tosfwd-vmm exited " vrc[run]
 		else if (!(run in ginit)) why = "the guest's OP-TEE driver did not initialize"
+		else if (virt && !(run in gpart)) why = "the guest had no OP-TEE partition of its own (NS-virtualization OP-TEE)"
 		else if (!(run in gended)) why = "xtest did not finish in the guest"
 		else if (gplan[run] == "full" && hplan != "full") why = "the host did not run the whole suite to compare with"
 		else if (n == 0) why = "the host has no results to compare with"
@@ -171,6 +183,7 @@ END {
 		result(why == "" ? "PASS" : "FAIL", run, t (why != "" ? ": " why : \
 			": " n " cases, " nok " OK in the guest" \
 			(nlisted > 0 ? ", " nlisted " differ from the host as listed" : ", all as on the host")))
+		if (run in gpart) printf "          in %s\n", gpart[run]
 		printf "          guest: %s; optee: revision %s; xtest exit %s in %s; %s; %s\n", \
 			(run in gguest ? gguest[run] : "?"), (run in grev ? grev[run] : "?"), \
 			(run in grc ? grc[run] : "?"), (run in gcs ? secs(gcs[run]) : "?"), \
