@@ -83,7 +83,7 @@ function summary_case(l,    f) {
 /@@GXTEED / {
 	l = after($0, "@@GXTEED ")
 	teed[last] = teed[last] "          service: " l "\n"
-	if (match(l, /OP-TEE VM [0-9]+ for the service's VM/)) gpart[last] = substr(l, RSTART, RLENGTH)
+	if (match(l, /OP-TEE VM [0-9]+ for the service's VM [0-9]+/)) gpart[last] = substr(l, RSTART, RLENGTH)
 	next
 }
 cur == "" { next }
