@@ -110,7 +110,7 @@ END {
 		result(nv > 0 && initialized ? "PASS" : "FAIL", "optee_ns_virtualization_host_probed", \
 			(nv > 0 ? (initialized ? ": the host's driver runs as a VM of its own" : ": the driver did not initialize") : \
 			": the secure log does not say 'NS-virtualization enabled'"))
-		why = ""; where_ = ""
+		why = ""
 		if (npart != parts) why = npart " of " parts " partition runs ran"
 		for (i = 1; i <= npart && why == ""; i++) {
 			if (prc[i] != "0") why = pwho[i] " " psteps[i] ": exit " prc[i] pwhy[i]

@@ -119,8 +119,8 @@ impl DevTee {
     /// Makes this new context an OP-TEE VM of its own
     /// ([`DevTee::vm_create`]) and serves the partition's supplicant
     /// requests on a thread, as `config` says, until this `DevTee` is
-    /// dropped. Returns the VM's id.
-    pub fn make_vm(&mut self, config: PartitionConfig) -> Result<u32, PartitionError> {
+    /// dropped. Returns the partition (its VM id, its configuration).
+    pub fn make_vm(&mut self, config: PartitionConfig) -> Result<&Partition, PartitionError> {
         let id = self.vm_create().map_err(|err| match err {
             HostTeeError::Ioctl { errno, .. } if errno == libc::ENOSPC => PartitionError::NoRoom {
                 path: self.path.clone(),
@@ -148,13 +148,7 @@ impl DevTee {
                     err,
                 })?,
         );
-        self.partition = Some(partition);
-        Ok(id)
-    }
-
-    /// The context's partition, if it was made a VM of its own.
-    pub fn partition(&self) -> Option<&Partition> {
-        self.partition.as_ref()
+        Ok(self.partition.insert(partition))
     }
 
     /// The ioctl `request` named `name`, returning its non-negative result.

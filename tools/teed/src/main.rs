@@ -67,7 +67,7 @@ fn backend(args: &Args) -> Result<Box<dyn Backend + Send>, String> {
             storage_dir: base.join(format!("vm-{next}")),
             remove_storage: true,
         };
-        let id = dev.make_vm(config)?;
+        let id = dev.make_vm(config)?.id;
         log::info!("OP-TEE VM {id} for the service's VM {next}");
         Ok(dev)
     };

@@ -241,23 +241,23 @@ fn partition(args: &Args, path: &Path, device: &mut DevTee) -> Result<(), TeeErr
         storage_dir: args.tee_storage.clone().unwrap_or_else(temporary_storage),
         remove_storage: args.tee_storage.is_none(),
     };
-    let (ta_dir, storage, temporary) = (
-        config.ta_dir.clone(),
-        config.storage_dir.clone(),
-        config.remove_storage,
-    );
-    let id = device.make_vm(config).map_err(|e| match e {
+    let part = device.make_vm(config).map_err(|e| match e {
         PartitionError::NoRoom { .. } => TeeError::NoVmRoom {
             path: path.to_path_buf(),
         },
         e => TeeError::Partition(e),
     })?;
     log::info!(
-        "{}: OP-TEE VM {id}, a partition of its own: TAs from {}, secure storage in {}{}",
+        "{}: OP-TEE VM {}, a partition of its own: TAs from {}, secure storage in {}{}",
         path.display(),
-        ta_dir.display(),
-        storage.display(),
-        if temporary { " (removed at exit)" } else { "" }
+        part.id,
+        part.config.ta_dir.display(),
+        part.config.storage_dir.display(),
+        if part.config.remove_storage {
+            " (removed at exit)"
+        } else {
+            ""
+        }
     );
     Ok(())
 }
