@@ -36,6 +36,7 @@ teedlog != "" { if (trim($0) != "") teedlines[++nteed] = "start " teedlog ": " t
 /@@DONE/ { alldone = 1; next }
 /Kernel panic - not syncing/ { panicline = trim($0) }
 /@@QEMU / { qemu = after($0, "@@QEMU ") ; next }
+/^@@HOSTSTALL/ { qemu = "stopped: the host kernel stalled" ; next }
 # Inside a test: run_kselftest.sh prints its own KTAP lines and prefixes the
 # test's output with "# ".
 cur != "" && $0 !~ /^# / {
