@@ -16,8 +16,16 @@ KERNELS=(
 	"7.3 linux-source-7.3"
 )
 # The kernel series, applied by scripts/kernel-build in this order where
-# patches/NAME-VERSION/ exists: KVM's (linux-) and the TEE driver's (tee-).
-SERIES=(linux tee)
+# patches/NAME-VERSION/ exists: KVM's (linux-), the TEE driver's for the
+# host (tee-) and for a guest whose memory is private (guest-).
+SERIES=(linux tee guest)
+# A series built on another one (NAME=BASE): BASE's patches come first
+# (series-check applies them before checking; series-export exports the
+# topic branch from branch BASE of the same tree).
+declare -A SERIES_BASE=([guest]=tee)
+# Series that only a guest's kernel uses (last in SERIES): scripts/kernel-build also builds
+# an Image without them, the bench's unpatched guest.
+GUEST_SERIES=(guest)
 # Suites added to a private apt configuration (never to the machine's).
 EXTRA_SUITES=(trixie-backports)
 

@@ -190,6 +190,8 @@ END {
 			(run in gsub_ ? gsub_[run] : "no subtest count"), (run in gcases ? gcases[run] : "no case count")
 		if (gtee[run] == "remote")
 			printf "          through the TEE service (tosfwd-teed --tee host, tosfwd-vmm --tee remote:)\n%s", teed[run]
+		if (gtee[run] == "pvm")
+			printf "          a protected guest (tosfwd-vmm --protected --tee host): its driver shares what it hands to OP-TEE\n"
 		if (run in calls)
 			printf "          the VMM forwarded %d calls: %d CALL_WITH_ARG, %d RETURN_FROM_RPC (%.1f per call)\n", \
 				calls[run], cwa[run], rfr[run], (cwa[run] > 0 ? rfr[run] / cwa[run] : 0)

@@ -6,14 +6,29 @@
 
 use std::cell::RefCell;
 
-/// A guest memory access that fell outside guest RAM.
+/// A guest memory access that failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("guest memory access of {len:#x} bytes at {gpa:#x} is not in guest RAM")]
-pub struct MemError {
-    /// Guest physical address of the access.
-    pub gpa: u64,
-    /// Its length.
-    pub len: u64,
+pub enum MemError {
+    /// The range is not (all) guest RAM.
+    #[error("guest memory access of {len:#x} bytes at {gpa:#x} is not in guest RAM")]
+    NotRam {
+        /// Guest physical address of the access.
+        gpa: u64,
+        /// Its length.
+        len: u64,
+    },
+    /// The range is guest RAM the host may not touch: a protected guest's
+    /// memory that the guest has not shared with the host.
+    #[error(
+        "guest memory access of {len:#x} bytes at {gpa:#x} touches memory the guest has not \
+         shared with the host"
+    )]
+    NotShared {
+        /// Guest physical address of the access.
+        gpa: u64,
+        /// Its length.
+        len: u64,
+    },
 }
 
 /// Guest physical memory. Every access is checked: an address outside guest
@@ -41,7 +56,7 @@ pub trait GuestRam {
 #[cfg(feature = "vm-memory")]
 impl<T: vm_memory::GuestMemory + ?Sized> GuestRam for T {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let err = MemError {
+        let err = MemError::NotRam {
             gpa,
             len: buf.len() as u64,
         };
@@ -59,7 +74,7 @@ impl<T: vm_memory::GuestMemory + ?Sized> GuestRam for T {
             data,
             vm_memory::GuestAddress(gpa),
         )
-        .map_err(|_| MemError {
+        .map_err(|_| MemError::NotRam {
             gpa,
             len: data.len() as u64,
         })
@@ -160,7 +175,7 @@ impl FakeGuestMemory {
 
 impl GuestRam for FakeGuestMemory {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let err = MemError {
+        let err = MemError::NotRam {
             gpa,
             len: buf.len() as u64,
         };
@@ -172,7 +187,7 @@ impl GuestRam for FakeGuestMemory {
     }
 
     fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
-        let err = MemError {
+        let err = MemError::NotRam {
             gpa,
             len: data.len() as u64,
         };

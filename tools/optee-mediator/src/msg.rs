@@ -433,10 +433,12 @@ impl MsgArg {
     /// Parses an argument from bytes (the whole argument, header first).
     pub fn parse(bytes: &[u8]) -> Result<MsgArg, MsgError> {
         let mut hb = [0u8; HEADER_SIZE];
-        let head = bytes.get(..HEADER_SIZE).ok_or(MsgError::Memory(MemError {
-            gpa: 0,
-            len: HEADER_SIZE as u64,
-        }))?;
+        let head = bytes
+            .get(..HEADER_SIZE)
+            .ok_or(MsgError::Memory(MemError::NotRam {
+                gpa: 0,
+                len: HEADER_SIZE as u64,
+            }))?;
         hb.copy_from_slice(head);
         let header = MsgHeader::parse(&hb);
         if header.num_params > MAX_PARAMS {
@@ -445,7 +447,7 @@ impl MsgArg {
         let need = arg_size(header.num_params) as usize;
         let body = bytes
             .get(HEADER_SIZE..need)
-            .ok_or(MsgError::Memory(MemError {
+            .ok_or(MsgError::Memory(MemError::NotRam {
                 gpa: 0,
                 len: need as u64,
             }))?;

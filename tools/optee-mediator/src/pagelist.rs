@@ -138,9 +138,15 @@ pub fn write_list(
     pages: &[u64],
     offset: u64,
 ) -> Result<u64, MemError> {
-    let first = list.first().copied().ok_or(MemError { gpa: 0, len: 0 })?;
+    let first = list
+        .first()
+        .copied()
+        .ok_or(MemError::NotRam { gpa: 0, len: 0 })?;
     for (i, chunk) in pages.chunks(ENTRIES_PER_LIST_PAGE).enumerate() {
-        let at = list.get(i).copied().ok_or(MemError { gpa: 0, len: 0 })?;
+        let at = list
+            .get(i)
+            .copied()
+            .ok_or(MemError::NotRam { gpa: 0, len: 0 })?;
         let mut raw = Vec::with_capacity(PAGE_SIZE as usize);
         for p in chunk {
             raw.extend_from_slice(&p.to_le_bytes());

@@ -103,7 +103,7 @@ impl GuestBuffer {
     pub fn read(&self, mem: &dyn GuestRam, offset: u64, buf: &mut [u8]) -> Result<(), ShmError> {
         let len = buf.len() as u64;
         self.for_each_piece(offset, len, |gpa, r| {
-            let piece = buf.get_mut(r).ok_or(MemError { gpa, len })?;
+            let piece = buf.get_mut(r).ok_or(MemError::NotRam { gpa, len })?;
             mem.read(gpa, piece)
         })
     }
@@ -112,7 +112,7 @@ impl GuestBuffer {
     pub fn write(&self, mem: &dyn GuestRam, offset: u64, data: &[u8]) -> Result<(), ShmError> {
         let len = data.len() as u64;
         self.for_each_piece(offset, len, |gpa, r| {
-            let piece = data.get(r).ok_or(MemError { gpa, len })?;
+            let piece = data.get(r).ok_or(MemError::NotRam { gpa, len })?;
             mem.write(gpa, piece)
         })
     }

@@ -5,13 +5,16 @@
 //! userspace TEE behind it) and reports KTAP with kselftest exit codes.
 //!
 //! Usage: tosfwd-tee-client [--xtest-tas [--bench N] | --service-fault |
-//! --partition-mark NAME | --partition-expect NAME|none | --partition-clear]
-//! [DEVICE] (default /dev/tee0). Without options, the cases against the
+//! --partition-mark NAME | --partition-expect NAME|none | --partition-clear |
+//! --private-memory | --unshared-memory] [DEVICE] (default /dev/tee0). Without options, the cases against the
 //! VMM's userspace TEE and its built-in TAs; with `--xtest-tas`, the cases
 //! against a real OP-TEE with Debian's xtest TAs ([`xtest_tas`]), then with
 //! `--bench N` the benchmark, N calls of each kind; with `--service-fault`,
 //! the guest's side of the bench's fault run, where the VMM's TEE service
-//! is killed and restarted during the cases ([`service_fault`]).
+//! is killed and restarted during the cases ([`service_fault`]); with
+//! `--private-memory` or `--unshared-memory`, the cases of a protected
+//! guest whose driver shares what it hands to the TEE, or shares nothing
+//! ([`private`]).
 //!
 //! The partition modes ([`partition`]) are for a real OP-TEE with
 //! NS-virtualization: `--partition-mark NAME` leaves NAME in the caller's
@@ -58,6 +61,7 @@ macro_rules! ensure {
 }
 
 mod partition;
+mod private;
 mod service_fault;
 mod xtest_tas;
 
@@ -402,6 +406,28 @@ const CASES: [Case; 9] = [
     ),
 ];
 
+/// The guest's memory, as far as the TEE is concerned ([`private`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Memory {
+    /// An ordinary guest: the host reaches all of it.
+    Shared,
+    /// A protected guest whose driver shares what it hands to the TEE
+    /// (`--private-memory`).
+    Private,
+    /// A protected guest whose driver shares nothing (`--unshared-memory`).
+    Unshared,
+}
+
+impl Memory {
+    fn flag(self) -> &'static str {
+        match self {
+            Memory::Shared => "",
+            Memory::Private => "--private-memory",
+            Memory::Unshared => "--unshared-memory",
+        }
+    }
+}
+
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 struct Options {
@@ -410,10 +436,25 @@ struct Options {
     bench: Option<u32>,
     service_fault: bool,
     partition: Option<partition::Mode>,
+    memory: Memory,
 }
 
 const USAGE: &str = "usage: tosfwd-tee-client [--xtest-tas [--bench N] | --service-fault |
-       --partition-mark NAME | --partition-expect NAME|none | --partition-clear] [DEVICE]";
+       --partition-mark NAME | --partition-expect NAME|none | --partition-clear |
+       --private-memory | --unshared-memory] [DEVICE]";
+
+/// Sets the memory mode, unless one is set already.
+fn set_memory(o: &mut Options, m: Memory) -> Result<(), String> {
+    if o.memory != Memory::Shared {
+        return Err(if o.memory == m {
+            format!("{} given twice", m.flag())
+        } else {
+            format!("{} and {} are different modes", o.memory.flag(), m.flag())
+        });
+    }
+    o.memory = m;
+    Ok(())
+}
 
 /// Sets the partition mode, unless one is set already.
 fn set_partition(o: &mut Options, m: partition::Mode) -> Result<(), String> {
@@ -451,6 +492,7 @@ fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, 
         bench: None,
         service_fault: false,
         partition: None,
+        memory: Memory::Shared,
     };
     let mut dev = None;
     while let Some(a) = args.next() {
@@ -486,6 +528,8 @@ fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, 
                 )?;
             }
             Some("--partition-clear") => set_partition(&mut o, partition::Mode::Clear)?,
+            Some("--private-memory") => set_memory(&mut o, Memory::Private)?,
+            Some("--unshared-memory") => set_memory(&mut o, Memory::Unshared)?,
             Some(s) if s.starts_with('-') => return Err(format!("unknown option {s}")),
             _ if dev.is_none() => dev = Some(PathBuf::from(a)),
             _ => return Err(format!("a second device {}", a.to_string_lossy())),
@@ -507,6 +551,20 @@ fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, 
             }
         }
     }
+    if o.memory != Memory::Shared {
+        for (on, other) in [
+            (o.xtest_tas, "--xtest-tas"),
+            (o.service_fault, "--service-fault"),
+            (o.partition.is_some(), "a partition mode"),
+        ] {
+            if on {
+                return Err(format!(
+                    "{} and {other} are different modes",
+                    o.memory.flag()
+                ));
+            }
+        }
+    }
     if let Some(d) = dev {
         o.dev = d;
     }
@@ -524,10 +582,15 @@ fn main() -> ExitCode {
     if let Some(mode) = &o.partition {
         return partition::main(&o.dev, mode);
     }
-    let cases: &[Case] = if o.xtest_tas {
-        &xtest_tas::CASES
-    } else {
-        &CASES
+    let private_cases;
+    let cases: &[Case] = match o.memory {
+        _ if o.xtest_tas => &xtest_tas::CASES,
+        Memory::Shared => &CASES,
+        Memory::Private => {
+            private_cases = private::cases();
+            &private_cases
+        }
+        Memory::Unshared => &private::UNSHARED_CASES,
     };
     let names: Vec<&str> = if o.service_fault {
         service_fault::CASES.iter().map(|c| c.0).collect()
@@ -712,6 +775,55 @@ mod tests {
         assert_eq!(
             p(&["--partition-mark", "host", "a", "b"]).unwrap_err(),
             "a second device b"
+        );
+    }
+
+    #[test]
+    fn the_memory_modes_parse_alone() {
+        assert_eq!(p(&[]).unwrap().memory, Memory::Shared);
+        assert_eq!(p(&["--private-memory"]).unwrap().memory, Memory::Private);
+        let o = p(&["--unshared-memory", "/dev/tee1"]).unwrap();
+        assert_eq!((o.memory, o.dev), (Memory::Unshared, "/dev/tee1".into()));
+        assert_eq!(
+            p(&["--private-memory", "--private-memory"]).unwrap_err(),
+            "--private-memory given twice"
+        );
+        assert_eq!(
+            p(&["--private-memory", "--unshared-memory"]).unwrap_err(),
+            "--private-memory and --unshared-memory are different modes"
+        );
+        assert_eq!(
+            p(&["--unshared-memory", "--xtest-tas"]).unwrap_err(),
+            "--unshared-memory and --xtest-tas are different modes"
+        );
+        assert_eq!(
+            p(&["--partition-clear", "--private-memory"]).unwrap_err(),
+            "--private-memory and a partition mode are different modes"
+        );
+    }
+
+    #[test]
+    fn private_memory_replaces_only_the_registered_memory_cases() {
+        let names = |c: &[Case]| c.iter().map(|c| c.0).collect::<Vec<_>>();
+        let private = private::cases();
+        assert_eq!(private.len(), CASES.len());
+        let changed: Vec<_> = names(&CASES)
+            .into_iter()
+            .zip(names(&private))
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert_eq!(
+            changed,
+            [
+                (
+                    "tee_version_reports_optee_with_registered_memory",
+                    "tee_version_reports_optee_without_registered_memory"
+                ),
+                (
+                    "memory_ta_reverses_registered_unaligned_user_memory",
+                    "registering_user_memory_is_refused_with_eopnotsupp"
+                )
+            ]
         );
     }
 }

@@ -79,7 +79,7 @@ impl Shadow {
 
 impl GuestRam for Shadow {
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), MemError> {
-        let err = MemError {
+        let err = MemError::NotRam {
             gpa,
             len: buf.len() as u64,
         };
@@ -94,7 +94,7 @@ impl GuestRam for Shadow {
 
     fn write(&self, gpa: u64, data: &[u8]) -> Result<(), MemError> {
         if !self.is_ram(gpa, data.len() as u64) {
-            return Err(MemError {
+            return Err(MemError::NotRam {
                 gpa,
                 len: data.len() as u64,
             });

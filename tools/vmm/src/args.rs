@@ -94,6 +94,14 @@ pub struct Args {
     #[arg(short = 'c', long, default_value_t = 1,
           value_parser = clap::value_parser!(u8).range(1..=layout::MAX_VCPUS as i64))]
     pub vcpus: u8,
+    /// Create a protected VM (pKVM's KVM_VM_TYPE_ARM_PROTECTED: a host
+    /// booted with kvm-arm.mode=protected). Its memory is the guest's own:
+    /// the mediator reaches only what the guest shares with the host, and
+    /// a call whose memory the guest kept private is answered with the
+    /// ABI's error. The guest's OP-TEE driver must share what it hands to
+    /// the TEE (patches/guest-VERSION).
+    #[arg(long)]
+    pub protected: bool,
     /// How the guest calls OP-TEE: the `method` of firmware/optee.
     #[arg(long, value_enum, default_value_t = Conduit::Smc)]
     pub conduit: Conduit,

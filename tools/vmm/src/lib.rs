@@ -4,7 +4,7 @@
 //!
 //! The pure parts (command line, memory layout, device tree, call counts,
 //! console line buffering, how a run ends and its exit status, the host
-//! TEE's start-up checks and lock)
+//! TEE's start-up checks and lock, a protected guest's RAM)
 //! build and are tested on any host; the machine itself (the `vm` module)
 //! is aarch64 only.
 
@@ -15,6 +15,7 @@ pub mod console;
 pub mod fdt;
 pub mod layout;
 pub mod outcome;
+pub mod private_ram;
 pub mod stats;
 pub mod tee;
 #[cfg(target_arch = "aarch64")]

@@ -30,10 +30,10 @@ use linux_loader::loader::KernelLoader;
 use optee_mediator::abi::ret;
 use optee_mediator::kvm::{self as adapter, AdapterError};
 use optee_mediator::{
-    kvm_filters, Backend, ClientId, LoginPolicy, Mediator, MediatorError, Policy, Progress,
-    TaFilter, UserTee, UteeConfig,
+    kvm_filters, Backend, ClientId, GuestRam, LoginPolicy, Mediator, MediatorError, Policy,
+    Progress, TaFilter, UserTee, UteeConfig,
 };
-use smccc::kvm::{filter_attr, CoreReg};
+use smccc::kvm::{filter_attr, CoreReg, KVM_VM_TYPE_ARM_PROTECTED};
 use smccc::FunctionId;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
 use vm_superio::{Serial, Trigger};
@@ -44,6 +44,7 @@ use crate::console::LineOut;
 use crate::fdt::{self, FdtConfig};
 use crate::layout::{self, ImageError, KernelImage, LayoutError, MmioTarget};
 use crate::outcome::{Ending, VcpuEnd};
+use crate::private_ram::PrivateRam;
 use crate::stats::CallCounts;
 
 /// Why the VM could not be built or run.
@@ -76,6 +77,15 @@ pub enum Error {
          Trusted OS calls cannot be forwarded to this VMM ({0})"
     )]
     NoSmcccFilter(kvm_ioctls::Error),
+    /// KVM refused a protected VM.
+    #[error(
+        "KVM cannot create a protected VM (KVM_VM_TYPE_ARM_PROTECTED): {0}; protected VMs need \
+         pKVM (an arm64 host booted with kvm-arm.mode=protected)"
+    )]
+    NoProtectedVms(kvm_ioctls::Error),
+    /// The protected guest's RAM could not be given its checked accessor.
+    #[error("cannot set up the access to a protected guest's RAM (a memfd): {0}")]
+    PrivateRam(io::Error),
     /// The in-kernel GICv3 is missing.
     #[error(
         "KVM cannot create an in-kernel GICv3 ({0}): the host needs a GICv3 (or a GIC with v3 \
@@ -219,7 +229,9 @@ struct TeeWait {
 struct Machine {
     forwarder: Mutex<Forwarder>,
     serial: Mutex<Serial<IrqFd, vm_superio::serial::NoEvents, LineOut<Stdout>>>,
-    mem: GuestMemoryMmap,
+    /// Guest RAM as the mediator reaches it: the mapping itself, or for a
+    /// protected VM only through checked copies ([`PrivateRam`]).
+    mem: GuestView,
     /// The guest's mistakes logged so far (stray MMIO, undecodable accesses).
     stray_mmio: Mutex<u32>,
     /// Set once the run has ended: every vCPU thread leaves its loop.
@@ -227,6 +239,23 @@ struct Machine {
     /// `None` for a backend that only progresses when the guest calls, or
     /// with --tee-wait-us 0.
     tee_wait: Option<TeeWait>,
+}
+
+/// Guest RAM as the mediator reaches it.
+enum GuestView {
+    /// An ordinary VM's: all of it, through the mapping.
+    Plain(GuestMemoryMmap),
+    /// A protected VM's: what the guest shares, through checked copies.
+    Private(PrivateRam),
+}
+
+impl GuestView {
+    fn ram(&self) -> &dyn GuestRam {
+        match self {
+            GuestView::Plain(m) => m,
+            GuestView::Private(p) => p,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -304,7 +333,7 @@ impl Machine {
         let mut result = {
             let mut f = lock(&self.forwarder);
             f.calls.add(FunctionId::from_x0(nr));
-            f.mediator.handle(&self.mem, &call)
+            f.mediator.handle(self.mem.ram(), &call)
         };
         // The call is still in the TEE: rather than send the guest away
         // for it at once, wait a little (no lock held) for a result to
@@ -321,7 +350,7 @@ impl Machine {
                 let mut f = lock(&self.forwarder);
                 let Some(next) =
                     f.mediator
-                        .return_from_foreign_intr(&self.mem, &result, call.conduit)
+                        .return_from_foreign_intr(self.mem.ram(), &result, call.conduit)
                 else {
                     break;
                 };
@@ -626,7 +655,12 @@ pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
 
     let kvm = Kvm::new().map_err(Error::OpenKvm)?;
     let start = Instant::now();
-    let vm = kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?;
+    let vm = if args.protected {
+        kvm.create_vm_with_type(KVM_VM_TYPE_ARM_PROTECTED)
+            .map_err(Error::NoProtectedVms)?
+    } else {
+        kvm.create_vm().map_err(kvm_err("KVM_CREATE_VM"))?
+    };
     install_filters(&vm)?;
 
     let mem =
@@ -758,6 +792,11 @@ pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
         .then(|| mediator.backend().progress())
         .flatten()
         .map(|progress| TeeWait { progress, wait });
+    let mem = if args.protected {
+        GuestView::Private(PrivateRam::new(mem).map_err(Error::PrivateRam)?)
+    } else {
+        GuestView::Plain(mem)
+    };
     let machine = Arc::new(Machine {
         forwarder: Mutex::new(Forwarder {
             mediator,
