@@ -34,8 +34,8 @@ use optee_mediator::utee::ta::{fill_byte, fnv1a32, hello, memory, HELLO_UUID, ME
 use optee_mediator::Uuid;
 use tosfwd_selftests::ktap::{self, Ktap, Outcome};
 use tosfwd_tee_client::sys::{
-    TEE_GEN_CAP_GP, TEE_GEN_CAP_REG_MEM, TEE_IMPL_ID_OPTEE, TEE_IOCTL_LOGIN_PUBLIC,
-    TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INOUT as MEMREF_INOUT,
+    tee_ioctl_version_data, TEE_GEN_CAP_GP, TEE_GEN_CAP_REG_MEM, TEE_IMPL_ID_OPTEE,
+    TEE_IOCTL_LOGIN_PUBLIC, TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INOUT as MEMREF_INOUT,
     TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INPUT as MEMREF_IN,
     TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_OUTPUT as MEMREF_OUT,
 };
@@ -119,13 +119,19 @@ fn check_sum(p: &Param, data: &[u8]) -> CaseResult {
     Ok(())
 }
 
-fn version(tee: &Tee) -> CaseResult {
+/// TEE_IOC_VERSION's answer, checked to be OP-TEE's.
+fn optee_version(tee: &Tee) -> Result<tee_ioctl_version_data, String> {
     let v = tee.version().map_err(|e| format!("TEE_IOC_VERSION: {e}"))?;
     ensure!(
         v.impl_id == TEE_IMPL_ID_OPTEE,
         "impl_id {} is not TEE_IMPL_ID_OPTEE",
         v.impl_id
     );
+    Ok(v)
+}
+
+fn version(tee: &Tee) -> CaseResult {
+    let v = optee_version(tee)?;
     let want = TEE_GEN_CAP_GP | TEE_GEN_CAP_REG_MEM;
     ensure!(
         v.gen_caps & want == want,

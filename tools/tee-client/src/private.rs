@@ -16,12 +16,10 @@
 
 use optee_mediator::msg::teec;
 use optee_mediator::utee::ta::HELLO_UUID;
-use tosfwd_tee_client::sys::{
-    TEE_GEN_CAP_GP, TEE_GEN_CAP_REG_MEM, TEE_IMPL_ID_OPTEE, TEE_IOCTL_LOGIN_PUBLIC,
-};
+use tosfwd_tee_client::sys::{TEE_GEN_CAP_GP, TEE_GEN_CAP_REG_MEM, TEE_IOCTL_LOGIN_PUBLIC};
 use tosfwd_tee_client::Tee;
 
-use crate::{Case, CaseResult, CASES, PAGE};
+use crate::{optee_version, Case, CaseResult, CASES, PAGE};
 
 /// Which of the ordinary cases `--private-memory` replaces, and with what.
 const REPLACED: [(&str, Case); 2] = [
@@ -65,12 +63,7 @@ pub const UNSHARED_CASES: [Case; 2] = [
 ];
 
 fn version(tee: &Tee) -> CaseResult {
-    let v = tee.version().map_err(|e| format!("TEE_IOC_VERSION: {e}"))?;
-    ensure!(
-        v.impl_id == TEE_IMPL_ID_OPTEE,
-        "impl_id {} is not TEE_IMPL_ID_OPTEE",
-        v.impl_id
-    );
+    let v = optee_version(tee)?;
     ensure!(
         v.gen_caps & TEE_GEN_CAP_GP != 0,
         "gen_caps {:#x} lack GP",
@@ -96,13 +89,7 @@ fn registration_refused(tee: &Tee) -> CaseResult {
 }
 
 fn probed(tee: &Tee) -> CaseResult {
-    let v = tee.version().map_err(|e| format!("TEE_IOC_VERSION: {e}"))?;
-    ensure!(
-        v.impl_id == TEE_IMPL_ID_OPTEE,
-        "impl_id {} is not TEE_IMPL_ID_OPTEE",
-        v.impl_id
-    );
-    Ok(())
+    optee_version(tee).map(|_| ())
 }
 
 fn standard_calls_fail(tee: &Tee) -> CaseResult {
