@@ -559,7 +559,7 @@ fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, 
     }
     if o.memory != Memory::Shared {
         for (on, other) in [
-            (o.xtest_tas, "--xtest-tas"),
+            (o.xtest_tas && o.memory == Memory::Unshared, "--xtest-tas"),
             (o.service_fault, "--service-fault"),
             (o.partition.is_some(), "a partition mode"),
         ] {
@@ -590,13 +590,13 @@ fn main() -> ExitCode {
     }
     let private_cases;
     let cases: &[Case] = match o.memory {
-        _ if o.xtest_tas => &xtest_tas::CASES,
-        Memory::Shared => &CASES,
         Memory::Private => {
-            private_cases = private::cases();
+            private_cases = private::cases(o.xtest_tas);
             &private_cases
         }
         Memory::Unshared => &private::UNSHARED_CASES,
+        Memory::Shared if o.xtest_tas => &xtest_tas::CASES,
+        Memory::Shared => &CASES,
     };
     let names: Vec<&str> = if o.service_fault {
         service_fault::CASES.iter().map(|c| c.0).collect()
@@ -638,7 +638,7 @@ fn main() -> ExitCode {
     if let Some(n) = o.bench {
         k.run(
             "benchmark_value_and_64k_memref_calls",
-            || match xtest_tas::bench(&tee, n) {
+            || match xtest_tas::bench(&tee, n, o.memory == Memory::Shared) {
                 Ok(()) => Outcome::Pass,
                 Err(why) => Outcome::Fail(why),
             },
@@ -809,9 +809,23 @@ mod tests {
     }
 
     #[test]
+    fn private_memory_goes_with_the_xtest_tas() {
+        let o = p(&["--xtest-tas", "--private-memory", "--bench", "3"]).unwrap();
+        assert_eq!(
+            (o.xtest_tas, o.memory, o.bench),
+            (true, Memory::Private, Some(3))
+        );
+        let names: Vec<_> = private::cases(true).iter().map(|c| c.0).collect();
+        assert_eq!(names.len(), xtest_tas::CASES.len());
+        assert!(names.contains(&"tee_version_reports_optee_without_registered_memory"));
+        assert!(names.contains(&"registering_user_memory_is_refused_with_eopnotsupp"));
+        assert!(!names.iter().any(|n| n.contains("registered_unaligned")));
+    }
+
+    #[test]
     fn private_memory_replaces_only_the_registered_memory_cases() {
         let names = |c: &[Case]| c.iter().map(|c| c.0).collect::<Vec<_>>();
-        let private = private::cases();
+        let private = private::cases(false);
         assert_eq!(private.len(), CASES.len());
         let changed: Vec<_> = names(&CASES)
             .into_iter()

@@ -4,9 +4,9 @@
 //!
 //! `--private-memory`: the guest's OP-TEE driver shares what it hands to
 //! the TEE (the guest series, patches/guest-VERSION). The ordinary cases
-//! run, except the two about registered memory: such a driver offers none
-//! (a client's own buffer is private), which [`version`] and
-//! [`registration_refused`] check instead.
+//! (or those of `--xtest-tas`, and its benchmark) run, except those about
+//! registered memory: such a driver offers none (a client's own buffer is
+//! private), which [`version`] and [`registration_refused`] check instead.
 //!
 //! `--unshared-memory`: a driver that shares nothing (the same kernel
 //! without the series). Its fast calls, which carry registers only, work:
@@ -19,10 +19,11 @@ use optee_mediator::utee::ta::HELLO_UUID;
 use tosfwd_tee_client::sys::{TEE_GEN_CAP_GP, TEE_GEN_CAP_REG_MEM, TEE_IOCTL_LOGIN_PUBLIC};
 use tosfwd_tee_client::Tee;
 
-use crate::{optee_version, Case, CaseResult, CASES, PAGE};
+use crate::{optee_version, xtest_tas, Case, CaseResult, CASES, PAGE};
 
-/// Which of the ordinary cases `--private-memory` replaces, and with what.
-const REPLACED: [(&str, Case); 2] = [
+/// Which cases `--private-memory` replaces (of the ordinary ones and of
+/// `--xtest-tas`), and with what.
+const REPLACED: [(&str, Case); 3] = [
     (
         "tee_version_reports_optee_with_registered_memory",
         (
@@ -37,13 +38,21 @@ const REPLACED: [(&str, Case); 2] = [
             registration_refused,
         ),
     ),
+    (
+        "os_test_ta_takes_64k_of_registered_unaligned_user_memory",
+        (
+            "registering_user_memory_is_refused_with_eopnotsupp",
+            registration_refused,
+        ),
+    ),
 ];
 
-/// The cases of `--private-memory`: the ordinary ones, in their order, with
-/// those about registered memory replaced.
-pub fn cases() -> Vec<Case> {
-    CASES
-        .iter()
+/// The cases of `--private-memory`: the ordinary ones (or with
+/// `--xtest-tas`, those), in their order, with those about registered
+/// memory replaced.
+pub fn cases(xtest_tas: bool) -> Vec<Case> {
+    let base: &[Case] = if xtest_tas { &xtest_tas::CASES } else { &CASES };
+    base.iter()
         .map(|c| {
             REPLACED
                 .iter()

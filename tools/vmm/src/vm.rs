@@ -775,6 +775,11 @@ pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
         },
         ..Policy::default()
     };
+    let mem = if args.protected {
+        GuestView::Private(PrivateRam::new(mem).map_err(Error::PrivateRam)?)
+    } else {
+        GuestView::Plain(mem)
+    };
     // SAFETY: the mediator only ever sees `mem` (Machine::forward), and
     // `mem` outlives it on every path: on the normal one the mediator is
     // torn down below (the host backend's vm_destroyed cancels and joins
@@ -792,11 +797,6 @@ pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
         .then(|| mediator.backend().progress())
         .flatten()
         .map(|progress| TeeWait { progress, wait });
-    let mem = if args.protected {
-        GuestView::Private(PrivateRam::new(mem).map_err(Error::PrivateRam)?)
-    } else {
-        GuestView::Plain(mem)
-    };
     let machine = Arc::new(Machine {
         forwarder: Mutex::new(Forwarder {
             mediator,
