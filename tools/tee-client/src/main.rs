@@ -5,16 +5,17 @@
 //! userspace TEE behind it) and reports KTAP with kselftest exit codes.
 //!
 //! Usage: tosfwd-tee-client [--xtest-tas [--bench N] | --service-fault |
-//! --partition-mark NAME | --partition-expect NAME|none | --partition-clear |
-//! --private-memory | --unshared-memory] [DEVICE] (default /dev/tee0). Without options, the cases against the
-//! VMM's userspace TEE and its built-in TAs; with `--xtest-tas`, the cases
+//! --partition-mark NAME | --partition-expect NAME|none | --partition-clear]
+//! [--private-memory | --unshared-memory] [DEVICE] (default /dev/tee0).
+//! Without options, the cases against the VMM's userspace TEE and its
+//! built-in TAs; with `--xtest-tas`, the cases
 //! against a real OP-TEE with Debian's xtest TAs ([`xtest_tas`]), then with
 //! `--bench N` the benchmark, N calls of each kind; with `--service-fault`,
 //! the guest's side of the bench's fault run, where the VMM's TEE service
 //! is killed and restarted during the cases ([`service_fault`]); with
-//! `--private-memory` or `--unshared-memory`, the cases of a protected
-//! guest whose driver shares what it hands to the TEE, or shares nothing
-//! ([`private`]).
+//! `--private-memory` (alone or with `--xtest-tas`) or `--unshared-memory`,
+//! the cases of a protected guest whose driver shares what it hands to the
+//! TEE, or shares nothing ([`private`]).
 //!
 //! The partition modes ([`partition`]) are for a real OP-TEE with
 //! NS-virtualization: `--partition-mark NAME` leaves NAME in the caller's
@@ -446,8 +447,8 @@ struct Options {
 }
 
 const USAGE: &str = "usage: tosfwd-tee-client [--xtest-tas [--bench N] | --service-fault |
-       --partition-mark NAME | --partition-expect NAME|none | --partition-clear |
-       --private-memory | --unshared-memory] [DEVICE]";
+       --partition-mark NAME | --partition-expect NAME|none | --partition-clear]
+       [--private-memory | --unshared-memory] [DEVICE]";
 
 /// Sets the memory mode, unless one is set already.
 fn set_memory(o: &mut Options, m: Memory) -> Result<(), String> {
