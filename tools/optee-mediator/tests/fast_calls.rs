@@ -57,6 +57,24 @@ fn exchange_capabilities_offers_dynamic_shm_and_memref_null_and_no_rpc_params() 
     }
 }
 
+/// A guest is never told OPTEE_SMC_SEC_CAP_VIRTUALIZATION, as Xen's mediator
+/// masks it: with it, a Linux guest (7.3 with the TEE series) would take
+/// itself for the hypervisor of an NS-virtualization OP-TEE and send the
+/// hypervisor-only VM_CREATED. Whatever the guest announces, the bit is clear.
+#[test]
+fn exchange_capabilities_never_offers_virtualization() {
+    let mut g = guest();
+    for nsec in [0, caps::NSEC_UNIPROCESSOR, 0xffff_ffff] {
+        let r = g.call(SmcCall::new(abi::EXCHANGE_CAPABILITIES, &[u64::from(nsec)]));
+        assert_eq!(r.a0(), u64::from(ret::OK));
+        assert_eq!(
+            r.regs()[1] & u64::from(caps::VIRTUALIZATION),
+            0,
+            "nsec {nsec:#x}"
+        );
+    }
+}
+
 #[test]
 fn get_shm_config_is_not_available() {
     assert_eq!(
