@@ -16,13 +16,21 @@ KERNELS=(
 	"7.3 linux-source-7.3"
 )
 # The kernel series, applied by scripts/kernel-build in this order where
-# patches/NAME-VERSION/ exists: KVM's (linux-), the TEE driver's for the
-# host (tee-) and for a guest whose memory is private (guest-).
-SERIES=(linux tee guest)
+# patches/NAME-VERSION/ exists: KVM's distribution patch set (linux-, 6.12
+# only), the three KVM submissions of 7.3, each one a maintainer can take on
+# its own (kvm-api-: the one-line api.rst fix; kvm-tos-: documentation and
+# selftests of Trusted OS call forwarding as KVM does it today; kvm-pvm-: the
+# RFC that lets protected VMs use the SMCCC filter, built on kvm-tos), the TEE
+# driver's for the host (tee-) and for a guest whose memory is private
+# (guest-).
+SERIES=(linux kvm-api kvm-tos kvm-pvm tee guest)
 # A series built on another one (NAME=BASE): BASE's patches come first
 # (series-check applies them before checking; series-export exports the
 # topic branch from branch BASE of the same tree).
-declare -A SERIES_BASE=([guest]=tee)
+declare -A SERIES_BASE=([kvm-pvm]=kvm-tos [guest]=tee)
+# The subject prefix of a series that asks for comments rather than for a
+# merge (scripts/series-export; the others are "PATCH").
+declare -A SERIES_PREFIX=([kvm-pvm]="RFC PATCH")
 # Series that only a guest's kernel uses (last in SERIES): scripts/kernel-build also builds
 # an Image without them, the bench's unpatched guest.
 GUEST_SERIES=(guest)
