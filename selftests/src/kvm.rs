@@ -7,10 +7,10 @@ use std::cell::Cell;
 use std::ptr::NonNull;
 
 use kvm_bindings::{
-    kvm_device_attr, kvm_userspace_memory_region, kvm_vcpu_init, KVM_ARM_VCPU_PSCI_0_2,
-    KVM_SYSTEM_EVENT_SHUTDOWN,
+    kvm_device_attr, kvm_userspace_memory_region, kvm_vcpu_init, KVM_ARM_VCPU_EL1_32BIT,
+    KVM_ARM_VCPU_PSCI_0_2, KVM_SYSTEM_EVENT_SHUTDOWN,
 };
-use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use kvm_ioctls::{Cap, Kvm, VcpuExit, VcpuFd, VmFd};
 use smccc::kvm::{FilterAction, KvmSmcccFilter, KVM_HYPERCALL_EXIT_SMC, KVM_VM_TYPE_ARM_PROTECTED};
 use smccc::{Conduit, FunctionId, FunctionRange};
 
@@ -234,6 +234,20 @@ impl TestVm {
     /// Creates vCPU `id`, initialised with PSCI 0.2, PC at `entry` (an offset
     /// into the guest code) and x27 holding the ucall window's address.
     pub fn vcpu(&self, id: u64, entry: usize) -> Result<TestVcpu> {
+        let vcpu = self.vcpu_with(id, entry, 0)?;
+        vcpu.set(Reg::X(UCALL_REG), UCALL_IPA)?;
+        Ok(vcpu)
+    }
+
+    /// Creates vCPU `id` whose EL1 runs in AArch32
+    /// (`KVM_ARM_VCPU_EL1_32BIT`: it starts in SVC mode, A32), initialised
+    /// with PSCI 0.2, PC at `entry` (an offset into the guest code). Needs
+    /// [`has_aarch32_el1`].
+    pub fn vcpu_aarch32(&self, id: u64, entry: usize) -> Result<TestVcpu> {
+        self.vcpu_with(id, entry, 1 << KVM_ARM_VCPU_EL1_32BIT)
+    }
+
+    fn vcpu_with(&self, id: u64, entry: usize, features: u32) -> Result<TestVcpu> {
         let fd = self
             .vm
             .create_vcpu(id)
@@ -242,16 +256,21 @@ impl TestVm {
         self.vm
             .get_preferred_target(&mut init)
             .map_err(Error::VcpuInit)?;
-        init.features[0] |= 1 << KVM_ARM_VCPU_PSCI_0_2;
+        init.features[0] |= 1 << KVM_ARM_VCPU_PSCI_0_2 | features;
         fd.vcpu_init(&init).map_err(Error::VcpuInit)?;
         let vcpu = TestVcpu {
             fd,
             one_reg_ioctls: Cell::new(0),
         };
         vcpu.set(Reg::Pc, GUEST_CODE_IPA + entry as u64)?;
-        vcpu.set(Reg::X(UCALL_REG), UCALL_IPA)?;
         Ok(vcpu)
     }
+}
+
+/// Whether KVM can run a vCPU's EL1 in AArch32 (`KVM_CAP_ARM_EL1_32BIT`:
+/// the CPU implements AArch32 at EL1, which most recent arm64 cores don't).
+pub fn has_aarch32_el1() -> Result<bool> {
+    Ok(open_kvm()?.check_extension(Cap::ArmEl132bit))
 }
 
 /// The register in which guest code finds the ucall window.

@@ -11,6 +11,8 @@ pub mod cases;
 pub mod guest;
 #[cfg(target_arch = "aarch64")]
 pub mod kvm;
+#[cfg(target_arch = "aarch64")]
+pub mod vmm_rule;
 
 use std::process::ExitCode;
 

@@ -3,7 +3,9 @@
 //! becomes an [`SmcCall`], and the [`SmcResult`] goes back into the vCPU's
 //! registers. Only the argument registers the function uses are read
 //! (KVM_GET_ONE_REG); x0 is always written, x1..x3 only when the call
-//! defines them.
+//! defines them. An SMC64 call from an AArch32 vCPU never reaches the
+//! mediator: [`read_call`] answers it NOT_SUPPORTED itself, as SMCCC says
+//! (see [`crate::caller`]).
 //!
 //! ```ignore
 //! loop {
@@ -23,6 +25,7 @@ use smccc::{Conduit, FunctionId};
 
 use crate::abi::Function;
 use crate::backend::Backend;
+use crate::caller;
 use crate::mediator::{Mediator, SmcCall, SmcResult};
 use crate::mem::GuestRam;
 
@@ -30,10 +33,10 @@ use crate::mem::GuestRam;
 #[derive(Debug, thiserror::Error)]
 pub enum AdapterError {
     /// KVM_GET_ONE_REG failed.
-    #[error("reading x{reg} with KVM_GET_ONE_REG failed: {err}")]
+    #[error("reading {reg} with KVM_GET_ONE_REG failed: {err}")]
     GetReg {
-        /// Register number.
-        reg: u8,
+        /// The register.
+        reg: CoreReg,
         /// The error.
         err: kvm_ioctls::Error,
     },
@@ -68,8 +71,12 @@ fn reg(n: u8) -> CoreReg {
 }
 
 fn get(vcpu: &VcpuFd, reg: u8) -> Result<u64, AdapterError> {
+    get_reg(vcpu, self::reg(reg))
+}
+
+fn get_reg(vcpu: &VcpuFd, reg: CoreReg) -> Result<u64, AdapterError> {
     let mut b = [0u8; 8];
-    vcpu.get_one_reg(self::reg(reg).id(), &mut b)
+    vcpu.get_one_reg(reg.id(), &mut b)
         .map_err(|err| AdapterError::GetReg { reg, err })?;
     Ok(u64::from_le_bytes(b))
 }
@@ -80,10 +87,27 @@ fn set(vcpu: &VcpuFd, reg: u8, v: u64) -> Result<(), AdapterError> {
         .map_err(|err| AdapterError::SetReg { reg, err })
 }
 
+/// What the VMM does with a forwarded call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarded {
+    /// The mediator answers it.
+    Mediate(SmcCall),
+    /// The VMM answers it with this result, without passing it on: an
+    /// SMC64 function id called from AArch32 ([`caller`]).
+    Refused(SmcResult),
+}
+
 /// The call of a hypercall exit: `nr` is `kvm_run.hypercall.nr` (the
-/// function id), `flags` is `kvm_run.hypercall.flags`.
-pub fn read_call(vcpu: &VcpuFd, nr: u64, flags: u64) -> Result<SmcCall, AdapterError> {
+/// function id), `flags` is `kvm_run.hypercall.flags`. An SMC64 id reads
+/// the vCPU's PSTATE to tell an AArch32 caller, whose call is
+/// [`Forwarded::Refused`]; an SMC32 id costs no extra ioctl.
+pub fn read_call(vcpu: &VcpuFd, nr: u64, flags: u64) -> Result<Forwarded, AdapterError> {
     let function = FunctionId::from_x0(nr);
+    if let Some(result) =
+        caller::answer_before_mediation(function, flags, || get_reg(vcpu, CoreReg::Pstate))?
+    {
+        return Ok(Forwarded::Refused(result));
+    }
     let conduit = if flags & KVM_HYPERCALL_EXIT_SMC != 0 {
         Conduit::Smc
     } else {
@@ -94,11 +118,11 @@ pub fn read_call(vcpu: &VcpuFd, nr: u64, flags: u64) -> Result<SmcCall, AdapterE
     for (i, a) in args.iter_mut().enumerate().take(used) {
         *a = get(vcpu, i as u8 + 1)?;
     }
-    Ok(SmcCall {
+    Ok(Forwarded::Mediate(SmcCall {
         function,
         conduit,
         args,
-    })
+    }))
 }
 
 /// Writes a result: x0 always, x1.. as the result defines.
@@ -109,8 +133,9 @@ pub fn write_result(vcpu: &VcpuFd, result: &SmcResult) -> Result<(), AdapterErro
     Ok(())
 }
 
-/// Reads the call of a hypercall exit, lets `mediator` answer it, writes
-/// the answer back; returns it.
+/// Reads the call of a hypercall exit, lets `mediator` answer it (unless
+/// the VMM refuses it itself, [`Forwarded::Refused`]), writes the answer
+/// back; returns it.
 pub fn handle_hypercall<B: Backend>(
     vcpu: &VcpuFd,
     nr: u64,
@@ -118,8 +143,10 @@ pub fn handle_hypercall<B: Backend>(
     mediator: &mut Mediator<B>,
     mem: &dyn GuestRam,
 ) -> Result<SmcResult, AdapterError> {
-    let call = read_call(vcpu, nr, flags)?;
-    let result = mediator.handle(mem, &call);
+    let result = match read_call(vcpu, nr, flags)? {
+        Forwarded::Mediate(call) => mediator.handle(mem, &call),
+        Forwarded::Refused(result) => result,
+    };
     write_result(vcpu, &result)?;
     Ok(result)
 }

@@ -18,6 +18,7 @@
 
 pub mod abi;
 pub mod backend;
+pub mod caller;
 pub mod mediator;
 pub mod mem;
 pub mod msg;

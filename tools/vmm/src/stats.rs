@@ -15,6 +15,9 @@ pub struct CallCounts {
     /// RETURN_FROM_RPCs the VMM made for the guest after a FOREIGN_INTR
     /// (the result had arrived while the vCPU waited): not guest calls.
     pub returns_for_guest: u64,
+    /// SMC64 calls from an AArch32 vCPU, answered NOT_SUPPORTED by the VMM
+    /// (SMCCC's rule) without reaching the mediator: not in `by_id`.
+    pub refused_smc64_from_aarch32: u64,
 }
 
 /// OP-TEE's name of a function id (optee_smc.h without the OPTEE_SMC_
@@ -52,6 +55,7 @@ impl CallCounts {
             *self.by_id.entry(*id).or_default() += n;
         }
         self.returns_for_guest += other.returns_for_guest;
+        self.refused_smc64_from_aarch32 += other.refused_smc64_from_aarch32;
     }
 
     /// All calls.
@@ -65,7 +69,8 @@ impl CallCounts {
     }
 
     /// One line: `N forwarded calls: 0xID NAME xCOUNT, ...` in id order,
-    /// then `; N RETURN_FROM_RPC made for the guest` if any were.
+    /// then `; N RETURN_FROM_RPC made for the guest` if any were, then
+    /// `; N SMC64 calls from AArch32 refused` if any were.
     pub fn summary(&self) -> String {
         let mut s = format!("{} forwarded calls", self.total());
         let mut sep = ": ";
@@ -78,6 +83,13 @@ impl CallCounts {
                 s,
                 "; {} RETURN_FROM_RPC made for the guest",
                 self.returns_for_guest
+            );
+        }
+        if self.refused_smc64_from_aarch32 > 0 {
+            let _ = write!(
+                s,
+                "; {} SMC64 calls from AArch32 refused",
+                self.refused_smc64_from_aarch32
             );
         }
         s
@@ -120,6 +132,22 @@ mod tests {
             c.summary(),
             "1 forwarded calls: 0x32000003 CALL_RETURN_FROM_RPC x1; 2 RETURN_FROM_RPC made for \
              the guest"
+        );
+    }
+
+    #[test]
+    fn refused_smc64_calls_from_aarch32_are_counted_apart_from_the_mediated_ones() {
+        let mut c = CallCounts::default();
+        c.add(abi::CALLS_UID);
+        let d = CallCounts {
+            refused_smc64_from_aarch32: 3,
+            ..CallCounts::default()
+        };
+        c.merge(&d);
+        assert_eq!(c.total(), 1);
+        assert_eq!(
+            c.summary(),
+            "1 forwarded calls: 0xbf00ff01 CALLS_UID x1; 3 SMC64 calls from AArch32 refused"
         );
     }
 

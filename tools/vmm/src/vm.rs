@@ -28,7 +28,7 @@ use kvm_ioctls::{DeviceFd, Kvm, VcpuExit, VcpuFd, VmFd};
 use linux_loader::loader::pe::PE;
 use linux_loader::loader::KernelLoader;
 use optee_mediator::abi::ret;
-use optee_mediator::kvm::{self as adapter, AdapterError};
+use optee_mediator::kvm::{self as adapter, AdapterError, Forwarded};
 use optee_mediator::{
     kvm_filters, Backend, ClientId, GuestRam, LoginPolicy, Mediator, MediatorError, Policy,
     Progress, TaFilter, UserTee, UteeConfig,
@@ -326,8 +326,17 @@ impl Machine {
     /// One forwarded call: the registers it needs, the mediator's answer,
     /// the result registers.
     fn forward(&self, id: usize, vcpu: &VcpuFd, nr: u64, flags: u64) -> Result<(), Error> {
-        let call =
-            adapter::read_call(vcpu, nr, flags).map_err(|err| Error::Adapter { vcpu: id, err })?;
+        let call = match adapter::read_call(vcpu, nr, flags)
+            .map_err(|err| Error::Adapter { vcpu: id, err })?
+        {
+            Forwarded::Mediate(call) => call,
+            // SMCCC's rule, applied here rather than by KVM: not passed on.
+            Forwarded::Refused(result) => {
+                lock(&self.forwarder).calls.refused_smc64_from_aarch32 += 1;
+                return adapter::write_result(vcpu, &result)
+                    .map_err(|err| Error::Adapter { vcpu: id, err });
+            }
+        };
         // What the backend had finished before this call.
         let waiting = self.tee_wait.as_ref().map(|w| (w, w.progress.seen()));
         let mut result = {
