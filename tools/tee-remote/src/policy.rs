@@ -28,9 +28,17 @@
 //!
 //! Keys of a rule: `uid` and `gid` (Unix peers; `gid` optional), or `tcp`
 //! (an IP address, or `"any"`); then optionally `tas` (UUIDs; any TA if
-//! absent), `login` (`pass-through`, `force-public`, `deny-kernel`),
-//! `max_calls`, `max_sessions`, `max_buffers`, `max_pages_per_buffer`,
-//! `max_total_pages`. Unknown keys are errors.
+//! absent), `login` (`pass-through`, `force-public`, `deny-kernel`), and
+//! the peer's quotas: `max_vms`, `max_calls`, `max_sessions`,
+//! `max_buffers`, `max_pages_per_buffer`, `max_total_pages`,
+//! `max_call_bytes`. Unknown keys are errors, and so are values outside
+//! the ranges of [`ranges`], each with a line that names it.
+//!
+//! The quotas are the peer's: one connection's VMs together, not each VM
+//! (a peer with 64 VMs and `max_sessions = 1` has one session), the VM's
+//! own limits being the same values. Sessions being opened count as open,
+//! calls parked in an RPC count as calls, and `max_call_bytes` bounds the
+//! guest bytes all of the peer's calls in progress hold in the service.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -122,13 +130,63 @@ impl Match {
     }
 }
 
-/// One rule: whom it matches and their policy.
+/// The service's own bounds on a peer, beyond the mediator's [`Policy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerLimits {
+    /// VMs the peer may have at once.
+    pub max_vms: u32,
+    /// Bytes of guest memory all the peer's calls in progress may hold in
+    /// the service (their memory parameters' and RPC buffers' data).
+    pub max_call_bytes: u64,
+}
+
+impl Default for PeerLimits {
+    fn default() -> Self {
+        PeerLimits {
+            max_vms: 64,
+            max_call_bytes: 32 << 20,
+        }
+    }
+}
+
+/// What a rule grants the peers it matches.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Grant {
+    /// The TAs, login treatment and quotas (all the peer's VMs together).
+    pub policy: Policy,
+    /// The service's own bounds.
+    pub limits: PeerLimits,
+}
+
+/// One rule: whom it matches and what they get.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// Whom.
     pub matches: Match,
-    /// Their policy.
-    pub policy: Policy,
+    /// What.
+    pub grant: Grant,
+}
+
+/// The range each quota of a rule must be in, checked when the file is
+/// read: a value outside is an error naming it, never an allocation the
+/// service cannot make.
+pub mod ranges {
+    use std::ops::RangeInclusive;
+
+    /// `max_vms`: the TEE has 65535 client ids for every peer together.
+    pub const MAX_VMS: RangeInclusive<u32> = 1..=1024;
+    /// `max_calls`.
+    pub const MAX_CALLS: RangeInclusive<u32> = 1..=1024;
+    /// `max_sessions`.
+    pub const MAX_SESSIONS: RangeInclusive<u32> = 0..=4096;
+    /// `max_buffers`.
+    pub const MAX_BUFFERS: RangeInclusive<u32> = 0..=4096;
+    /// `max_pages_per_buffer`: 256 MiB buffers (a page list of 512 KiB).
+    pub const MAX_PAGES_PER_BUFFER: RangeInclusive<u64> = 1..=65536;
+    /// `max_total_pages`: 4 GiB registered (page lists of 8 MiB).
+    pub const MAX_TOTAL_PAGES: RangeInclusive<u64> = 0..=1 << 20;
+    /// `max_call_bytes`: a page to 1 GiB.
+    pub const MAX_CALL_BYTES: RangeInclusive<u64> = 4096..=1 << 30;
 }
 
 /// The service's rules.
@@ -161,17 +219,17 @@ impl ServicePolicy {
         ServicePolicy {
             rules: vec![Rule {
                 matches: Match::Unix { uid, gid: None },
-                policy: Policy::default(),
+                grant: Grant::default(),
             }],
         }
     }
 
-    /// The policy of `peer`, `None` if refused.
-    pub fn lookup(&self, peer: &Peer) -> Option<&Policy> {
+    /// What `peer` is granted, `None` if refused.
+    pub fn lookup(&self, peer: &Peer) -> Option<&Grant> {
         self.rules
             .iter()
             .find(|r| r.matches.matches(peer))
-            .map(|r| &r.policy)
+            .map(|r| &r.grant)
     }
 
     /// Whether any rule accepts TCP peers.
@@ -179,6 +237,32 @@ impl ServicePolicy {
         self.rules
             .iter()
             .any(|r| matches!(r.matches, Match::Tcp(_)))
+    }
+
+    /// Whether any rule accepts Unix peers.
+    pub fn accepts_unix(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| matches!(r.matches, Match::Unix { .. }))
+    }
+
+    /// Why nobody can connect to a service listening on Unix sockets
+    /// (`unix`) and TCP (`tcp`) under this policy, `None` if someone can.
+    pub fn admits_nobody(&self, unix: bool, tcp: bool) -> Option<String> {
+        if self.rules.is_empty() {
+            return Some("the policy has no [[peer]] rule: nobody can connect".to_owned());
+        }
+        if (unix && self.accepts_unix()) || (tcp && self.accepts_tcp()) {
+            return None;
+        }
+        let (listens, rules) = match (unix, tcp) {
+            (true, false) => ("Unix sockets only", "TCP peers only"),
+            (false, true) => ("TCP only", "Unix peers (uid) only"),
+            _ => ("nothing", "peers"),
+        };
+        Some(format!(
+            "the service listens on {listens} and the policy's rules name {rules}: nobody can connect"
+        ))
     }
 
     /// Reads the policy file at `path`.
@@ -227,11 +311,36 @@ struct RawRule {
     tcp: Option<String>,
     tas: Option<Vec<String>>,
     login: Option<String>,
+    max_vms: Option<u32>,
     max_calls: Option<u32>,
     max_sessions: Option<u32>,
     max_buffers: Option<u32>,
     max_pages_per_buffer: Option<u64>,
     max_total_pages: Option<u64>,
+    max_call_bytes: Option<u64>,
+}
+
+/// `value` (or `default` if absent), refused outside `range`.
+fn ranged<T: PartialOrd + fmt::Display + Copy>(
+    key: &str,
+    value: Option<T>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, String> {
+    let v = value.unwrap_or(default);
+    if v < *range.start() {
+        Err(format!(
+            "{key} = {v}: under the least allowed, {}",
+            range.start()
+        ))
+    } else if v > *range.end() {
+        Err(format!(
+            "{key} = {v}: over the most allowed, {}",
+            range.end()
+        ))
+    } else {
+        Ok(v)
+    }
 }
 
 impl RawRule {
@@ -266,24 +375,61 @@ impl RawRule {
                 ))
             }
         };
-        let d = Quotas::default();
-        let quotas = Quotas {
-            max_calls: self.max_calls,
-            max_sessions: self.max_sessions.unwrap_or(d.max_sessions),
-            max_buffers: self.max_buffers.unwrap_or(d.max_buffers),
-            max_pages_per_buffer: self.max_pages_per_buffer.unwrap_or(d.max_pages_per_buffer),
-            max_total_pages: self.max_total_pages.unwrap_or(d.max_total_pages),
-        };
-        if quotas.max_calls == Some(0) {
+        if self.max_calls == Some(0) {
             return Err("max_calls = 0 allows no call: remove the rule to refuse the peer".into());
         }
+        let d = Quotas::default();
+        let l = PeerLimits::default();
+        let max_calls = match self.max_calls {
+            None => None,
+            v => Some(ranged("max_calls", v, 0, ranges::MAX_CALLS)?),
+        };
+        let quotas = Quotas {
+            max_calls,
+            max_sessions: ranged(
+                "max_sessions",
+                self.max_sessions,
+                d.max_sessions,
+                ranges::MAX_SESSIONS,
+            )?,
+            max_buffers: ranged(
+                "max_buffers",
+                self.max_buffers,
+                d.max_buffers,
+                ranges::MAX_BUFFERS,
+            )?,
+            max_pages_per_buffer: ranged(
+                "max_pages_per_buffer",
+                self.max_pages_per_buffer,
+                d.max_pages_per_buffer,
+                ranges::MAX_PAGES_PER_BUFFER,
+            )?,
+            max_total_pages: ranged(
+                "max_total_pages",
+                self.max_total_pages,
+                d.max_total_pages,
+                ranges::MAX_TOTAL_PAGES,
+            )?,
+        };
+        let limits = PeerLimits {
+            max_vms: ranged("max_vms", self.max_vms, l.max_vms, ranges::MAX_VMS)?,
+            max_call_bytes: ranged(
+                "max_call_bytes",
+                self.max_call_bytes,
+                l.max_call_bytes,
+                ranges::MAX_CALL_BYTES,
+            )?,
+        };
         Ok(Rule {
             matches,
-            policy: Policy {
-                quotas,
-                tas,
-                login,
-                ..Policy::default()
+            grant: Grant {
+                policy: Policy {
+                    quotas,
+                    tas,
+                    login,
+                    ..Policy::default()
+                },
+                limits,
             },
         })
     }
@@ -335,7 +481,7 @@ max_calls = 2
     fn the_documented_example_parses_and_the_first_match_wins() {
         let p = ServicePolicy::parse(DOC, "p.toml").unwrap();
         assert_eq!(p.rules.len(), 3);
-        let a = p.lookup(&unix(1000, 77)).unwrap();
+        let a = &p.lookup(&unix(1000, 77)).unwrap().policy;
         assert_eq!(a.quotas.max_sessions, 8);
         assert_eq!(a.login, LoginPolicy::ForcePublic);
         assert!(a.tas.allows(&optee_mediator::utee::ta::HELLO_UUID));
@@ -346,7 +492,8 @@ max_calls = 2
         let tcp = p
             .lookup(&Peer::Tcp("192.0.2.7:4000".parse().unwrap()))
             .unwrap();
-        assert_eq!(tcp.quotas.max_calls, Some(2));
+        assert_eq!(tcp.policy.quotas.max_calls, Some(2));
+        assert_eq!(tcp.limits, PeerLimits::default());
         assert!(p
             .lookup(&Peer::Tcp("192.0.2.8:4000".parse().unwrap()))
             .is_none());
@@ -356,7 +503,7 @@ max_calls = 2
     #[test]
     fn without_a_file_only_the_owner_is_accepted_and_tcp_never() {
         let p = ServicePolicy::owner(1234);
-        assert_eq!(p.lookup(&unix(1234, 9)), Some(&Policy::default()));
+        assert_eq!(p.lookup(&unix(1234, 9)), Some(&Grant::default()));
         assert!(p.lookup(&unix(0, 0)).is_none());
         assert!(p
             .lookup(&Peer::Tcp("127.0.0.1:1".parse().unwrap()))
@@ -400,6 +547,81 @@ max_calls = 2
         assert!(matches!(e, PolicyError::Syntax { .. }), "{e}");
         assert!(e.to_string().contains("colour"), "{e}");
         assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn values_out_of_range_are_refused_with_one_line_each() {
+        let cases = [
+            (
+                "max_pages_per_buffer = 18446744073709551615",
+                "max_pages_per_buffer = 18446744073709551615: over",
+            ),
+            (
+                "max_pages_per_buffer = 0",
+                "max_pages_per_buffer = 0: under",
+            ),
+            (
+                "max_total_pages = 18446744073709551615",
+                "max_total_pages = 18446744073709551615: over",
+            ),
+            ("max_buffers = 4294967295", "max_buffers = 4294967295: over"),
+            (
+                "max_sessions = 4294967295",
+                "max_sessions = 4294967295: over",
+            ),
+            ("max_calls = 100000", "max_calls = 100000: over"),
+            ("max_vms = 0", "max_vms = 0: under"),
+            ("max_vms = 70000", "max_vms = 70000: over"),
+            (
+                "max_call_bytes = 18446744073709551615",
+                "max_call_bytes = 18446744073709551615: over",
+            ),
+        ];
+        for (line, want) in cases {
+            let text = format!("[[peer]]\nuid = 1\n{line}\n");
+            let e = ServicePolicy::parse(&text, "f").unwrap_err().to_string();
+            assert!(
+                e.starts_with("f: peer rule 1: ") && e.contains(want),
+                "{line}: {e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_peer_limits_parse_and_default() {
+        let p = ServicePolicy::parse(
+            "[[peer]]\nuid = 1\nmax_vms = 2\nmax_call_bytes = 65536\n[[peer]]\nuid = 2\n",
+            "f",
+        )
+        .unwrap();
+        let g = p.lookup(&unix(1, 0)).unwrap();
+        assert_eq!(
+            g.limits,
+            PeerLimits {
+                max_vms: 2,
+                max_call_bytes: 65536
+            }
+        );
+        assert_eq!(g.policy.quotas, Quotas::default());
+        assert_eq!(p.lookup(&unix(2, 0)).unwrap().limits, PeerLimits::default());
+    }
+
+    #[test]
+    fn a_policy_that_admits_nobody_says_so() {
+        let empty = ServicePolicy::parse("", "f").unwrap();
+        let e = empty.admits_nobody(true, true).unwrap();
+        assert!(e.contains("no [[peer]] rule: nobody can connect"), "{e}");
+        let tcp_only = ServicePolicy::parse("[[peer]]\ntcp = \"any\"\n", "f").unwrap();
+        let e = tcp_only.admits_nobody(true, false).unwrap();
+        assert!(
+            e.contains("Unix sockets only") && e.contains("nobody"),
+            "{e}"
+        );
+        assert_eq!(tcp_only.admits_nobody(true, true), None);
+        let unix_only = ServicePolicy::owner(5);
+        assert!(unix_only.admits_nobody(false, true).is_some());
+        assert_eq!(unix_only.admits_nobody(true, false), None);
     }
 
     #[test]

@@ -49,6 +49,14 @@ pub fn parse_listen(s: &str) -> Result<Listen, String> {
     }
 }
 
+/// Permission bits in octal, at most 0777.
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| format!("'{s}': want permission bits in octal, e.g. 0660"))
+}
+
 /// The host TEE device by default.
 pub const DEFAULT_TEE_DEVICE: &str = "/dev/tee0";
 
@@ -94,9 +102,32 @@ pub struct Args {
     /// login treatment, quotas.
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Connections served at once; more are refused.
+    /// Authenticated peers served at once (a thread each); more are
+    /// refused.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub max_connections: u32,
+    /// Connections waiting for their greeting at once (no thread, a few
+    /// hundred bytes each), at most a quarter of them of peers the policy
+    /// refuses; more are closed at once.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_unauthenticated: u32,
+    /// Seconds a peer has for its whole greeting.
+    #[arg(long, default_value_t = 10, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub greeting_timeout: u64,
+    /// Seconds an authenticated peer may send nothing before it is
+    /// dropped, its VMs torn down as if it had gone (0: never). A guest
+    /// that keeps a session open while idle longer loses it.
+    #[arg(long, default_value_t = 3600, value_name = "SECS", value_parser = clap::value_parser!(u64).range(0..=30 * 24 * 3600))]
+    pub idle_timeout: u64,
+    /// The Unix sockets' permissions, in octal: connecting takes write
+    /// permission (e.g. 0660 with --socket-group for a group of VMM users;
+    /// the policy then decides who is served).
+    #[arg(long, default_value = "0600", value_name = "MODE", value_parser = parse_mode)]
+    pub socket_mode: u32,
+    /// The Unix sockets' group: a name or a number [default: the
+    /// service's].
+    #[arg(long, value_name = "GROUP")]
+    pub socket_group: Option<String>,
     /// More log: -v info (connections), -vv debug, -vvv trace.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -124,6 +155,17 @@ impl Args {
             );
         }
         Ok(())
+    }
+
+    /// The service's bounds on connections.
+    pub fn limits(&self) -> crate::listen::Limits {
+        crate::listen::Limits {
+            max_connections: self.max_connections,
+            max_unauthenticated: self.max_unauthenticated,
+            greeting_timeout: std::time::Duration::from_secs(self.greeting_timeout),
+            idle_timeout: (self.idle_timeout > 0)
+                .then(|| std::time::Duration::from_secs(self.idle_timeout)),
+        }
     }
 
     /// The TEE device with --tee host.
@@ -175,6 +217,16 @@ mod tests {
         assert_eq!(a.tee, Tee::User);
         assert_eq!(a.tee_device(), None);
         assert_eq!(a.max_connections, 64);
+        assert_eq!(
+            a.limits(),
+            crate::listen::Limits {
+                max_connections: 64,
+                max_unauthenticated: 32,
+                greeting_timeout: std::time::Duration::from_secs(10),
+                idle_timeout: Some(std::time::Duration::from_secs(3600)),
+            }
+        );
+        assert_eq!((a.socket_mode, a.socket_group.as_deref()), (0o600, None));
         a.check().unwrap();
         let h = args(&["--listen", "unix:/x", "--tee", "host", "-vv"]).unwrap();
         assert_eq!(h.tee_device(), Some(PathBuf::from("/dev/tee0")));
@@ -184,6 +236,53 @@ mod tests {
             e.check().unwrap_err(),
             "--tee-device applies to --tee host only"
         );
+    }
+
+    #[test]
+    fn connection_bounds_and_socket_access_parse() {
+        let a = args(&[
+            "--listen",
+            "unix:/x",
+            "--max-unauthenticated",
+            "8",
+            "--greeting-timeout",
+            "3",
+            "--idle-timeout",
+            "0",
+            "--socket-mode",
+            "660",
+            "--socket-group",
+            "kvm",
+        ])
+        .unwrap();
+        let l = a.limits();
+        assert_eq!(
+            (
+                l.max_unauthenticated,
+                l.greeting_timeout.as_secs(),
+                l.idle_timeout
+            ),
+            (8, 3, None)
+        );
+        assert_eq!(
+            (a.socket_mode, a.socket_group.as_deref()),
+            (0o660, Some("kvm"))
+        );
+        assert_eq!(
+            parse_mode("0999").unwrap_err(),
+            "'0999': want permission bits in octal, e.g. 0660"
+        );
+        assert!(parse_mode("1777").is_err());
+        for bad in [
+            ["--greeting-timeout", "0"],
+            ["--max-unauthenticated", "0"],
+            ["--socket-mode", "rw"],
+        ] {
+            assert!(
+                args(&["--listen", "unix:/x", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,10 +1,28 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
-//! Listening sockets, who is on the other end, and one thread per
-//! connection.
+//! Listening sockets, who is on the other end, the greeting stage, and a
+//! thread per authenticated peer.
+//!
+//! Peers are bounded before they are known as sshd bounds them
+//! (MaxStartups, LoginGraceTime): one thread, the greeter, polls (poll(2))
+//! every listener and every connection not yet greeted, each holding a
+//! few hundred bytes at most ([`tee_remote::frame::Greeting`]), with one
+//! deadline for its whole greeting ([`Limits::greeting_timeout`]). At most
+//! [`Limits::max_unauthenticated`] connections wait for their greeting,
+//! and of those at most a quarter are peers the policy refuses (they wait
+//! only to be told why), so that refused peers never crowd out accepted
+//! ones. The policy is looked up when the connection is accepted (Unix
+//! peers by SO_PEERCRED, TCP peers by address); only a greeted peer that
+//! the policy accepts takes one of the [`Limits::max_connections`] slots,
+//! and a thread of its own, where it is served until it closes, breaks
+//! the protocol or is idle for [`Limits::idle_timeout`].
+//!
+//! poll(2) through libc, which the service uses already, rather than an
+//! event crate (mio, polling): the greeter waits on at most a few hundred
+//! descriptors for reading only, and is the service's only user of it.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -13,8 +31,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use optee_mediator::ratelimit::{LogLimiter, Verdict};
-use tee_remote::policy::{self, Peer, ServicePolicy};
-use tee_remote::server::{self, Ended, Service};
+use tee_remote::frame::{FrameError, Greeting};
+use tee_remote::policy::{self, Grant, Peer, ServicePolicy};
+use tee_remote::server::{self, Ended, Service, Violation};
+use tee_remote::wire::{Hello, Request};
 
 use crate::args::Listen;
 
@@ -35,6 +55,16 @@ pub enum ListenError {
         /// Why.
         err: io::Error,
     },
+    /// The socket's mode or group could not be set.
+    #[error("{path}: cannot set the socket's {what}: {err}")]
+    Access {
+        /// The socket.
+        path: String,
+        /// Mode or group.
+        what: &'static str,
+        /// Why.
+        err: io::Error,
+    },
 }
 
 /// A bound listener.
@@ -44,6 +74,101 @@ pub enum Listener {
     Unix(UnixListener),
     /// TCP.
     Tcp(TcpListener),
+}
+
+impl Listener {
+    fn fd(&self) -> RawFd {
+        match self {
+            Listener::Unix(l) => l.as_raw_fd(),
+            Listener::Tcp(l) => l.as_raw_fd(),
+        }
+    }
+
+    fn set_nonblocking(&self) -> io::Result<()> {
+        match self {
+            Listener::Unix(l) => l.set_nonblocking(true),
+            Listener::Tcp(l) => l.set_nonblocking(true),
+        }
+    }
+
+    /// The next connection and its peer.
+    fn accept(&self) -> io::Result<(Stream, Peer)> {
+        match self {
+            Listener::Unix(l) => {
+                let (s, _) = l.accept()?;
+                let peer = peer_credentials(&s)?;
+                Ok((Stream::Unix(s), peer))
+            }
+            Listener::Tcp(l) => {
+                let (s, a) = l.accept()?;
+                s.set_nodelay(true)?;
+                Ok((Stream::Tcp(s), Peer::Tcp(a)))
+            }
+        }
+    }
+}
+
+/// A connection, either kind.
+#[derive(Debug)]
+pub enum Stream {
+    /// Unix.
+    Unix(UnixStream),
+    /// TCP.
+    Tcp(TcpStream),
+}
+
+impl Stream {
+    fn fd(&self) -> RawFd {
+        match self {
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tcp(s) => s.as_raw_fd(),
+        }
+    }
+
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.set_nonblocking(on),
+            Stream::Tcp(s) => s.set_nonblocking(on),
+        }
+    }
+
+    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => {
+                s.set_read_timeout(read)?;
+                s.set_write_timeout(write)
+            }
+            Stream::Tcp(s) => {
+                s.set_read_timeout(read)?;
+                s.set_write_timeout(write)
+            }
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tcp(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
+        }
+    }
 }
 
 /// Removes a stale socket at `path`: one that nobody answers.
@@ -71,19 +196,97 @@ fn clear_stale(path: &Path) -> Result<(), ListenError> {
     }
 }
 
-/// Binds `addr`.
-pub fn bind(addr: &Listen) -> Result<Listener, ListenError> {
-    let bind_err = |err| ListenError::Bind {
-        addr: addr.to_string(),
+/// Who may connect to a Unix socket: its mode and group (the policy then
+/// decides who is served).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketAccess {
+    /// The permission bits (connecting takes write permission).
+    pub mode: u32,
+    /// The group, if not the service's.
+    pub group: Option<u32>,
+}
+
+/// Binds a Unix socket at `path` with `access`: created under a umask that
+/// lets only the service's user in, then given its mode and group, so
+/// that nobody else can connect before it has them.
+fn bind_unix(path: &Path, access: SocketAccess) -> Result<UnixListener, ListenError> {
+    let name = path.display().to_string();
+    // SAFETY: umask has no memory preconditions; it is process-wide, and
+    // the service binds its sockets at start-up, before it starts any
+    // thread that creates files.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let listener = bound.map_err(|err| ListenError::Bind {
+        addr: format!("unix:{name}"),
+        err,
+    })?;
+    let access_err = |what, err| ListenError::Access {
+        path: name.clone(),
+        what,
         err,
     };
+    if let Some(gid) = access.group {
+        std::os::unix::fs::chown(path, None, Some(gid)).map_err(|e| access_err("group", e))?;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(access.mode))
+        .map_err(|e| access_err("mode", e))?;
+    Ok(listener)
+}
+
+/// Binds `addr` (a Unix socket with `access`).
+pub fn bind(addr: &Listen, access: SocketAccess) -> Result<Listener, ListenError> {
     match addr {
         Listen::Unix(p) => {
             clear_stale(p)?;
-            UnixListener::bind(p).map(Listener::Unix).map_err(bind_err)
+            bind_unix(p, access).map(Listener::Unix)
         }
-        Listen::Tcp(a) => TcpListener::bind(a).map(Listener::Tcp).map_err(bind_err),
+        Listen::Tcp(a) => {
+            TcpListener::bind(a)
+                .map(Listener::Tcp)
+                .map_err(|err| ListenError::Bind {
+                    addr: addr.to_string(),
+                    err,
+                })
+        }
     }
+}
+
+/// The group id of `group`: a number, or a group's name.
+pub fn group_id(group: &str) -> Result<u32, String> {
+    if let Ok(gid) = group.parse() {
+        return Ok(gid);
+    }
+    let name = std::ffi::CString::new(group)
+        .map_err(|_| format!("--socket-group {group:?}: not a group name"))?;
+    let mut buf = vec![0 as libc::c_char; 16 << 10];
+    // SAFETY: group is plain data that getgrnam_r fills in; zeroed is a
+    // valid value for it.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: `name` is a NUL-terminated string, `grp`, `buf` (of the
+    // length passed) and `found` are live locals that getgrnam_r writes.
+    let r = unsafe {
+        libc::getgrnam_r(
+            name.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if r != 0 {
+        return Err(format!(
+            "--socket-group {group}: {}",
+            io::Error::from_raw_os_error(r)
+        ));
+    }
+    if found.is_null() {
+        return Err(format!("--socket-group {group}: no such group"));
+    }
+    Ok(grp.gr_gid)
 }
 
 /// The credentials of a Unix peer (SO_PEERCRED).
@@ -115,121 +318,316 @@ pub fn peer_credentials(s: &UnixStream) -> io::Result<Peer> {
     })
 }
 
+/// The service's bounds on connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Authenticated peers served at once.
+    pub max_connections: u32,
+    /// Connections waiting for their greeting at once (a quarter of them,
+    /// at least one, for peers the policy refuses).
+    pub max_unauthenticated: u32,
+    /// How long a peer has for its whole greeting.
+    pub greeting_timeout: Duration,
+    /// How long an authenticated peer may send nothing before it is
+    /// dropped (its VMs torn down); `None`: forever.
+    pub idle_timeout: Option<Duration>,
+}
+
+impl Limits {
+    /// Of the connections waiting for their greeting, how many may be of
+    /// peers the policy refuses.
+    pub fn max_refused(&self) -> usize {
+        (self.max_unauthenticated as usize / 4).max(1)
+    }
+}
+
 /// What every connection shares.
 pub struct Shared {
     /// The TEE.
     pub service: Arc<Service>,
     /// The rules.
     pub policy: ServicePolicy,
-    /// Connections now.
+    /// The bounds.
+    pub limits: Limits,
+    /// Authenticated connections now (each holds one while served).
     pub active: AtomicU32,
-    /// The most at once.
-    pub max: u32,
-    /// Refusals and drops logged, at most 10 a second.
+    /// Refusals and drops logged, at most 10 a second; the lock protects
+    /// the limiter's counts only.
     pub log: Mutex<LogLimiter>,
 }
 
 impl Shared {
+    /// Logs a warning about a peer, within the rate.
+    fn warn(&self, line: std::fmt::Arguments<'_>) {
+        let mut l = self.log.lock().unwrap_or_else(|e| e.into_inner());
+        if let Verdict::Log { suppressed } = l.check(Instant::now()) {
+            if suppressed > 0 {
+                log::warn!("{suppressed} refused or dropped connections not logged");
+            }
+            log::warn!("{line}");
+        }
+    }
+
     /// Logs a refused or dropped connection, within the rate.
     fn log_end(&self, peer: &Peer, ended: &Ended) {
         match ended {
             Ended::Closed => log::info!("{peer}: connection closed"),
-            _ => {
-                let mut l = self.log.lock().unwrap_or_else(|e| e.into_inner());
-                if let Verdict::Log { suppressed } = l.check(Instant::now()) {
-                    if suppressed > 0 {
-                        log::warn!("{suppressed} refused or dropped connections not logged");
-                    }
-                    log::warn!("{peer}: {ended}");
-                }
-            }
+            _ => self.warn(format_args!("{peer}: {ended}")),
         }
     }
 }
 
-/// How long a peer has to greet.
+/// How long a peer has to greet, by default.
 pub const GREETING_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A stream whose reads can time out.
-trait Timed {
-    fn read_timeout(&self, t: Option<Duration>);
-}
-
-impl Timed for UnixStream {
-    fn read_timeout(&self, t: Option<Duration>) {
-        let _ = self.set_read_timeout(t);
-    }
-}
-
-impl Timed for TcpStream {
-    fn read_timeout(&self, t: Option<Duration>) {
-        let _ = self.set_read_timeout(t);
-    }
-}
-
-/// Serves one connection on this thread: the greeting within
-/// [`GREETING_TIMEOUT`], then as long as the peer likes.
-fn serve<S: io::Read + io::Write + Timed>(shared: &Shared, mut stream: S, peer: Peer) {
-    let n = shared.active.fetch_add(1, Ordering::SeqCst);
-    let (policy, refusal) = if n >= shared.max {
-        (
-            None,
-            format!("the service has {} connections already", shared.max),
-        )
-    } else {
-        (shared.policy.lookup(&peer), policy::refusal(&peer))
-    };
-    stream.read_timeout(Some(GREETING_TIMEOUT));
-    let ended = server::serve(&shared.service, &mut stream, &peer, policy, &refusal, |s| {
-        s.read_timeout(None)
-    });
-    shared.active.fetch_sub(1, Ordering::SeqCst);
-    shared.log_end(&peer, &ended);
-}
 
 /// How long a connection's writes may block (a peer that stops reading
 /// loses its connection).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Accepts connections on `listener` forever, each served on its own
-/// thread.
-pub fn accept_loop(listener: Listener, shared: Arc<Shared>) {
+/// A connection waiting for its greeting.
+struct Pending {
+    stream: Stream,
+    peer: Peer,
+    /// What the policy grants the peer; `None`: refused once greeted.
+    grant: Option<Grant>,
+    deadline: Instant,
+    greeting: Greeting,
+}
+
+/// One authenticated slot, given back when dropped.
+struct Slot(Arc<Shared>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Serves a greeted peer the policy accepts on a thread of its own, if a
+/// slot is free.
+fn hand_off(shared: &Arc<Shared>, mut p: Pending, hello: Hello, grant: Grant) {
+    let max = shared.limits.max_connections;
+    if shared.active.fetch_add(1, Ordering::SeqCst) >= max {
+        shared.active.fetch_sub(1, Ordering::SeqCst);
+        let why = format!("the service has {max} connections already");
+        let ended = server::refuse(&mut p.stream, &why);
+        shared.log_end(&p.peer, &ended);
+        return;
+    }
+    let slot = Slot(shared.clone());
+    let set = p.stream.set_nonblocking(false).and_then(|()| {
+        p.stream
+            .set_timeouts(shared.limits.idle_timeout, Some(WRITE_TIMEOUT))
+    });
+    if let Err(e) = set {
+        shared.warn(format_args!("{}: {e}", p.peer));
+        return;
+    }
+    let (peer, mut stream) = (p.peer, p.stream);
+    let sh = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("teed-conn".to_owned())
+        .spawn(move || {
+            let _slot = slot;
+            let ended = server::serve_greeted(&sh.service, &mut stream, &peer, &grant, &hello);
+            sh.log_end(&peer, &ended);
+        });
+    if let Err(e) = spawned {
+        // The closure, its slot with it, is dropped.
+        log::error!("{peer}: cannot start a thread for the connection: {e}");
+    }
+}
+
+/// A greeting read whole: the peer refused, dropped, or handed off.
+fn greeted(shared: &Arc<Shared>, mut p: Pending, req: Request) {
+    let hello = match req {
+        Request::Hello(h) => h,
+        _ => return shared.log_end(&p.peer, &Ended::Violation(Violation::NoHello)),
+    };
+    if let Err(why) = server::check_hello(&hello) {
+        let ended = server::refuse(&mut p.stream, &why);
+        return shared.log_end(&p.peer, &ended);
+    }
+    match p.grant.take() {
+        Some(grant) => hand_off(shared, p, hello, grant),
+        None => {
+            let ended = server::refuse(&mut p.stream, &policy::refusal(&p.peer));
+            shared.log_end(&p.peer, &ended);
+        }
+    }
+}
+
+/// Reads what `p` has sent: `Some` once its greeting is whole or the
+/// connection is over (a reason to log), `None` to wait for more.
+fn advance(p: &mut Pending) -> Option<Result<Request, Ended>> {
     loop {
-        let accepted: io::Result<(Box<dyn FnOnce() + Send>, Peer)> = match &listener {
-            Listener::Unix(l) => l.accept().and_then(|(s, _)| {
-                s.set_write_timeout(Some(WRITE_TIMEOUT))?;
-                let peer = peer_credentials(&s)?;
-                let sh = shared.clone();
-                Ok((Box::new(move || serve(&sh, s, peer)) as _, peer))
-            }),
-            Listener::Tcp(l) => l.accept().and_then(|(s, a): (TcpStream, _)| {
-                s.set_write_timeout(Some(WRITE_TIMEOUT))?;
-                s.set_nodelay(true)?;
-                let peer = Peer::Tcp(a);
-                let sh = shared.clone();
-                Ok((Box::new(move || serve(&sh, s, peer)) as _, peer))
-            }),
-        };
-        match accepted {
-            Ok((run, peer)) => {
-                let spawned = std::thread::Builder::new()
-                    .name("teed-conn".to_owned())
-                    .spawn(run);
-                if let Err(e) = spawned {
-                    log::error!("{peer}: cannot start a thread for the connection: {e}");
-                }
-            }
-            Err(e) => {
-                log::warn!("accept: {e}");
+        match p.greeting.read_from(&mut p.stream) {
+            Ok(Some(req)) => return Some(Ok(req)),
+            Ok(None) => {}
+            Err(FrameError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(FrameError::Closed) => return Some(Err(Ended::Closed)),
+            Err(e) => return Some(Err(e.into())),
+        }
+    }
+}
+
+/// The greeting stage: every listener and every connection not greeted
+/// yet, on this thread, forever.
+pub struct Greeter {
+    listeners: Vec<Listener>,
+    pending: Vec<Pending>,
+    shared: Arc<Shared>,
+}
+
+impl Greeter {
+    /// A greeter of `listeners`.
+    pub fn new(listeners: Vec<Listener>, shared: Arc<Shared>) -> io::Result<Greeter> {
+        for l in &listeners {
+            l.set_nonblocking()?;
+        }
+        Ok(Greeter {
+            listeners,
+            pending: Vec::new(),
+            shared,
+        })
+    }
+
+    /// Runs forever.
+    pub fn run(mut self) -> ! {
+        loop {
+            self.round();
+        }
+    }
+
+    /// Waits for something to do (a deadline at most), and does it.
+    fn round(&mut self) {
+        let now = Instant::now();
+        let timeout = self
+            .pending
+            .iter()
+            .map(|p| p.deadline.saturating_duration_since(now))
+            .min()
+            .map_or(-1, |d| {
+                i32::try_from(d.as_millis().saturating_add(1)).unwrap_or(i32::MAX)
+            });
+        let mut fds: Vec<libc::pollfd> = self
+            .listeners
+            .iter()
+            .map(Listener::fd)
+            .chain(self.pending.iter().map(|p| p.stream.fd()))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a live array of `fds.len()` pollfds, which poll
+        // writes (revents) and nothing else.
+        let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                log::error!("poll: {e}");
                 std::thread::sleep(Duration::from_millis(10));
             }
+            return;
         }
+        let n = self.listeners.len();
+        // Backwards, so that swap_remove moves only what was seen.
+        for i in (0..self.pending.len()).rev() {
+            if fds[n + i].revents == 0 {
+                continue;
+            }
+            if let Some(outcome) = advance(&mut self.pending[i]) {
+                let p = self.pending.swap_remove(i);
+                match outcome {
+                    Ok(req) => greeted(&self.shared, p, req),
+                    Err(ended) => self.shared.log_end(&p.peer, &ended),
+                }
+            }
+        }
+        let now = Instant::now();
+        let limit = self.shared.limits.greeting_timeout;
+        let shared = &self.shared;
+        self.pending.retain(|p| {
+            let late = p.deadline <= now;
+            if late {
+                shared.warn(format_args!(
+                    "{}: no greeting within {} s ({} bytes of it): dropped",
+                    p.peer,
+                    limit.as_secs(),
+                    p.greeting.len()
+                ));
+            }
+            !late
+        });
+        let ready: Vec<usize> = (0..n).filter(|&l| fds[l].revents != 0).collect();
+        for l in ready {
+            self.accept(l);
+        }
+    }
+
+    /// Accepts what waits on listener `l`.
+    fn accept(&mut self, l: usize) {
+        // A bounded batch: the other listeners and the greetings get their
+        // turn.
+        for _ in 0..64 {
+            match self.listeners[l].accept() {
+                Ok((stream, peer)) => self.admit(stream, peer),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // Out of descriptors or memory: the listener stays
+                    // readable, so pause rather than spin.
+                    self.shared.warn(format_args!("accept: {e}"));
+                    std::thread::sleep(Duration::from_millis(10));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A new connection: waits for its greeting, if there is room.
+    fn admit(&mut self, stream: Stream, peer: Peer) {
+        let limits = &self.shared.limits;
+        if self.pending.len() >= limits.max_unauthenticated as usize {
+            return self.shared.warn(format_args!(
+                "{peer}: {} connections are waiting for their greeting already: closed",
+                self.pending.len()
+            ));
+        }
+        let grant = self.shared.policy.lookup(&peer).cloned();
+        if grant.is_none() {
+            let refused = self.pending.iter().filter(|p| p.grant.is_none()).count();
+            if refused >= limits.max_refused() {
+                return self.shared.warn(format_args!(
+                    "{peer}: refused by the policy, and {refused} refused peers are \
+                     waiting for their greeting already: closed"
+                ));
+            }
+        }
+        if let Err(e) = stream.set_nonblocking(true) {
+            return self.shared.warn(format_args!("{peer}: {e}"));
+        }
+        self.pending.push(Pending {
+            stream,
+            peer,
+            grant,
+            deadline: Instant::now() + limits.greeting_timeout,
+            greeting: Greeting::new(),
+        });
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const OWNER_ONLY: SocketAccess = SocketAccess {
+        mode: 0o600,
+        group: None,
+    };
 
     fn temp(name: &str) -> std::path::PathBuf {
         let d = std::env::temp_dir().join(format!("teed-listen-{}-{name}", std::process::id()));
@@ -243,17 +641,17 @@ mod tests {
         let d = temp("stale");
         let p = d.join("s.sock");
         let addr = Listen::Unix(p.clone());
-        let live = bind(&addr).unwrap();
-        let e = bind(&addr).unwrap_err();
+        let live = bind(&addr, OWNER_ONLY).unwrap();
+        let e = bind(&addr, OWNER_ONLY).unwrap_err();
         assert!(matches!(e, ListenError::InUse(_)), "{e}");
         drop(live);
         // The file stays behind, nobody listening: stale.
         assert!(p.exists());
-        let again = bind(&addr).unwrap();
+        let again = bind(&addr, OWNER_ONLY).unwrap();
         drop(again);
         let f = d.join("file");
         std::fs::write(&f, b"x").unwrap();
-        let e = bind(&Listen::Unix(f.clone())).unwrap_err();
+        let e = bind(&Listen::Unix(f.clone()), OWNER_ONLY).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!(
@@ -262,6 +660,34 @@ mod tests {
             )
         );
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_unix_socket_gets_the_mode_and_group_asked() {
+        use std::os::unix::fs::MetadataExt;
+        let d = temp("access");
+        let p = d.join("s.sock");
+        // SAFETY: getegid has no preconditions.
+        let gid = unsafe { libc::getegid() };
+        let access = SocketAccess {
+            mode: 0o660,
+            group: Some(gid),
+        };
+        let l = bind(&Listen::Unix(p.clone()), access).unwrap();
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!((m.mode() & 0o7777, m.gid()), (0o660, gid));
+        drop(l);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn groups_are_named_or_numbered() {
+        assert_eq!(group_id("0"), Ok(0));
+        assert_eq!(group_id("root"), Ok(0));
+        assert_eq!(
+            group_id("no-such-group-here"),
+            Err("--socket-group no-such-group-here: no such group".to_owned())
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! tosfwd-teed: serves a TEE to VMMs over Unix or TCP sockets.
 
 use std::process::ExitCode;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
@@ -15,15 +15,46 @@ use optee_mediator::{Backend, UserTee, UteeConfig, DEFAULT_REFUSAL_LOGS_PER_SECO
 use tee_remote::policy::ServicePolicy;
 use tee_remote::Service;
 use tosfwd_teed::args::{Args, Listen};
-use tosfwd_teed::listen::{self, Shared};
+use tosfwd_teed::listen::{self, Greeter, Shared, SocketAccess};
 
 /// The environment variable of the log level.
 const LOG_ENV: &str = "TOSFWD_TEED_LOG";
 
+/// A backend of its own for each VM on the host's TEE device `path`,
+/// each VM's context passed through `prepare` (see
+/// [`HostTee::on_device_with`]): the service then holds no lock across a
+/// call into the TEE, and one VM's slow call or teardown holds up no
+/// other VM. `first`, opened and checked, tells the threads and revision.
+fn host_per_vm(
+    path: PathBuf,
+    first: DevTee,
+    prepare: impl Fn(DevTee) -> Result<DevTee, host_tee::HostTeeError> + Send + Sync + 'static,
+) -> Arc<Service> {
+    // SAFETY: HostTee registers guest memory with the host driver only
+    // where the memory the mediator gives it has a host mapping; the
+    // service's memory (tee_remote::shadow::Shadow) has none, so nothing
+    // is ever registered from it and the contract holds.
+    let probe = unsafe { HostTee::on_device(first) };
+    let (threads, revision) = (probe.thread_count(), probe.os_revision());
+    drop(probe);
+    let prepare = Arc::new(prepare);
+    Service::per_vm(
+        threads,
+        revision,
+        Box::new(move || {
+            let dev = DevTee::open(&path).map_err(|e| e.to_string())?;
+            let prepare = prepare.clone();
+            // SAFETY: as above.
+            let tee = unsafe { HostTee::on_device_with(dev, move |d| prepare(d)) };
+            Ok(Box::new(tee) as Box<dyn Backend + Send>)
+        }),
+    )
+}
+
 /// The TEE `args` asks for.
-fn backend(args: &Args) -> Result<Box<dyn Backend + Send>, String> {
+fn service(args: &Args) -> Result<Arc<Service>, String> {
     let Some(path) = args.tee_device() else {
-        return Ok(Box::new(UserTee::new(UteeConfig::default())));
+        return Ok(Service::new(Box::new(UserTee::new(UteeConfig::default()))));
     };
     // Opened once now, so that a missing or refused device is a start-up
     // error; each VM then gets a context of its own.
@@ -37,11 +68,7 @@ fn backend(args: &Args) -> Result<Box<dyn Backend + Send>, String> {
                 path.display()
             ));
         }
-        // SAFETY: HostTee registers guest memory with the host driver only
-        // where the memory the mediator gives it has a host mapping; the
-        // service's memory (tee_remote::shadow::Shadow) has none, so
-        // nothing is ever registered from it and the contract holds.
-        return Ok(Box::new(unsafe { HostTee::on_device(first) }));
+        return Ok(host_per_vm(path, first, Ok));
     }
     // A partition per VM: each its own storage directory under the base,
     // removed with the VM (a VM known to the service only by its
@@ -59,9 +86,9 @@ fn backend(args: &Args) -> Result<Box<dyn Backend + Send>, String> {
         ta_dir.display(),
         base.display()
     );
-    let mut next = 0u64;
+    let count = AtomicU64::new(0);
     let prepare = move |mut dev: DevTee| {
-        next += 1;
+        let next = count.fetch_add(1, Ordering::Relaxed) + 1;
         let config = PartitionConfig {
             ta_dir: ta_dir.clone(),
             storage_dir: base.join(format!("vm-{next}")),
@@ -71,8 +98,7 @@ fn backend(args: &Args) -> Result<Box<dyn Backend + Send>, String> {
         log::info!("OP-TEE VM {id} for the service's VM {next}");
         Ok(dev)
     };
-    // SAFETY: as above.
-    Ok(Box::new(unsafe { HostTee::on_device_with(first, prepare) }))
+    Ok(host_per_vm(path, first, prepare))
 }
 
 /// SIGTERM and SIGINT, blocked in this thread and every thread it starts
@@ -119,23 +145,34 @@ fn run(args: &Args) -> Result<(), String> {
         None => ServicePolicy::owner(unsafe { libc::geteuid() }),
     };
     let tcp = args.listen.iter().any(|l| matches!(l, Listen::Tcp(_)));
-    if tcp && !policy.accepts_tcp() {
+    let unix = args.listen.iter().any(|l| matches!(l, Listen::Unix(_)));
+    if let Some(why) = policy.admits_nobody(unix, tcp) {
+        log::warn!("{why}");
+    } else if tcp && !policy.accepts_tcp() {
         log::warn!(
             "TCP peers will be refused: no rule of the policy names one (add a [[peer]] rule \
              with tcp = \"ADDR\" or \"any\" to the policy file; TCP carries no credentials)"
         );
     }
-    let service = Service::new(backend(args)?);
+    let access = SocketAccess {
+        mode: args.socket_mode,
+        group: args
+            .socket_group
+            .as_deref()
+            .map(listen::group_id)
+            .transpose()?,
+    };
+    let service = service(args)?;
     let shared = Arc::new(Shared {
         service: service.clone(),
         policy,
+        limits: args.limits(),
         active: AtomicU32::new(0),
-        max: args.max_connections,
         log: Mutex::new(LogLimiter::new(DEFAULT_REFUSAL_LOGS_PER_SECOND)),
     });
-    let mut threads = Vec::new();
+    let mut listeners = Vec::new();
     for l in &args.listen {
-        let listener = listen::bind(l).map_err(|e| e.to_string())?;
+        let listener = listen::bind(l, access).map_err(|e| e.to_string())?;
         eprintln!(
             "tosfwd-teed: listening on {l} (tee {:?}, {} threads per VM, policy {})",
             args.tee,
@@ -146,15 +183,13 @@ fn run(args: &Args) -> Result<(), String> {
                     .display()
                     .to_string())
         );
-        let sh = shared.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("teed-accept".to_owned())
-                .spawn(move || listen::accept_loop(listener, sh))
-                .map_err(|e| format!("cannot start the listener thread: {e}"))?,
-        );
+        listeners.push(listener);
     }
-    drop(threads);
+    let greeter = Greeter::new(listeners, shared).map_err(|e| format!("listening: {e}"))?;
+    std::thread::Builder::new()
+        .name("teed-greet".to_owned())
+        .spawn(move || greeter.run())
+        .map_err(|e| format!("cannot start the listener thread: {e}"))?;
     stop_on_signal(&signals, args)
 }
 

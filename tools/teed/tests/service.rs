@@ -8,12 +8,10 @@
 
 #[path = "../../optee-mediator/tests/common/mod.rs"]
 mod common;
+mod support;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -21,88 +19,10 @@ use optee_mediator::abi::ret;
 use optee_mediator::msg::{attr, teec};
 use optee_mediator::utee::ta::{fill_byte, fnv1a32, memory};
 use optee_mediator::{ClientId, Mediator, Policy};
+use support::*;
 use tee_remote::frame;
 use tee_remote::wire::{self, Hello, Request, Response};
 use tee_remote::{Address, RemoteConfig, RemoteError, RemoteTee};
-
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("teed-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A running tosfwd-teed and the lines of its standard error.
-struct Teed {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Teed {
-    /// Starts the service on `sock` with `extra` options; returns once it
-    /// listens.
-    fn start(sock: &Path, extra: &[&str]) -> Teed {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tosfwd-teed"))
-            .arg("--listen")
-            .arg(format!("unix:{}", sock.display()))
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (l, err) = (log.clone(), child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                l.lock().unwrap().push(line);
-            }
-        });
-        let t = Teed { child, log };
-        t.wait_for("tosfwd-teed: listening on");
-        t
-    }
-
-    /// Waits (10 s at most) for a log line containing `text`.
-    fn wait_for(&self, text: &str) -> String {
-        let end = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(text)) {
-                return l.clone();
-            }
-            assert!(
-                Instant::now() < end,
-                "no '{text}' from tosfwd-teed: {:?}",
-                self.log.lock().unwrap()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Its resident memory, in KiB.
-    fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap()
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
-
-impl Drop for Teed {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn remote(sock: &Path) -> Result<RemoteTee, RemoteError> {
     let config = RemoteConfig {
@@ -374,15 +294,6 @@ fn sigterm_stops_the_service_cleanly_and_frees_its_socket() {
     assert!(!sock.exists(), "the socket file is removed");
     drop(g);
     std::fs::remove_dir_all(&dir).unwrap();
-}
-
-/// A free TCP port on the loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[test]

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 //! One VMM connection: its VMs, their calls in progress, sessions and
-//! registered buffers, the service's own policy over them, and the
-//! teardown that gives everything back.
+//! registered buffers, the service's own policy over them (its quotas
+//! count all the connection's VMs together), and the teardown that gives
+//! everything back.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,12 +17,10 @@ use optee_mediator::ratelimit::{LogLimiter, Verdict};
 use optee_mediator::shm::{GuestBuffer, MemRef};
 use optee_mediator::{LoginPolicy, Policy, Uuid};
 
-use super::Service;
+use super::{Service, VmTee};
+use crate::policy::PeerLimits;
 use crate::shadow::Shadow;
-use crate::wire::{self, Hello, Request, Response, MAGIC, MAX_FRAME, PROTOCOL_VERSION};
-
-/// VMs one connection may have at once.
-pub const MAX_VMS: usize = 64;
+use crate::wire::{self, Request, Response, MAX_FRAME};
 
 /// Bytes of spans one call may hold in the service (its start's and its
 /// RPC replies' together).
@@ -96,20 +95,6 @@ impl From<Violation> for Fault {
     }
 }
 
-/// Checks a greeting: the magic and a version this service speaks.
-pub(super) fn check_hello(h: &Hello) -> Result<(), String> {
-    if h.magic != MAGIC {
-        return Err("not a tosfwd TEE client (bad magic)".to_owned());
-    }
-    if h.version != PROTOCOL_VERSION {
-        return Err(format!(
-            "protocol version {} is not spoken here (this service speaks {PROTOCOL_VERSION})",
-            h.version
-        ));
-    }
-    Ok(())
-}
-
 /// Where a buffer [`Space::place`]d starts: its first page (0 for an
 /// empty buffer, which holds no span).
 fn base(buffer: &GuestBuffer) -> u64 {
@@ -128,6 +113,7 @@ struct Running {
 #[derive(Debug)]
 struct Vm {
     id: ClientId,
+    tee: VmTee,
     sessions: HashSet<u32>,
     registered: HashMap<u64, Arc<GuestBuffer>>,
     pages: u64,
@@ -155,25 +141,33 @@ impl Space {
             ))
             .into());
         }
+        let too_big = || Fault::Refuse {
+            ret: teec::ERROR_OUT_OF_MEMORY,
+            why: format!(
+                "a buffer of {:#x} bytes is over the {max_pages}-page limit",
+                shape.size
+            ),
+        };
         let pages = shape
             .page_offset
             .checked_add(shape.size)
             .map(|end| end.div_ceil(PAGE_SIZE))
             .filter(|&p| p <= max_pages)
-            .ok_or_else(|| Fault::Refuse {
-                ret: teec::ERROR_OUT_OF_MEMORY,
-                why: format!(
-                    "a buffer of {:#x} bytes is over the {max_pages}-page limit",
-                    shape.size
-                ),
-            })?;
+            .ok_or_else(too_big)?;
         let base = self.next;
         // A guard page between buffers; the space is 2^64 bytes and the
         // counter only grows by at most the limit each time.
         self.next = base
             .checked_add((pages + 1) * PAGE_SIZE)
             .ok_or_else(|| Violation::BadSpan("out of stand-in addresses".to_owned()))?;
-        let list = (0..pages).map(|i| base + i * PAGE_SIZE).collect();
+        // The page list, sized by the peer within the policy's range: an
+        // allocation that fails refuses the buffer, it does not abort.
+        let mut list = Vec::new();
+        usize::try_from(pages)
+            .ok()
+            .and_then(|n| list.try_reserve_exact(n).ok())
+            .ok_or_else(too_big)?;
+        list.extend((0..pages).map(|i| base + i * PAGE_SIZE));
         let buffer = GuestBuffer::new(list, shape.page_offset, shape.size)
             .ok_or_else(|| Violation::BadSpan("inconsistent buffer shape".to_owned()))?;
         Ok((Arc::new(buffer), base))
@@ -183,7 +177,9 @@ impl Space {
 /// A connection's state. Dropping it tears its VMs down in the TEE.
 pub struct Connection {
     service: Arc<Service>,
+    /// The quotas here are the peer's: all its VMs together.
     policy: Policy,
+    limits: PeerLimits,
     peer: String,
     vms: HashMap<u16, Vm>,
     space: Space,
@@ -268,12 +264,24 @@ fn refused(ret: u32) -> Response {
 }
 
 impl Connection {
-    /// A connection of `peer` (named in logs) under `policy`.
+    /// A connection of `peer` (named in logs) under `policy`, with the
+    /// default [`PeerLimits`].
     pub fn new(service: Arc<Service>, policy: Policy, peer: String) -> Connection {
+        Connection::with_limits(service, policy, PeerLimits::default(), peer)
+    }
+
+    /// A connection of `peer` (named in logs) under `policy` and `limits`.
+    pub fn with_limits(
+        service: Arc<Service>,
+        policy: Policy,
+        limits: PeerLimits,
+        peer: String,
+    ) -> Connection {
         let refusals = LogLimiter::new(policy.refusal_logs_per_second);
         Connection {
             service,
             policy,
+            limits,
             peer,
             vms: HashMap::new(),
             space: Space { next: SPACE_BASE },
@@ -295,15 +303,15 @@ impl Connection {
                 Ok(Response::Ack)
             }
             Request::EnableShmCache { client } => {
-                let id = self.vm(client)?.id;
-                Ok(Response::ShmCache(
-                    self.service.backend().enable_shm_cache(id),
-                ))
+                let vm = self.vm_mut(client)?;
+                let id = vm.id;
+                Ok(Response::ShmCache(vm.tee.with(|b| b.enable_shm_cache(id))))
             }
             Request::DisableShmCache { client } => {
-                let id = self.vm(client)?.id;
+                let vm = self.vm_mut(client)?;
+                let id = vm.id;
                 Ok(Response::Disabled(
-                    match self.service.backend().disable_shm_cache(id) {
+                    match vm.tee.with(|b| b.disable_shm_cache(id)) {
                         CacheDisable::Freed(c) => wire::Disabled::Freed(c),
                         CacheDisable::Empty => wire::Disabled::Empty,
                         CacheDisable::Busy => wire::Disabled::Busy,
@@ -321,11 +329,10 @@ impl Connection {
                 reply,
             } => self.resume(client, thread, reply),
             Request::Abandon { client, thread } => {
-                let id = self.vm(client)?.id;
-                if let Some(vm) = self.vms.get_mut(&client) {
-                    if vm.threads.remove(&thread).is_some() {
-                        self.service.backend().abandon(id, thread);
-                    }
+                let vm = self.vm_mut(client)?;
+                let id = vm.id;
+                if vm.threads.remove(&thread).is_some() {
+                    vm.tee.with(|b| b.abandon(id, thread));
                 }
                 Ok(Response::Ack)
             }
@@ -336,13 +343,63 @@ impl Connection {
         self.vms.get(&client).ok_or(Violation::UnknownVm(client))
     }
 
+    fn vm_mut(&mut self, client: u16) -> Result<&mut Vm, Violation> {
+        self.vms
+            .get_mut(&client)
+            .ok_or(Violation::UnknownVm(client))
+    }
+
+    /// Calls in progress (parked), all VMs together.
+    fn calls(&self) -> usize {
+        self.vms.values().map(|v| v.threads.len()).sum()
+    }
+
+    /// Sessions open and being opened, all VMs together: an open parked
+    /// in the TEE counts, as the VMM's mediator counts it.
+    fn sessions(&self) -> usize {
+        let opening = |v: &Vm| {
+            v.threads
+                .values()
+                .filter(|r| matches!(r.call.command, Command::OpenSession { .. }))
+                .count()
+        };
+        self.vms
+            .values()
+            .map(|v| v.sessions.len() + opening(v))
+            .sum()
+    }
+
+    /// Buffers registered and their pages, all VMs together.
+    fn registered(&self) -> (usize, u64) {
+        self.vms
+            .values()
+            .fold((0, 0), |(n, p), v| (n + v.registered.len(), p + v.pages))
+    }
+
+    /// Guest bytes the calls in progress hold, all VMs together.
+    fn held(&self) -> usize {
+        self.vms
+            .values()
+            .flat_map(|v| v.threads.values())
+            .map(|r| r.shadow.bytes())
+            .sum()
+    }
+
+    /// Bytes one more call's spans may hold: what `max_call_bytes` leaves,
+    /// within [`MAX_CALL_BYTES`].
+    fn call_budget(&self) -> usize {
+        let max = usize::try_from(self.limits.max_call_bytes).unwrap_or(usize::MAX);
+        max.saturating_sub(self.held())
+    }
+
     fn vm_created(&mut self, client: u16) -> Response {
         if self.vms.contains_key(&client) {
             return Response::Created(Err(wire::CreateError::Exists));
         }
-        if self.vms.len() >= MAX_VMS {
+        let max = self.limits.max_vms;
+        if self.vms.len() >= max as usize {
             return Response::Created(Err(wire::CreateError::Refused(format!(
-                "a connection may have {MAX_VMS} VMs"
+                "this peer may have {max} VMs (max_vms of its policy rule)"
             ))));
         }
         let Some(id) = self.service.allocate() else {
@@ -350,15 +407,19 @@ impl Connection {
                 "the TEE has no client id left".to_owned(),
             )));
         };
-        if let Err(e) = self.service.backend().vm_created(id) {
-            self.service.release(id);
-            return Response::Created(Err(wire::CreateError::Refused(e.to_string())));
-        }
+        let tee = match self.service.open_vm(id) {
+            Ok(t) => t,
+            Err(e) => {
+                self.service.release(id);
+                return Response::Created(Err(wire::CreateError::Refused(e)));
+            }
+        };
         log::info!("{}: VM {client} is the TEE's client {}", self.peer, id.0);
         self.vms.insert(
             client,
             Vm {
                 id,
+                tee,
                 sessions: HashSet::new(),
                 registered: HashMap::new(),
                 pages: 0,
@@ -378,11 +439,13 @@ impl Connection {
         }
     }
 
-    /// A span, placed in `shadow` as `slot`, and its memory reference.
+    /// A span, placed in `shadow` as `slot`, and its memory reference;
+    /// refused if `shadow` would hold more than `budget` bytes.
     fn span(
         space: &mut Space,
         vm: &Vm,
         max_pages: u64,
+        budget: usize,
         s: wire::Span,
         slot: u32,
         shadow: &mut Shadow,
@@ -405,10 +468,16 @@ impl Connection {
                 buffer.size()
             ))
         })?;
-        shadow.add(slot, base + buffer.offset() + s.offset, s.data);
-        if shadow.bytes() > MAX_CALL_BYTES {
+        if shadow.bytes().saturating_add(s.data.len()) > MAX_CALL_BYTES {
             return Err(Violation::TooMuchData.into());
         }
+        if shadow.bytes().saturating_add(s.data.len()) > budget {
+            return Err(Fault::Refuse {
+                ret: teec::ERROR_OUT_OF_MEMORY,
+                why: "the peer's calls in progress hold max_call_bytes already".to_owned(),
+            });
+        }
+        shadow.add(slot, base + buffer.offset() + s.offset, s.data);
         Ok(mem)
     }
 
@@ -421,20 +490,20 @@ impl Connection {
         shadow: &mut Shadow,
     ) -> Result<StdCall, Fault> {
         let q = self.policy.quotas;
-        let vm = self.vms.get(&client).ok_or(Violation::UnknownVm(client))?;
         if call.params.len() > MAX_PARAMS as usize {
             return Err(Violation::TooManyParams(call.params.len()).into());
         }
-        let limit = q
-            .max_calls
-            .unwrap_or(u32::MAX)
-            .min(self.service.thread_count());
-        if vm.threads.len() >= limit as usize {
+        let limit = q.max_calls.unwrap_or(self.service.thread_count());
+        if self.calls() >= limit as usize {
             return Err(Fault::Refuse {
                 ret: teec::ERROR_BUSY,
                 why: format!("{limit} calls in progress already"),
             });
         }
+        let sessions = self.sessions();
+        let (buffers, pages) = self.registered();
+        let budget = self.call_budget();
+        let vm = self.vms.get(&client).ok_or(Violation::UnknownVm(client))?;
         let mut slot = 0;
         let mut params = Vec::with_capacity(call.params.len());
         for p in call.params {
@@ -453,6 +522,7 @@ impl Connection {
                                 &mut self.space,
                                 vm,
                                 q.max_pages_per_buffer,
+                                budget,
                                 s,
                                 slot,
                                 shadow,
@@ -483,10 +553,10 @@ impl Connection {
                         why: format!("TA {ta} is not allowed"),
                     });
                 }
-                if vm.sessions.len() >= q.max_sessions as usize {
+                if sessions >= q.max_sessions as usize {
                     return Err(Fault::Refuse {
                         ret: teec::ERROR_OUT_OF_MEMORY,
-                        why: format!("{} sessions open already", vm.sessions.len()),
+                        why: format!("{sessions} sessions open or being opened already"),
                     });
                 }
                 let (client_uuid, lg) = match self.policy.login {
@@ -515,13 +585,13 @@ impl Connection {
                         why: format!("buffer {cookie:#x} is registered already"),
                     });
                 }
-                if vm.registered.len() >= q.max_buffers as usize {
+                if buffers >= q.max_buffers as usize {
                     return Err(Fault::Refuse {
                         ret: teec::ERROR_OUT_OF_MEMORY,
-                        why: format!("{} buffers registered already", vm.registered.len()),
+                        why: format!("{buffers} buffers registered already"),
                     });
                 }
-                let room = q.max_total_pages.saturating_sub(vm.pages);
+                let room = q.max_total_pages.saturating_sub(pages);
                 let (buffer, _) = self.space.place(buffer, q.max_pages_per_buffer.min(room))?;
                 Command::RegisterShm { cookie, buffer }
             }
@@ -565,14 +635,9 @@ impl Connection {
             }
         };
         let slots = shadow_slots(&std);
-        let vm = self
-            .vms
-            .get_mut(&client)
-            .ok_or(Violation::UnknownVm(client))?;
-        let step = self
-            .service
-            .backend()
-            .start(vm.id, thread, &mut std, &shadow);
+        let vm = self.vm_mut(client)?;
+        let id = vm.id;
+        let step = vm.tee.with(|b| b.start(id, thread, &mut std, &shadow));
         let running = Running {
             call: std,
             shadow,
@@ -588,6 +653,14 @@ impl Connection {
         reply: wire::Reply,
     ) -> Result<Response, Violation> {
         let max_pages = self.policy.quotas.max_pages_per_buffer;
+        // What the peer's other calls leave this one (it holds what it
+        // holds already).
+        let budget = self.call_budget().saturating_add(
+            self.vm(client)?
+                .threads
+                .get(&thread)
+                .map_or(0, |r| r.shadow.bytes()),
+        );
         let vm = self
             .vms
             .get_mut(&client)
@@ -623,6 +696,7 @@ impl Connection {
                                         &mut self.space,
                                         vm_ref,
                                         max_pages,
+                                        budget,
                                         s,
                                         slot,
                                         &mut running.shadow,
@@ -660,22 +734,23 @@ impl Connection {
                 })
             }
         };
-        let step =
-            self.service
-                .backend()
-                .resume(vm.id, thread, &mut running.call, reply, &running.shadow);
+        let id = vm.id;
+        let step = vm
+            .tee
+            .with(|b| b.resume(id, thread, &mut running.call, reply, &running.shadow));
         Ok(after(vm, thread, running, step))
     }
 
     /// Gives back everything `vm` holds: its parked calls abandoned, its
     /// sessions and buffers dropped with the TEE's client.
-    fn teardown(&mut self, client: u16, vm: Vm) {
-        let mut tee = self.service.backend();
-        for thread in vm.threads.keys() {
-            tee.abandon(vm.id, *thread);
-        }
-        tee.vm_destroyed(vm.id);
-        drop(tee);
+    fn teardown(&mut self, client: u16, mut vm: Vm) {
+        let (id, threads) = (vm.id, &vm.threads);
+        vm.tee.with(|tee| {
+            for thread in threads.keys() {
+                tee.abandon(id, *thread);
+            }
+            tee.vm_destroyed(id);
+        });
         self.service.release(vm.id);
         log::info!(
             "{}: VM {client} (TEE client {}) gone: {} sessions, {} registered buffers, {} calls in progress",

@@ -1,12 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 //! The service side: one TEE ([`Backend`]) served to many VMM connections.
 //!
-//! [`Service`] owns the backend and hands out the TEE's client ids, which
+//! [`Service`] owns the TEE and hands out the TEE's client ids, which
 //! are the service's, not the VMMs': a VMM names its VMs with ids of its
 //! own, private to its connection, and can reach no other connection's VM.
-//! Each connection runs [`serve`] on its own thread; a
-//! [`Connection`] holds what the connection's VMs have in the TEE and
-//! gives it all back when the connection ends, however it ends.
+//! The TEE is either one backend every VM shares behind a lock
+//! ([`Service::new`], for a backend whose every call returns at once: the
+//! userspace TEE), or a backend of its own per VM ([`Service::per_vm`],
+//! for the host's TEE, whose teardown waits for calls still in the TEE):
+//! then no lock is held across a call into the TEE, and one peer's VM
+//! creation, slow call or teardown holds up no other peer.
+//!
+//! A peer is greeted first ([`frame::Greeting`], a frame of at most
+//! [`frame::MAX_GREETING`] bytes, checked by [`check_hello`]); a listener
+//! does that for many peers at once without a thread each, then runs
+//! [`serve_greeted`] on a thread of the peer's own. [`serve`] does both on
+//! the caller's thread. A [`Connection`] holds what the peer's VMs have in
+//! the TEE, within the peer's [`Grant`] (its quotas count all its VMs
+//! together), and gives it all back when the connection ends, however it
+//! ends.
 //!
 //! A connection is dropped, and nothing else, when its peer breaks the
 //! protocol: an undecodable or oversized frame, a request out of turn, an
@@ -15,23 +27,72 @@
 mod conn;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use optee_mediator::backend::{ClientId, OsRevision};
-use optee_mediator::{Backend, Policy};
+use optee_mediator::Backend;
 
 pub use conn::{Connection, Violation};
 
 use crate::frame::{self, FrameError};
-use crate::policy::Peer;
-use crate::wire::{Request, Response};
+use crate::policy::{Grant, Peer};
+use crate::wire::{Hello, Request, Response, MAGIC, MAX_NAME, PROTOCOL_VERSION};
+
+/// A backend behind the lock that makes it shared: the lock protects the
+/// backend's state (every VM's), and is held across each call into it.
+type SharedTee = Arc<Mutex<Box<dyn Backend + Send>>>;
+
+/// Makes the backend of one VM.
+pub type MakeTee = dyn Fn() -> Result<Box<dyn Backend + Send>, String> + Send + Sync;
+
+/// Where the VMs' TEE comes from.
+enum Tee {
+    /// One backend for every VM.
+    Shared(SharedTee),
+    /// A backend of its own for each VM, made by this.
+    PerVm(Box<MakeTee>),
+}
+
+/// One VM's way into the TEE.
+pub(crate) enum VmTee {
+    /// The shared backend, locked for each call.
+    Shared(SharedTee),
+    /// The VM's own backend: its connection's thread is its only user, so
+    /// no lock.
+    Own(Box<dyn Backend + Send>),
+}
+
+impl VmTee {
+    /// Runs `f` on the VM's backend.
+    pub(crate) fn with<R>(&mut self, f: impl FnOnce(&mut dyn Backend) -> R) -> R {
+        match self {
+            VmTee::Own(b) => f(b.as_mut()),
+            VmTee::Shared(m) => {
+                // Recovered if a holder panicked: the backend's state is
+                // per client and consistent between calls.
+                let mut b = m.lock().unwrap_or_else(|e| e.into_inner());
+                f(b.as_mut())
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for VmTee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            VmTee::Shared(_) => "Shared",
+            VmTee::Own(_) => "Own",
+        })
+    }
+}
 
 /// The TEE, shared by every connection.
 pub struct Service {
-    backend: Mutex<Box<dyn Backend + Send>>,
+    tee: Tee,
     thread_count: u32,
     revision: OsRevision,
+    /// The TEE client ids in use; held only to pick or free one.
     ids: Mutex<BTreeSet<u16>>,
 }
 
@@ -46,22 +107,41 @@ impl std::fmt::Debug for Service {
 }
 
 impl Service {
-    /// A service for `backend`.
+    /// A service whose VMs all share `backend`, behind one lock held
+    /// across each call: for a backend whose calls return at once (the
+    /// userspace TEE), not one that waits for the TEE.
     pub fn new(backend: Box<dyn Backend + Send>) -> Arc<Service> {
         let thread_count = backend.thread_count();
         let revision = backend.os_revision();
         Arc::new(Service {
-            backend: Mutex::new(backend),
+            tee: Tee::Shared(Arc::new(Mutex::new(backend))),
             thread_count,
             revision,
             ids: Mutex::new(BTreeSet::new()),
         })
     }
 
-    /// The backend, its lock recovered if a holder panicked (its state is
-    /// per client and consistent between calls).
-    fn backend(&self) -> MutexGuard<'_, Box<dyn Backend + Send>> {
-        self.backend.lock().unwrap_or_else(|e| e.into_inner())
+    /// A service that gives each VM a backend of its own, from `make`
+    /// (called without any lock held, on the creating peer's thread), of
+    /// `thread_count` threads per VM and reporting `revision`: the host's
+    /// TEE, where one VM's slow call or teardown must hold up no other.
+    pub fn per_vm(thread_count: u32, revision: OsRevision, make: Box<MakeTee>) -> Arc<Service> {
+        Arc::new(Service {
+            tee: Tee::PerVm(make),
+            thread_count,
+            revision,
+            ids: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// The backend of a new VM `id` (told of it), or why not.
+    pub(crate) fn open_vm(&self, id: ClientId) -> Result<VmTee, String> {
+        let mut tee = match &self.tee {
+            Tee::Shared(m) => VmTee::Shared(m.clone()),
+            Tee::PerVm(make) => VmTee::Own(make()?),
+        };
+        tee.with(|b| b.vm_created(id)).map_err(|e| e.to_string())?;
+        Ok(tee)
     }
 
     fn ids(&self) -> MutexGuard<'_, BTreeSet<u16>> {
@@ -98,6 +178,10 @@ pub enum Ended {
     /// The peer closed it.
     #[error("closed by the peer")]
     Closed,
+    /// The peer sent nothing for longer than its connection's read
+    /// timeout (the listener's idle timeout).
+    #[error("dropped: idle too long")]
+    Idle,
     /// The policy has no rule for the peer, or its greeting was wrong.
     #[error("refused: {0}")]
     Refused(String),
@@ -109,45 +193,97 @@ pub enum Ended {
     Frame(#[from] FrameError),
 }
 
-/// Serves one connection until it ends: reads the peer's greeting, applies
-/// `policy` (`None`: the peer is refused with `refusal`, after its
-/// greeting so that it learns why), calls `greeted` (a listener clears the
-/// greeting's read timeout there), then answers requests one by one. The
-/// connection's VMs are torn down before this returns.
+/// Checks a greeting: the magic, a version this service speaks, a name
+/// within [`MAX_NAME`] bytes. The error is the reason the peer is told.
+pub fn check_hello(h: &Hello) -> Result<(), String> {
+    if h.magic != MAGIC {
+        return Err("not a tosfwd TEE client (bad magic)".to_owned());
+    }
+    if h.version != PROTOCOL_VERSION {
+        return Err(format!(
+            "protocol version {} is not spoken here (this service speaks {PROTOCOL_VERSION})",
+            h.version
+        ));
+    }
+    if h.name.len() > MAX_NAME {
+        return Err(format!(
+            "a name of {} bytes is over the {MAX_NAME}-byte limit",
+            h.name.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Sends `peer` its refusal (best effort: it may be gone).
+pub fn refuse<W: Write>(stream: &mut W, reason: &str) -> Ended {
+    let _ = frame::send(
+        stream,
+        &Response::Refused {
+            reason: reason.to_owned(),
+        },
+    );
+    Ended::Refused(reason.to_owned())
+}
+
+/// A read that timed out: the peer idle beyond the stream's read timeout.
+fn timed_out(e: &FrameError) -> bool {
+    matches!(e, FrameError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+}
+
+/// Serves one connection on this thread until it ends: reads the peer's
+/// greeting (one frame of at most [`frame::MAX_GREETING`] bytes), applies
+/// `grant` (`None`: the peer is refused with `refusal`, after its greeting
+/// so that it learns why), calls `greeted` (a listener clears the
+/// greeting's read timeout there), then [`serve_greeted`].
 pub fn serve<S: Read + Write>(
     service: &Arc<Service>,
     stream: &mut S,
     peer: &Peer,
-    policy: Option<&Policy>,
+    grant: Option<&Grant>,
     refusal: &str,
     greeted: impl FnOnce(&mut S),
 ) -> Ended {
-    let hello = match frame::receive::<_, Request>(stream) {
-        Ok(Request::Hello(h)) => h,
-        Ok(_) => return Ended::Violation(Violation::NoHello),
-        Err(FrameError::Closed) => return Ended::Closed,
-        Err(e) => return e.into(),
+    let mut greeting = frame::Greeting::new();
+    let hello = loop {
+        match greeting.read_from(stream) {
+            Ok(Some(Request::Hello(h))) => break h,
+            Ok(Some(_)) => return Ended::Violation(Violation::NoHello),
+            Ok(None) => {}
+            Err(FrameError::Closed) => return Ended::Closed,
+            Err(e) => return e.into(),
+        }
     };
-    let refuse = |reason: String, stream: &mut S| {
-        let _ = frame::send(
-            stream,
-            &Response::Refused {
-                reason: reason.clone(),
-            },
-        );
-        Ended::Refused(reason)
-    };
-    if let Err(reason) = conn::check_hello(&hello) {
-        return refuse(reason, stream);
+    if let Err(reason) = check_hello(&hello) {
+        return refuse(stream, &reason);
     }
-    let Some(policy) = policy else {
-        return refuse(refusal.to_owned(), stream);
+    let Some(grant) = grant else {
+        return refuse(stream, refusal);
     };
     greeted(stream);
+    serve_greeted(service, stream, peer, grant, &hello)
+}
+
+/// Serves a peer whose greeting `hello` was read and checked
+/// ([`check_hello`]) and whom the policy grants `grant`: welcomes it,
+/// then answers its requests one by one until the connection ends (a read
+/// timeout on `stream` ends it as [`Ended::Idle`]). The connection's VMs
+/// are torn down before this returns.
+pub fn serve_greeted<S: Read + Write>(
+    service: &Arc<Service>,
+    stream: &mut S,
+    peer: &Peer,
+    grant: &Grant,
+    hello: &Hello,
+) -> Ended {
     log::info!("{peer} ({:?}) connected", hello.name);
-    let mut conn = Connection::new(service.clone(), policy.clone(), peer.to_string());
+    let mut conn = Connection::with_limits(
+        service.clone(),
+        grant.policy.clone(),
+        grant.limits,
+        peer.to_string(),
+    );
     let welcome = Response::Hello {
-        version: crate::wire::PROTOCOL_VERSION,
+        version: PROTOCOL_VERSION,
         thread_count: service.thread_count,
         revision: crate::wire::Revision {
             major: service.revision.major,
@@ -162,6 +298,7 @@ pub fn serve<S: Read + Write>(
         let req = match frame::receive::<_, Request>(stream) {
             Ok(r) => r,
             Err(FrameError::Closed) => break Ended::Closed,
+            Err(e) if timed_out(&e) => break Ended::Idle,
             Err(e) => break e.into(),
         };
         let resp = match conn.handle(req) {

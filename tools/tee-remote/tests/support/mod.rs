@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use optee_mediator::Policy;
 use tee_remote::frame;
-use tee_remote::policy::Peer;
+use tee_remote::policy::{Grant, Peer};
 use tee_remote::server::{self, Service};
 use tee_remote::wire::{Hello, Request, Response};
 
@@ -49,14 +49,18 @@ impl TestService {
                 }
                 let mut s = s.unwrap();
                 c.lock().unwrap().push(s.try_clone().unwrap());
-                let (sv, policy) = (sv.clone(), policy.clone());
+                let sv = sv.clone();
+                let grant = Grant {
+                    policy: policy.clone(),
+                    ..Grant::default()
+                };
                 std::thread::spawn(move || {
                     let peer = Peer::Unix {
                         uid: 0,
                         gid: 0,
                         pid: 1,
                     };
-                    server::serve(&sv, &mut s, &peer, Some(&policy), "", |_| ());
+                    server::serve(&sv, &mut s, &peer, Some(&grant), "", |_| ());
                     // The clone kept for kill() must not keep it open.
                     let _ = s.shutdown(std::net::Shutdown::Both);
                 });

@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! The service's per-peer machinery against peers that mean it harm, on
+//! the host TEE backend (HostTee on a fake device, whose calls run on
+//! worker threads and park as on the real /dev/tee): session opens in
+//! progress counted against max_sessions, the bytes parked calls hold
+//! bounded over all of a peer's VMs, and one peer's teardown during a
+//! long TA call holding up nobody else.
+
+use std::ptr::NonNull;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use host_tee::fake::{fake_cmd, FAKE_TA};
+use host_tee::{CallResult, FakeTee, HostTee, HostTeeConfig, HostTeeError, TeeDevice, TeeParam};
+use optee_mediator::backend::Backend;
+use optee_mediator::msg::teec;
+use optee_mediator::{Policy, Quotas};
+use tee_remote::policy::PeerLimits;
+use tee_remote::server::{Connection, Service};
+use tee_remote::wire::{self, Request, Response};
+
+/// The service on the host TEE as tosfwd-teed runs it: each VM a backend
+/// of its own, its context from `open`.
+fn host_service<D: TeeDevice>(open: impl Fn() -> D + Send + Sync + 'static) -> Arc<Service> {
+    let config = HostTeeConfig::default();
+    let open = Arc::new(open);
+    Service::per_vm(
+        config.thread_count,
+        config.revision,
+        Box::new(move || {
+            let open = open.clone();
+            // SAFETY: the service's memory (tee_remote::shadow::Shadow)
+            // has no host mapping: nothing is registered from it.
+            let tee = unsafe { HostTee::new(config, move || Ok(open())) };
+            Ok(Box::new(tee) as Box<dyn Backend + Send>)
+        }),
+    )
+}
+
+fn call(command: wire::Command, session: u32, params: Vec<wire::Param>) -> wire::Call {
+    wire::Call {
+        command,
+        session,
+        cancel_id: 0,
+        params,
+    }
+}
+
+fn open_fake() -> wire::Call {
+    call(
+        wire::Command::OpenSession {
+            ta: FAKE_TA,
+            client: [0; 16],
+            login: 0,
+        },
+        0,
+        Vec::new(),
+    )
+}
+
+fn step(r: Response) -> wire::Step {
+    match r {
+        Response::Step(a) => a.step,
+        other => panic!("not a step: {other:?}"),
+    }
+}
+
+/// Drives a call on `thread` from its first answer to its end (the host
+/// TEE parks it in FOREIGN_INTR until its worker is done): its outcome.
+fn finish(c: &mut Connection, client: u16, thread: u32, first: Response) -> wire::Outcome {
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut s = step(first);
+    loop {
+        match s {
+            wire::Step::Done(o) => return o,
+            wire::Step::Rpc(wire::RpcRequest::ForeignIntr) => {}
+            other => panic!("unexpected RPC {other:?}"),
+        }
+        assert!(Instant::now() < end, "the call never finished");
+        std::thread::sleep(Duration::from_millis(2));
+        s = step(
+            c.handle(Request::Resume {
+                client,
+                thread,
+                reply: wire::Reply::ForeignIntr,
+            })
+            .unwrap(),
+        );
+    }
+}
+
+#[test]
+fn eight_concurrent_opens_under_max_sessions_1_give_one_session() {
+    let fake = FakeTee::new();
+    let f = fake.clone();
+    let service = host_service(move || f.clone());
+    let policy = Policy {
+        quotas: Quotas {
+            max_sessions: 1,
+            ..Quotas::default()
+        },
+        ..Policy::default()
+    };
+    let mut c = Connection::new(service, policy, "test peer".to_owned());
+    assert_eq!(
+        c.handle(Request::VmCreated { client: 1 }).unwrap(),
+        Response::Created(Ok(()))
+    );
+    // Eight opens, one per thread, all in the TEE at once.
+    fake.close_gate();
+    let firsts: Vec<Response> = (0..8)
+        .map(|thread| {
+            c.handle(Request::Start {
+                client: 1,
+                thread,
+                call: open_fake(),
+            })
+            .unwrap()
+        })
+        .collect();
+    fake.open_gate();
+    let opened = firsts
+        .into_iter()
+        .enumerate()
+        .map(|(thread, r)| finish(&mut c, 1, thread as u32, r))
+        .filter(|o| o.ret == teec::SUCCESS)
+        .count();
+    assert_eq!(opened, 1, "sessions opened under max_sessions = 1");
+    assert_eq!(fake.session_count(), 1, "sessions in the TEE");
+}
+
+/// The function of [`SlowTee`] that takes [`SLOW`] in the TEE, whatever
+/// cancellation asks (as a TA that never checks for it).
+const SLOW_FUNC: u32 = 0x5105;
+const SLOW: Duration = Duration::from_secs(4);
+
+/// The fake TEE with one TA function that takes four seconds.
+#[derive(Debug, Clone, Default)]
+struct SlowTee(FakeTee);
+
+impl TeeDevice for SlowTee {
+    type Registered = <FakeTee as TeeDevice>::Registered;
+    type Allocated = <FakeTee as TeeDevice>::Allocated;
+
+    fn version(&self) -> Result<tee_uapi::sys::tee_ioctl_version_data, HostTeeError> {
+        self.0.version()
+    }
+    fn open_session(
+        &self,
+        uuid: [u8; 16],
+        login: u32,
+        cancel_id: u32,
+        params: &mut [TeeParam],
+    ) -> Result<(u32, CallResult), HostTeeError> {
+        self.0.open_session(uuid, login, cancel_id, params)
+    }
+    fn invoke(
+        &self,
+        session: u32,
+        func: u32,
+        cancel_id: u32,
+        params: &mut [TeeParam],
+    ) -> Result<CallResult, HostTeeError> {
+        if func == SLOW_FUNC {
+            std::thread::sleep(SLOW);
+            return Ok(CallResult {
+                ret: teec::SUCCESS,
+                origin: teec::ORIGIN_TRUSTED_APP,
+            });
+        }
+        self.0.invoke(session, func, cancel_id, params)
+    }
+    fn cancel(&self, session: u32, cancel_id: u32) -> Result<(), HostTeeError> {
+        self.0.cancel(session, cancel_id)
+    }
+    fn close_session(&self, session: u32) -> Result<(), HostTeeError> {
+        self.0.close_session(session)
+    }
+    unsafe fn shm_register(
+        &self,
+        addr: NonNull<u8>,
+        len: usize,
+    ) -> Result<Self::Registered, HostTeeError> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.0.shm_register(addr, len) }
+    }
+    fn shm_alloc(&self, size: usize) -> Result<Self::Allocated, HostTeeError> {
+        self.0.shm_alloc(size)
+    }
+}
+
+/// A VM with a session of the fake TA on `c`: the session.
+fn vm_with_session(c: &mut Connection, client: u16) -> u32 {
+    assert_eq!(
+        c.handle(Request::VmCreated { client }).unwrap(),
+        Response::Created(Ok(()))
+    );
+    let r = c
+        .handle(Request::Start {
+            client,
+            thread: 0,
+            call: open_fake(),
+        })
+        .unwrap();
+    let o = finish(c, client, 0, r);
+    assert_eq!(o.ret, teec::SUCCESS);
+    o.session
+}
+
+#[test]
+fn a_vm_torn_down_during_a_4_s_ta_call_holds_up_no_other_peer() {
+    let service = host_service(SlowTee::default);
+    let mut a = Connection::new(service.clone(), Policy::default(), "peer A".to_owned());
+    let session = vm_with_session(&mut a, 1);
+    // Peer A's call: four seconds in the TEE.
+    let slow = call(
+        wire::Command::Invoke { func: SLOW_FUNC },
+        session,
+        Vec::new(),
+    );
+    let r = a
+        .handle(Request::Start {
+            client: 1,
+            thread: 1,
+            call: slow,
+        })
+        .unwrap();
+    assert_eq!(
+        step(r),
+        wire::Step::Rpc(wire::RpcRequest::ForeignIntr),
+        "the call is in the TEE"
+    );
+    // Peer A goes: its VM's teardown waits for that call.
+    let teardown = std::thread::spawn(move || {
+        let t = Instant::now();
+        a.handle(Request::VmDestroyed { client: 1 }).unwrap();
+        drop(a);
+        t.elapsed()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // Peer B meanwhile: a VM, a session, a call, at once.
+    let t = Instant::now();
+    let mut b = Connection::new(service, Policy::default(), "peer B".to_owned());
+    let session = vm_with_session(&mut b, 1);
+    let inc = call(
+        wire::Command::Invoke {
+            func: fake_cmd::INC,
+        },
+        session,
+        vec![wire::Param::Value {
+            dir: wire::Dir::InOut,
+            a: 41,
+            b: 0,
+            c: 0,
+        }],
+    );
+    let r = b
+        .handle(Request::Start {
+            client: 1,
+            thread: 0,
+            call: inc,
+        })
+        .unwrap();
+    let o = finish(&mut b, 1, 0, r);
+    let took = t.elapsed();
+    assert_eq!(o.ret, teec::SUCCESS);
+    assert_eq!(o.params[0], wire::ParamOut::Value { a: 42, b: 0, c: 0 });
+    let torn = teardown.join().unwrap();
+    eprintln!("peer A's teardown took {torn:?}; peer B's VM, session and call {took:?}");
+    assert!(
+        torn >= SLOW - Duration::from_millis(500),
+        "peer A's teardown waited for its call ({torn:?})"
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "peer B waited {took:?} for peer A's teardown"
+    );
+}
+
+#[test]
+fn the_bytes_a_peers_parked_calls_hold_are_bounded_over_all_its_vms() {
+    let fake = FakeTee::new();
+    let f = fake.clone();
+    let service = host_service(move || f.clone());
+    let limits = PeerLimits {
+        max_call_bytes: 1 << 20,
+        ..PeerLimits::default()
+    };
+    let mut c = Connection::with_limits(service, Policy::default(), limits, "peer".to_owned());
+    let sessions: Vec<u32> = (0..4).map(|vm| vm_with_session(&mut c, vm)).collect();
+    // Each VM parks a call holding 400 KiB of its memory.
+    fake.close_gate();
+    let held = 400 << 10;
+    let rets: Vec<u32> = sessions
+        .iter()
+        .zip(0u16..)
+        .map(|(&session, vm)| {
+            let big = wire::Param::Memref {
+                dir: wire::Dir::InOut,
+                mem: Some(wire::Span {
+                    buffer: wire::SpanBuffer::Temporary(wire::Buffer {
+                        page_offset: 0,
+                        size: held,
+                    }),
+                    offset: 0,
+                    data: vec![7; held as usize],
+                }),
+                size: held,
+            };
+            let inc = call(
+                wire::Command::Invoke {
+                    func: fake_cmd::INC,
+                },
+                session,
+                vec![big],
+            );
+            match step(
+                c.handle(Request::Start {
+                    client: vm,
+                    thread: 1,
+                    call: inc,
+                })
+                .unwrap(),
+            ) {
+                wire::Step::Rpc(wire::RpcRequest::ForeignIntr) => teec::SUCCESS,
+                wire::Step::Done(o) => o.ret,
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    fake.wait_held(2);
+    assert_eq!(
+        rets,
+        [
+            teec::SUCCESS,
+            teec::SUCCESS,
+            teec::ERROR_OUT_OF_MEMORY,
+            teec::ERROR_OUT_OF_MEMORY
+        ],
+        "two calls of 400 KiB fit in 1 MiB, not a third, whichever VM"
+    );
+    fake.open_gate();
+}
