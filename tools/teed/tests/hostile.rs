@@ -590,3 +590,30 @@ fn the_socket_mode_and_group_options_let_another_users_vmm_in() {
     drop(teed);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_peer_beyond_max_connections_is_told_why_and_a_slot_comes_back_when_a_peer_goes() {
+    let dir = temp_dir("slots");
+    let sock = dir.join("teed.sock");
+    let teed = Teed::start(&sock, &["--max-connections", "2"]);
+    let first = greeted(&sock);
+    let _second = greeted(&sock);
+    let e = RemoteTee::connect(Address::Unix(sock.clone()), config()).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("the service has 2 connections already"),
+        "{e}"
+    );
+    drop(first);
+    // The slot is given back when the peer's thread ends.
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        match RemoteTee::connect(Address::Unix(sock.clone()), config()) {
+            Ok(_) => break,
+            Err(e) => assert!(Instant::now() < end, "no slot came back: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(teed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
