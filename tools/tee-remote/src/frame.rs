@@ -84,6 +84,9 @@ pub fn send<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), FrameError
     Ok(())
 }
 
+/// The most a frame's body grows by at once while it is read.
+const READ_CHUNK: usize = 64 << 10;
+
 /// Receives one frame and decodes it. [`FrameError::Closed`] if the peer
 /// closed the connection before the frame's first byte.
 pub fn receive<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
@@ -106,11 +109,20 @@ pub fn receive<R: Read, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError>
         });
     }
     // Read what the peer sends, not what it announces: memory grows with
-    // the bytes that arrive.
+    // the bytes that arrive, a chunk at a time, each a fallible
+    // allocation (a service short of memory drops the connection, it does
+    // not abort).
     let mut body = Vec::new();
-    r.take(u64::from(n)).read_to_end(&mut body)?;
-    if body.len() != n as usize {
-        return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+    let mut left = n as usize;
+    while left > 0 {
+        let chunk = left.min(READ_CHUNK);
+        body.try_reserve(chunk)
+            .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        let got = r.by_ref().take(chunk as u64).read_to_end(&mut body)?;
+        if got != chunk {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
+        }
+        left -= chunk;
     }
     decode(&body)
 }

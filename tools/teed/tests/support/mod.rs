@@ -40,9 +40,13 @@ impl Teed {
         t
     }
 
-    /// Starts the service without waiting for it.
+    /// Starts the service without waiting for it: this build's, or the
+    /// binary TOSFWD_TEED_BIN names (to attack another build with the
+    /// same tests).
     pub fn spawn(sock: &Path, extra: &[&str]) -> Teed {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tosfwd-teed"))
+        let bin = std::env::var_os("TOSFWD_TEED_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_tosfwd-teed").into());
+        let mut child = Command::new(bin)
             .arg("--listen")
             .arg(format!("unix:{}", sock.display()))
             .args(extra)
