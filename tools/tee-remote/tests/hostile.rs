@@ -341,3 +341,51 @@ fn the_bytes_a_peers_parked_calls_hold_are_bounded_over_all_its_vms() {
     );
     fake.open_gate();
 }
+
+#[test]
+fn a_greeting_is_small_and_its_name_bounded() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    use tee_remote::frame::{self, MAX_GREETING};
+    use tee_remote::policy::{Grant, Peer};
+    use tee_remote::server::{self, Ended};
+    use tee_remote::wire::{Hello, MAX_NAME};
+
+    let long = Hello {
+        name: "n".repeat(MAX_NAME + 1),
+        ..Hello::new("")
+    };
+    let why = server::check_hello(&long).unwrap_err();
+    assert_eq!(why, "a name of 257 bytes is over the 256-byte limit");
+    assert_eq!(
+        server::check_hello(&Hello::new(&"n".repeat(MAX_NAME))),
+        Ok(())
+    );
+    // A peer announcing a greeting over the limit is dropped from the
+    // length alone, having sent nothing more.
+    let service = Service::new(Box::new(optee_mediator::UserTee::new(
+        optee_mediator::UteeConfig::default(),
+    )));
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    a.write_all(&(MAX_GREETING + 1).to_le_bytes()).unwrap();
+    let peer = Peer::Unix {
+        uid: 0,
+        gid: 0,
+        pid: 1,
+    };
+    let ended = server::serve(&service, &mut b, &peer, Some(&Grant::default()), "", |_| ());
+    assert!(
+        matches!(ended, Ended::Frame(frame::FrameError::TooLarge { .. })),
+        "{ended}"
+    );
+    // The name is refused with the reason, before the policy is applied.
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    frame::send(&mut a, &Request::Hello(long)).unwrap();
+    let ended = server::serve(&service, &mut b, &peer, Some(&Grant::default()), "", |_| ());
+    assert!(
+        matches!(ended, Ended::Refused(ref r) if r.contains("257 bytes")),
+        "{ended}"
+    );
+    let r: Response = frame::receive(&mut a).unwrap();
+    assert!(matches!(r, Response::Refused { .. }), "{r:?}");
+}
