@@ -15,18 +15,25 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::error::HostTeeError;
-use crate::supplicant::{SupplicantConfig, SupplicantError, SupplicantThread, DEFAULT_TA_DIR};
+use crate::supplicant::{
+    StorageQuota, SupplicantConfig, SupplicantError, SupplicantThread, DEFAULT_TA_DIR,
+};
 
 /// How a VM's partition is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionConfig {
     /// Where the partition's TAs are loaded from.
     pub ta_dir: PathBuf,
-    /// The partition's secure storage (created if missing, mode 0700).
+    /// The partition's secure storage (created if missing, mode 0700;
+    /// refused if it is a symbolic link, another user's, or writable by
+    /// its group or others).
     pub storage_dir: PathBuf,
     /// Whether the storage goes with the VM (removed at its teardown):
-    /// for a storage directory made for this VM alone.
+    /// for a storage directory made for this VM alone (such as one of
+    /// [`crate::supplicant::storage::fresh_dir`]).
     pub remove_storage: bool,
+    /// How much the VM may keep in its storage.
+    pub quota: StorageQuota,
 }
 
 impl PartitionConfig {
@@ -36,6 +43,7 @@ impl PartitionConfig {
             ta_dir: PathBuf::from(DEFAULT_TA_DIR),
             storage_dir: storage_dir.into(),
             remove_storage: false,
+            quota: StorageQuota::default(),
         }
     }
 }
@@ -107,6 +115,7 @@ impl Partition {
         SupplicantConfig {
             ta_dir: config.ta_dir.clone(),
             storage_dir: config.storage_dir.clone(),
+            quota: config.quota,
         }
     }
 }

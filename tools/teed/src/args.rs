@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 //! The command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Parser, ValueEnum};
+use host_tee::supplicant::storage::fresh_dir;
+use host_tee::supplicant::{StorageDir, StorageError, StorageQuota};
 
 /// The TEE the service owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,6 +62,16 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
 /// The host TEE device by default.
 pub const DEFAULT_TEE_DEVICE: &str = "/dev/tee0";
 
+/// The name of the default storage base: this, then random characters.
+pub const STORAGE_PREFIX: &str = "tosfwd-teed-tee-storage-";
+
+/// The storage directory of the service's VM `n`: a fresh private
+/// directory in `base`, `vm-N-` and random characters (never an existing
+/// path, even one a previous run left behind).
+pub fn vm_storage(base: &Path, n: u64) -> Result<PathBuf, StorageError> {
+    fresh_dir(base, &format!("vm-{n}-"))
+}
+
 /// tosfwd-teed: serves a TEE to VMMs (tosfwd-vmm --tee remote:ADDR), each
 /// under the policy its credentials map to; the VMMs need no access to the
 /// TEE device.
@@ -90,10 +102,21 @@ pub struct Args {
     #[arg(long)]
     pub tee_shared: bool,
     /// With --tee host and a partition per VM: where each VM's secure
-    /// storage is made (a directory per VM, removed when the VM goes)
-    /// [default: a temporary directory].
+    /// storage is made (a fresh private directory per VM, vm-N-XXXXXX,
+    /// removed when the VM goes); created 0700 if missing, refused if it
+    /// is a symbolic link, another user's, or writable by its group or
+    /// others [default: a fresh private directory in $TMPDIR].
     #[arg(long, value_name = "DIR")]
     pub tee_storage: Option<PathBuf>,
+    /// With --tee host and a partition per VM: the most bytes each VM's
+    /// secure storage may hold (the sum of its files' sizes); a write past
+    /// it is answered TEE_ERROR_STORAGE_NO_SPACE [default: 67108864, 64 MiB].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub tee_storage_max_bytes: Option<u64>,
+    /// With --tee host and a partition per VM: the most files and
+    /// directories each VM's secure storage may hold [default: 4096].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub tee_storage_max_objects: Option<u64>,
     /// With --tee host and a partition per VM: where the TAs are loaded
     /// from [default: /lib/optee_armtz].
     #[arg(long, value_name = "DIR")]
@@ -142,6 +165,14 @@ impl Args {
                 (self.tee_shared, "--tee-shared"),
                 (self.tee_storage.is_some(), "--tee-storage"),
                 (self.tee_ta_dir.is_some(), "--tee-ta-dir"),
+                (
+                    self.tee_storage_max_bytes.is_some(),
+                    "--tee-storage-max-bytes",
+                ),
+                (
+                    self.tee_storage_max_objects.is_some(),
+                    "--tee-storage-max-objects",
+                ),
             ] {
                 if set {
                     return Err(format!("{name} applies to --tee host only"));
@@ -154,7 +185,39 @@ impl Args {
                     .to_owned(),
             );
         }
+        if self.tee_shared && self.has_storage_quota() {
+            return Err(
+                "--tee-storage-max-bytes and --tee-storage-max-objects are for a partition per \
+                 VM, not with --tee-shared"
+                    .to_owned(),
+            );
+        }
         Ok(())
+    }
+
+    /// Whether a storage quota option is given.
+    pub fn has_storage_quota(&self) -> bool {
+        self.tee_storage_max_bytes.is_some() || self.tee_storage_max_objects.is_some()
+    }
+
+    /// The quota of each VM's secure storage: the options, or the defaults.
+    pub fn storage_quota(&self) -> StorageQuota {
+        let d = StorageQuota::default();
+        StorageQuota {
+            max_bytes: self.tee_storage_max_bytes.unwrap_or(d.max_bytes),
+            max_objects: self.tee_storage_max_objects.unwrap_or(d.max_objects),
+        }
+    }
+
+    /// The directory the VMs' storage directories are made in: --tee-storage
+    /// (made 0700 if missing; refused if it is a symbolic link, another
+    /// user's, or writable by others), or a fresh private directory in
+    /// $TMPDIR (never an existing path).
+    pub fn storage_base(&self) -> Result<PathBuf, StorageError> {
+        match &self.tee_storage {
+            Some(dir) => StorageDir::open(dir).map(|_| dir.clone()),
+            None => fresh_dir(&std::env::temp_dir(), STORAGE_PREFIX),
+        }
     }
 
     /// The service's bounds on connections.
@@ -327,5 +390,118 @@ mod tests {
             e.starts_with("--tee-storage and --tee-ta-dir are for a partition"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn each_vms_storage_is_fresh_and_private_under_a_checked_base() {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777;
+        let host = |v: &[&str]| {
+            let mut all = vec!["--listen", "unix:/x", "--tee", "host"];
+            all.extend_from_slice(v);
+            args(&all).unwrap()
+        };
+        // The default base: fresh, private, not the old predictable name.
+        let predictable =
+            std::env::temp_dir().join(format!("tosfwd-teed-{}-tee-storage", std::process::id()));
+        let base = host(&[]).storage_base().unwrap();
+        assert_ne!(base, predictable);
+        assert!(base
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(STORAGE_PREFIX));
+        assert_eq!(mode(&base), 0o700);
+        assert_ne!(host(&[]).storage_base().unwrap(), base, "never reused");
+
+        // VM directories: fresh each time, even where a previous run (or
+        // someone else) left a vm-1.
+        let theirs = base.join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        symlink(&theirs, base.join("vm-1")).unwrap();
+        let one = vm_storage(&base, 1).unwrap();
+        let again = vm_storage(&base, 1).unwrap();
+        for d in [&one, &again] {
+            assert_eq!(d.parent(), Some(base.as_path()));
+            assert!(d
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vm-1-"));
+            assert!(std::fs::symlink_metadata(d).unwrap().is_dir());
+            assert_eq!(mode(d), 0o700);
+        }
+        assert_ne!(one, again);
+        assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0);
+
+        // A given base: checked.
+        let open = base.join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o757)).unwrap();
+        let e = host(&["--tee-storage", open.to_str().unwrap()])
+            .storage_base()
+            .unwrap_err()
+            .to_string();
+        assert!(e.ends_with("open: refused as the VM's secure storage: writable by its group or others (mode 0757; chmod go-w it)"), "{e}");
+        let link = base.join("link");
+        symlink(&theirs, &link).unwrap();
+        let e = host(&["--tee-storage", link.to_str().unwrap()])
+            .storage_base()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("it is a symbolic link"), "{e}");
+        let made = base.join("made").join("here");
+        assert_eq!(
+            host(&["--tee-storage", made.to_str().unwrap()])
+                .storage_base()
+                .unwrap(),
+            made
+        );
+        assert_eq!(mode(&made), 0o700, "made private");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn the_storage_quota_options_are_per_vm_and_host_only() {
+        let a = args(&["--listen", "unix:/x", "--tee", "host"]).unwrap();
+        assert_eq!(a.storage_quota(), StorageQuota::default());
+        let a = args(&[
+            "--listen",
+            "unix:/x",
+            "--tee",
+            "host",
+            "--tee-storage-max-bytes",
+            "65536",
+            "--tee-storage-max-objects",
+            "8",
+        ])
+        .unwrap();
+        a.check().unwrap();
+        assert_eq!(
+            a.storage_quota(),
+            StorageQuota {
+                max_bytes: 65536,
+                max_objects: 8
+            }
+        );
+        assert!(args(&["--listen", "unix:/x", "--tee-storage-max-objects", "0"]).is_err());
+        let e = args(&["--listen", "unix:/x", "--tee-storage-max-bytes", "9"])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert_eq!(e, "--tee-storage-max-bytes applies to --tee host only");
+        let e = args(&[
+            "--listen",
+            "unix:/x",
+            "--tee",
+            "host",
+            "--tee-shared",
+            "--tee-storage-max-objects",
+            "9",
+        ])
+        .unwrap()
+        .check()
+        .unwrap_err();
+        assert!(e.ends_with("not with --tee-shared"), "{e}");
     }
 }

@@ -9,12 +9,12 @@ use clap::Parser;
 use std::path::PathBuf;
 
 use host_tee::supplicant::DEFAULT_TA_DIR;
-use host_tee::{DevTee, HostTee, PartitionConfig};
+use host_tee::{DevTee, HostTee, PartitionConfig, PartitionError};
 use optee_mediator::ratelimit::LogLimiter;
 use optee_mediator::{Backend, UserTee, UteeConfig, DEFAULT_REFUSAL_LOGS_PER_SECOND};
 use tee_remote::policy::ServicePolicy;
 use tee_remote::Service;
-use tosfwd_teed::args::{Args, Listen};
+use tosfwd_teed::args::{vm_storage, Args, Listen};
 use tosfwd_teed::listen::{self, Greeter, Shared, SocketAccess};
 
 /// The environment variable of the log level.
@@ -61,21 +61,22 @@ fn service(args: &Args) -> Result<Arc<Service>, String> {
     let first = DevTee::open(&path).map_err(|e| e.to_string())?;
     let serves_vms = first.serves_vms().map_err(|e| e.to_string())?;
     if !serves_vms || args.tee_shared {
-        if !serves_vms && (args.tee_storage.is_some() || args.tee_ta_dir.is_some()) {
+        if !serves_vms
+            && (args.tee_storage.is_some() || args.tee_ta_dir.is_some() || args.has_storage_quota())
+        {
             return Err(format!(
-                "{}: --tee-storage and --tee-ta-dir need an OP-TEE that serves VMs apart \
-                 (NS-virtualization, TEE_GEN_CAP_VM)",
+                "{}: --tee-storage, --tee-ta-dir and --tee-storage-max-* need an OP-TEE that \
+                 serves VMs apart (NS-virtualization, TEE_GEN_CAP_VM)",
                 path.display()
             ));
         }
         return Ok(host_per_vm(path, first, Ok));
     }
-    // A partition per VM: each its own storage directory under the base,
-    // removed with the VM (a VM known to the service only by its
+    // A partition per VM: each its own fresh storage directory under the
+    // base, removed with the VM (a VM known to the service only by its
     // connection has nothing to come back to).
-    let base = args.tee_storage.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("tosfwd-teed-{}-tee-storage", std::process::id()))
-    });
+    let base = args.storage_base().map_err(|e| e.to_string())?;
+    let quota = args.storage_quota();
     let ta_dir = args
         .tee_ta_dir
         .clone()
@@ -89,12 +90,24 @@ fn service(args: &Args) -> Result<Arc<Service>, String> {
     let count = AtomicU64::new(0);
     let prepare = move |mut dev: DevTee| {
         let next = count.fetch_add(1, Ordering::Relaxed) + 1;
+        let storage_dir = vm_storage(&base, next).map_err(|e| PartitionError::Supplicant {
+            path: dev.path().to_path_buf(),
+            err: e.into(),
+        })?;
         let config = PartitionConfig {
             ta_dir: ta_dir.clone(),
-            storage_dir: base.join(format!("vm-{next}")),
+            storage_dir: storage_dir.clone(),
             remove_storage: true,
+            quota,
         };
-        let id = dev.make_vm(config)?.id;
+        let id = match dev.make_vm(config) {
+            Ok(part) => part.id,
+            Err(e) => {
+                // The fresh directory goes if the partition does not come.
+                let _ = std::fs::remove_dir(&storage_dir);
+                return Err(e.into());
+            }
+        };
         log::info!("OP-TEE VM {id} for the service's VM {next}");
         Ok(dev)
     };

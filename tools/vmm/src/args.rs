@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
+use host_tee::supplicant::StorageQuota;
 use optee_mediator::utee::ta::{DEVICE_PTA_UUID, HELLO_UUID, MEMORY_UUID};
 use optee_mediator::Uuid;
 use tee_remote::Address;
@@ -145,10 +146,22 @@ pub struct Args {
     pub tee_shared: bool,
     /// With --tee host and a partition of the VM's own: the directory of
     /// the VM's secure storage (OP-TEE's REE file system, served by this
-    /// VMM; created if missing). Default: a temporary directory, removed
+    /// VMM; created 0700 if missing). Refused if it is a symbolic link,
+    /// another user's, or writable by its group or others. Default: a
+    /// fresh private directory in $TMPDIR (never an existing one), removed
     /// when the VMM exits.
     #[arg(long, value_name = "DIR")]
     pub tee_storage: Option<PathBuf>,
+    /// With --tee host and a partition of the VM's own: the most bytes its
+    /// secure storage may hold (the sum of its files' sizes); a write past
+    /// it is answered TEE_ERROR_STORAGE_NO_SPACE [default: 67108864, 64 MiB].
+    #[arg(long, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1..))]
+    pub tee_storage_max_bytes: Option<u64>,
+    /// With --tee host and a partition of the VM's own: the most files and
+    /// directories its secure storage may hold (one file per persistent
+    /// object) [default: 4096].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub tee_storage_max_objects: Option<u64>,
     /// With --tee host and a partition of the VM's own: where the TAs the
     /// VM opens are loaded from [default: /lib/optee_armtz].
     #[arg(long, value_name = "DIR")]
@@ -182,6 +195,20 @@ impl Args {
         }
     }
 
+    /// Whether a storage quota option is given.
+    pub fn has_storage_quota(&self) -> bool {
+        self.tee_storage_max_bytes.is_some() || self.tee_storage_max_objects.is_some()
+    }
+
+    /// The quota of the VM's secure storage: the options, or the defaults.
+    pub fn storage_quota(&self) -> StorageQuota {
+        let d = StorageQuota::default();
+        StorageQuota {
+            max_bytes: self.tee_storage_max_bytes.unwrap_or(d.max_bytes),
+            max_objects: self.tee_storage_max_objects.unwrap_or(d.max_objects),
+        }
+    }
+
     /// Checks what clap cannot: the command line the guest gets (default or
     /// --cmdline, plus --append) must fit arm64 Linux's COMMAND_LINE_SIZE.
     pub fn check(&self) -> Result<(), String> {
@@ -201,6 +228,20 @@ impl Args {
             if self.tee_ta_dir.is_some() {
                 return Err("--tee-ta-dir applies to --tee host only".to_owned());
             }
+            if self.has_storage_quota() {
+                return Err(
+                    "--tee-storage-max-bytes and --tee-storage-max-objects apply to --tee host only"
+                        .to_owned(),
+                );
+            }
+        }
+        if self.tee_shared && self.has_storage_quota() {
+            return Err(
+                "--tee-storage-max-bytes and --tee-storage-max-objects are for a partition of \
+                 the VM's own, not with --tee-shared (the host's tee-supplicant serves the \
+                 host's partition)"
+                    .to_owned(),
+            );
         }
         if self.tee_shared && (self.tee_storage.is_some() || self.tee_ta_dir.is_some()) {
             return Err(
@@ -425,6 +466,63 @@ mod tests {
             e.starts_with("--tee-storage and --tee-ta-dir are for a partition"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_storage_quota_is_the_options_or_the_defaults() {
+        let d = StorageQuota::default();
+        assert_eq!(
+            (d.max_bytes, d.max_objects),
+            (64 << 20, 4096),
+            "the README's defaults"
+        );
+        let a = parse(&["-k", "I", "--tee", "host"]).unwrap();
+        assert_eq!(a.storage_quota(), d);
+        let a = parse(&[
+            "-k",
+            "I",
+            "--tee",
+            "host",
+            "--tee-storage-max-bytes",
+            "1048576",
+            "--tee-storage-max-objects",
+            "16",
+        ])
+        .unwrap();
+        assert_eq!(a.check(), Ok(()));
+        assert_eq!(
+            a.storage_quota(),
+            StorageQuota {
+                max_bytes: 1 << 20,
+                max_objects: 16
+            }
+        );
+        let a = parse(&["-k", "I", "--tee", "host", "--tee-storage-max-objects", "9"]).unwrap();
+        assert_eq!(a.storage_quota().max_bytes, d.max_bytes);
+        for bad in ["0", "-1", "1M", ""] {
+            assert!(
+                parse(&["-k", "I", "--tee", "host", "--tee-storage-max-bytes", bad]).is_err(),
+                "{bad}"
+            );
+        }
+        let e = parse(&["-k", "I", "--tee-storage-max-bytes", "5"])
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(e.ends_with("apply to --tee host only"), "{e}");
+        let e = parse(&[
+            "-k",
+            "I",
+            "--tee",
+            "host",
+            "--tee-shared",
+            "--tee-storage-max-objects",
+            "5",
+        ])
+        .unwrap()
+        .check()
+        .unwrap_err();
+        assert!(e.contains("not with --tee-shared"), "{e}");
     }
 
     #[test]

@@ -26,7 +26,8 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use host_tee::supplicant::DEFAULT_TA_DIR;
+use host_tee::supplicant::storage::fresh_dir;
+use host_tee::supplicant::{StorageDir, StorageError, DEFAULT_TA_DIR};
 use host_tee::{DevTee, HostTeeError, PartitionConfig, PartitionError};
 use tee_remote::{RemoteConfig, RemoteError, RemoteTee};
 
@@ -106,11 +107,16 @@ pub enum TeeError {
     /// Giving the VM a partition failed otherwise.
     #[error(transparent)]
     Partition(PartitionError),
-    /// --tee-storage or --tee-ta-dir without a partition to serve.
+    /// --tee-storage refused (a link, another user's, writable by others),
+    /// or the default storage could not be made.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// --tee-storage, --tee-ta-dir or a storage quota without a partition
+    /// to serve.
     #[error(
-        "{}: --tee-storage and --tee-ta-dir need an OP-TEE that serves VMs apart \
-         (NS-virtualization, TEE_GEN_CAP_VM); this one keeps every VM in the host's partition, \
-         whose storage the host's tee-supplicant serves",
+        "{}: --tee-storage, --tee-ta-dir and --tee-storage-max-* need an OP-TEE that serves VMs \
+         apart (NS-virtualization, TEE_GEN_CAP_VM); this one keeps every VM in the host's \
+         partition, whose storage the host's tee-supplicant serves",
         path.display()
     )]
     NoPartition {
@@ -224,28 +230,48 @@ pub enum Ready {
     Remote(Box<RemoteTee>),
 }
 
-/// The storage directory of a VM started without --tee-storage.
-fn temporary_storage() -> PathBuf {
-    std::env::temp_dir().join(format!("tosfwd-vmm-{}-tee-storage", std::process::id()))
+/// The name of a default storage directory: this, then random characters.
+const STORAGE_PREFIX: &str = "tosfwd-vmm-tee-storage-";
+
+/// The partition's configuration: --tee-storage checked (a one-line
+/// refusal before the VM is made), or a fresh private directory in
+/// $TMPDIR made for this VM (removed with it); the storage quota.
+fn partition_config(args: &Args) -> Result<PartitionConfig, TeeError> {
+    let (storage_dir, remove_storage) = match &args.tee_storage {
+        Some(dir) => {
+            StorageDir::open(dir)?;
+            (dir.clone(), false)
+        }
+        None => (fresh_dir(&std::env::temp_dir(), STORAGE_PREFIX)?, true),
+    };
+    Ok(PartitionConfig {
+        ta_dir: args
+            .tee_ta_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_TA_DIR)),
+        storage_dir,
+        remove_storage,
+        quota: args.storage_quota(),
+    })
 }
 
 /// Makes `device`'s context a VM of its own, its supplicant served as
 /// --tee-ta-dir and --tee-storage say, until the VM's backend drops the
 /// device.
 fn partition(args: &Args, path: &Path, device: &mut DevTee) -> Result<(), TeeError> {
-    let config = PartitionConfig {
-        ta_dir: args
-            .tee_ta_dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_TA_DIR)),
-        storage_dir: args.tee_storage.clone().unwrap_or_else(temporary_storage),
-        remove_storage: args.tee_storage.is_none(),
-    };
-    let part = device.make_vm(config).map_err(|e| match e {
-        PartitionError::NoRoom { .. } => TeeError::NoVmRoom {
-            path: path.to_path_buf(),
-        },
-        e => TeeError::Partition(e),
+    let config = partition_config(args)?;
+    let made = config.remove_storage.then(|| config.storage_dir.clone());
+    let part = device.make_vm(config).map_err(|e| {
+        // The fresh directory goes if the partition does not come.
+        if let Some(dir) = &made {
+            let _ = std::fs::remove_dir(dir);
+        }
+        match e {
+            PartitionError::NoRoom { .. } => TeeError::NoVmRoom {
+                path: path.to_path_buf(),
+            },
+            e => TeeError::Partition(e),
+        }
     })?;
     log::info!(
         "{}: OP-TEE VM {}, a partition of its own: TAs from {}, secure storage in {}{}",
@@ -293,7 +319,7 @@ pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<TeeLock>), T
         partition(args, &path, &mut device)?;
         return Ok((Ready::Host(device), None));
     }
-    if args.tee_storage.is_some() || args.tee_ta_dir.is_some() {
+    if args.tee_storage.is_some() || args.tee_ta_dir.is_some() || args.has_storage_quota() {
         return Err(TeeError::NoPartition { path });
     }
     let lock = TeeLock::acquire(lock_dir, &path, args.tee_shared)?;
@@ -464,5 +490,83 @@ mod tests {
              (os error 25))"
         );
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn the_default_storage_is_fresh_and_private_never_an_existing_path() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // What an attacker can plant: the old, predictable default name,
+        // pointing at a directory of theirs; and names with the prefix.
+        let theirs = temp_dir("theirs");
+        std::fs::create_dir_all(&theirs).unwrap();
+        let predictable =
+            std::env::temp_dir().join(format!("tosfwd-vmm-{}-tee-storage", std::process::id()));
+        let _ = std::fs::remove_file(&predictable);
+        std::os::unix::fs::symlink(&theirs, &predictable).unwrap();
+
+        let a = partition_config(&args(&["--tee", "host"])).unwrap();
+        let b = partition_config(&args(&["--tee", "host"])).unwrap();
+        for c in [&a, &b] {
+            let d = &c.storage_dir;
+            assert!(c.remove_storage, "made for the VM, removed with it");
+            assert_ne!(d, &predictable);
+            assert_eq!(d.parent(), Some(std::env::temp_dir().as_path()));
+            let name = d.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.starts_with(STORAGE_PREFIX), "{name}");
+            let m = std::fs::symlink_metadata(d).unwrap();
+            assert!(m.is_dir(), "a directory, not a link");
+            assert_eq!(m.permissions().mode() & 0o777, 0o700);
+            // SAFETY: geteuid has no preconditions.
+            assert_eq!(m.uid(), unsafe { libc::geteuid() });
+            assert_eq!(std::fs::read_dir(d).unwrap().count(), 0, "empty");
+        }
+        assert_ne!(a.storage_dir, b.storage_dir, "each VM its own");
+        assert_eq!(std::fs::read_dir(&theirs).unwrap().count(), 0);
+        assert_eq!(a.quota, host_tee::supplicant::StorageQuota::default());
+        for d in [&a.storage_dir, &b.storage_dir] {
+            std::fs::remove_dir(d).unwrap();
+        }
+        std::fs::remove_file(&predictable).unwrap();
+        std::fs::remove_dir_all(&theirs).unwrap();
+    }
+
+    #[test]
+    fn a_given_storage_that_others_can_write_or_that_is_a_link_is_refused_in_one_line() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir("given");
+        let open = dir.join("open");
+        std::fs::create_dir_all(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let link = dir.join("link");
+        let private = dir.join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::symlink(&private, &link).unwrap();
+        let config = |p: &Path| {
+            partition_config(&args(&[
+                "--tee",
+                "host",
+                "--tee-storage",
+                p.to_str().unwrap(),
+                "--tee-storage-max-bytes",
+                "4096",
+            ]))
+        };
+        let e = config(&open).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: refused as the VM's secure storage: writable by its group or others \
+                 (mode 0777; chmod go-w it)",
+                open.display()
+            )
+        );
+        let e = config(&link).unwrap_err().to_string();
+        assert!(e.ends_with("link: refused as the VM's secure storage: it is a symbolic link (name the directory itself)"), "{e}");
+        let ok = config(&private).unwrap();
+        assert_eq!(ok.storage_dir, private);
+        assert!(!ok.remove_storage, "a given storage is kept");
+        assert_eq!(ok.quota.max_bytes, 4096);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

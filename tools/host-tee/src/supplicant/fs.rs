@@ -11,7 +11,15 @@
 //! - names are resolved inside the storage directory only: a `..`
 //!   component, or a name without its NUL, is BAD_PARAMETERS (`.` and
 //!   empty components are ignored; a leading `/` is the storage
-//!   directory); the last component is never followed if it is a symlink;
+//!   directory); a symbolic link in any component is never followed
+//!   (`super::storage`): OPEN and OPENDIR answer it ITEM_NOT_FOUND, as
+//!   tee-supplicant answers any name it cannot open, the others GENERIC;
+//!   a FIFO or anything else that is not a regular file where a file is
+//!   expected is refused the same way, without blocking;
+//! - the storage's quota ([`StorageQuota`], bytes and objects): a CREATE,
+//!   WRITE, TRUNCATE (or a directory CREATE makes) that would exceed it is
+//!   TEEC_ERROR_STORAGE_NO_SPACE, what tee-supplicant answers when the
+//!   disk is full (ENOSPC), and nothing is changed;
 //! - the secure world gets handles of this table, not the VMM's file
 //!   descriptors, so it can only close, read or write what it opened; an
 //!   unknown handle is BAD_PARAMETERS; at most [`MAX_HANDLES`] are open;
@@ -21,12 +29,10 @@
 //!   (SHORT_BUFFER) for the next call.
 
 use std::collections::BTreeMap;
-use std::ffi::OsStr;
-use std::fs::{self, DirBuilder, File, OpenOptions, ReadDir};
+use std::ffi::{CStr, CString};
 use std::io::{self, ErrorKind};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 
 use optee_mediator::msg::teec;
 use tee_uapi::sys::{
@@ -36,8 +42,12 @@ use tee_uapi::sys::{
     TEE_IOCTL_PARAM_ATTR_TYPE_VALUE_OUTPUT as VAL_OUT,
 };
 
-use super::result::ERROR_ACCESS_CONFLICT;
+use super::result::{ERROR_ACCESS_CONFLICT, ERROR_STORAGE_NO_SPACE};
 use super::shm::{Region, ShmTable};
+use super::storage::{
+    file_type, lstat_at, open_beneath, DirStream, FsError, OpenFile, StorageDir, StorageQuota,
+    Usage,
+};
 use super::{has_types, is_value};
 use crate::device::{AllocatedShm, TeeParam};
 
@@ -74,7 +84,7 @@ pub(super) const MAX_HANDLES: usize = 512;
 /// READDIR's buffer.
 #[derive(Debug)]
 struct Dir {
-    entries: ReadDir,
+    entries: DirStream,
     pending: Option<Vec<u8>>,
 }
 
@@ -85,8 +95,7 @@ impl Dir {
         if let Some(n) = self.pending.take() {
             return Ok(Some(n));
         }
-        for e in self.entries.by_ref() {
-            let name = e?.file_name().as_bytes().to_vec();
+        while let Some(name) = self.entries.next_name()? {
             if !name.starts_with(b".") {
                 return Ok(Some(name));
             }
@@ -177,65 +186,170 @@ impl<T> Handles<T> {
             .ok_or(teec::ERROR_BAD_PARAMETERS)
     }
 
+    fn values(&self) -> impl Iterator<Item = &T> {
+        self.open.values()
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.open.len()
     }
 }
 
+/// A name from the secure world, checked: its components, none of them
+/// `..`, none empty or `.`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Name {
+    parts: Vec<CString>,
+}
+
+/// The name in `name` (the bytes before its NUL); `None` if it has no NUL,
+/// has a `..` component, or names the storage directory itself when
+/// `root_ok` is false.
+pub(super) fn resolve(name: &[u8], root_ok: bool) -> Option<Name> {
+    let end = name.iter().position(|&b| b == 0)?;
+    let mut parts = Vec::new();
+    for part in name[..end].split(|&b| b == b'/') {
+        match part {
+            b"" | b"." => {}
+            b".." => return None,
+            // No NUL inside: the name was cut at the first one.
+            p => parts.push(CString::new(p).ok()?),
+        }
+    }
+    (!parts.is_empty() || root_ok).then_some(Name { parts })
+}
+
+impl Name {
+    /// The directories and the last component; `None` for the storage
+    /// directory itself.
+    fn split(&self) -> Option<(&[CString], &CStr)> {
+        let (last, dirs) = self.parts.split_last()?;
+        Some((dirs, last))
+    }
+
+    /// The name relative to the storage directory (`.` for itself).
+    fn relative(&self) -> CString {
+        if self.parts.is_empty() {
+            return c".".to_owned();
+        }
+        let bytes: Vec<&[u8]> = self.parts.iter().map(|p| p.as_bytes()).collect();
+        CString::new(bytes.join(&b'/')).unwrap_or_else(|_| c".".to_owned())
+    }
+}
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.parts.is_empty() {
+            return f.write_str("/");
+        }
+        for p in &self.parts {
+            write!(f, "/{}", String::from_utf8_lossy(p.as_bytes()))?;
+        }
+        Ok(())
+    }
+}
+
+/// The TEEC result of a failed file operation, as tee-supplicant maps
+/// errno (ENOSPC is STORAGE_NO_SPACE, ENOENT ITEM_NOT_FOUND, anything
+/// else GENERIC); the quota is ENOSPC's.
+fn teec_of(e: &FsError) -> u32 {
+    match e {
+        FsError::Quota(_) => ERROR_STORAGE_NO_SPACE,
+        FsError::Io(e) => match e.raw_os_error() {
+            Some(libc::ENOSPC | libc::EDQUOT) => ERROR_STORAGE_NO_SPACE,
+            _ if e.kind() == ErrorKind::NotFound => teec::ERROR_ITEM_NOT_FOUND,
+            _ => teec::ERROR_GENERIC,
+        },
+        FsError::Link | FsError::NotFile => teec::ERROR_GENERIC,
+    }
+}
+
+/// `unlinkat(2)` of `name` in `dir` (`flags` 0 or AT_REMOVEDIR).
+fn unlink_at(dir: BorrowedFd<'_>, name: &CStr, flags: libc::c_int) -> io::Result<()> {
+    // SAFETY: `dir` is a live descriptor and `name` NUL-terminated.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A directory under the storage for `*at` calls (O_PATH).
+const DIR_PATH: libc::c_int = libc::O_PATH | libc::O_DIRECTORY;
+
+/// The directories of a name, opened one from the other from the storage
+/// directory down ([`ReeFs::walk`]).
+#[derive(Debug)]
+struct Walk {
+    /// The storage directory.
+    root: OwnedFd,
+    /// The name's directories reached, in order.
+    dirs: Vec<OwnedFd>,
+    /// How many of the last of them the walk made.
+    made: usize,
+}
+
+impl Walk {
+    /// The directory `level` components down (0: the storage directory).
+    fn dir(&self, level: usize) -> BorrowedFd<'_> {
+        match level.checked_sub(1).and_then(|i| self.dirs.get(i)) {
+            Some(d) => d.as_fd(),
+            None => self.root.as_fd(),
+        }
+    }
+
+    /// The directory of the name's last component.
+    fn parent(&self) -> BorrowedFd<'_> {
+        self.dir(self.dirs.len())
+    }
+}
+
 /// The REE file system of one VM.
 #[derive(Debug)]
 pub(super) struct ReeFs {
-    root: PathBuf,
-    files: Handles<File>,
+    root: StorageDir,
+    quota: StorageQuota,
+    /// What the storage holds (counted at the start, then kept up to date
+    /// by every operation).
+    used: Usage,
+    files: Handles<OpenFile>,
     dirs: Handles<Dir>,
 }
 
-/// The path of `name` (the bytes before its NUL) inside `root`; `None` if
-/// it has no NUL, has a `..` component, or names `root` itself when
-/// `root_ok` is false.
-pub(super) fn resolve(root: &Path, name: &[u8], root_ok: bool) -> Option<PathBuf> {
-    let end = name.iter().position(|&b| b == 0)?;
-    let name = Path::new(OsStr::from_bytes(&name[..end]));
-    let mut path = root.to_path_buf();
-    let mut depth = 0;
-    for c in name.components() {
-        match c {
-            Component::RootDir | Component::CurDir => {}
-            Component::Normal(part) => {
-                path.push(part);
-                depth += 1;
-            }
-            Component::ParentDir | Component::Prefix(_) => return None,
-        }
-    }
-    (depth > 0 || root_ok).then_some(path)
-}
-
-/// The TEEC result of a failed file operation: ITEM_NOT_FOUND for a
-/// missing name, GENERIC otherwise.
-fn missing_or_generic(e: &io::Error) -> u32 {
-    if e.kind() == ErrorKind::NotFound {
-        teec::ERROR_ITEM_NOT_FOUND
-    } else {
-        teec::ERROR_GENERIC
-    }
-}
-
 impl ReeFs {
-    /// The file system in `root` (which exists).
-    pub fn new(root: PathBuf) -> Self {
-        ReeFs {
+    /// The file system in `root`, with its usage counted against `quota`.
+    pub fn new(root: StorageDir, quota: StorageQuota) -> io::Result<Self> {
+        let used = root.usage()?;
+        if used.bytes > quota.max_bytes || used.objects > quota.max_objects {
+            log::warn!(
+                "supplicant: the storage {} holds {} bytes in {} objects, more than its quota \
+                 ({} bytes, {} objects): nothing more can be stored until some is removed",
+                root.path().display(),
+                used.bytes,
+                used.objects,
+                quota.max_bytes,
+                quota.max_objects
+            );
+        }
+        Ok(ReeFs {
             root,
+            quota,
+            used,
             files: Handles::default(),
             dirs: Handles::default(),
-        }
+        })
     }
 
     /// Open files and directories.
     #[cfg(test)]
     pub fn open_handles(&self) -> (usize, usize) {
         (self.files.len(), self.dirs.len())
+    }
+
+    /// What the storage holds, as counted.
+    #[cfg(test)]
+    pub fn usage(&self) -> Usage {
+        self.used
     }
 
     /// Serves one FS request.
@@ -267,16 +381,16 @@ impl ReeFs {
         r.err().unwrap_or(teec::SUCCESS)
     }
 
-    /// The path named by memory reference `p`.
+    /// The name in memory reference `p`.
     fn name<A: AllocatedShm>(
         &self,
         shm: &ShmTable<A>,
         p: &TeeParam,
         root_ok: bool,
-    ) -> Result<PathBuf, u32> {
+    ) -> Result<Name, u32> {
         let region = shm.region(p)?.ok_or(teec::ERROR_BAD_PARAMETERS)?;
         let bytes = shm.read(&region)?;
-        resolve(&self.root, &bytes, root_ok).ok_or_else(|| {
+        resolve(&bytes, root_ok).ok_or_else(|| {
             log::warn!(
                 "supplicant: refused the file name {:?} from the secure world",
                 String::from_utf8_lossy(
@@ -285,6 +399,122 @@ impl ReeFs {
             );
             teec::ERROR_BAD_PARAMETERS
         })
+    }
+
+    /// Logs why `what` of `name` failed when the storage refused it (a
+    /// link, a special file, the quota): the secure world only sees a
+    /// result code. Returns the error for chaining.
+    fn refused(&self, what: &str, name: &Name, e: FsError) -> FsError {
+        match e {
+            FsError::Link | FsError::NotFile | FsError::Quota(_) => log::warn!(
+                "supplicant: {what} {name} in {}: {e}",
+                self.root.path().display()
+            ),
+            FsError::Io(_) => {}
+        }
+        e
+    }
+
+    /// The directories of `dirs` from the storage directory down, each
+    /// opened from the one before it: a link in any of them is refused.
+    /// With `make`, missing ones are made (0700, counted against the
+    /// quota).
+    fn walk(&mut self, dirs: &[CString], make: bool) -> Result<Walk, FsError> {
+        let mut walk = Walk {
+            root: open_beneath(self.root.fd(), c".", DIR_PATH, 0)?,
+            dirs: Vec::new(),
+            made: 0,
+        };
+        for d in dirs {
+            let r = self.step(&mut walk, d, make);
+            if let Err(e) = r {
+                self.unmake(&walk, dirs);
+                return Err(e);
+            }
+        }
+        Ok(walk)
+    }
+
+    /// One directory `d` further down `walk`, made if missing and `make`.
+    fn step(&mut self, walk: &mut Walk, d: &CStr, make: bool) -> Result<(), FsError> {
+        let parent = walk.parent();
+        let mut made = false;
+        let fd = match open_beneath(parent, d, DIR_PATH, 0) {
+            Err(e) if make && e.kind() == ErrorKind::NotFound => {
+                self.charge(0, 1)?;
+                // SAFETY: `parent` is a live descriptor and `d`
+                // NUL-terminated.
+                if unsafe { libc::mkdirat(parent.as_raw_fd(), d.as_ptr(), 0o700) } == 0 {
+                    made = true;
+                } else {
+                    self.used.objects -= 1;
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(e.into());
+                    }
+                }
+                open_beneath(parent, d, DIR_PATH, 0)?
+            }
+            r => r?,
+        };
+        walk.dirs.push(fd);
+        walk.made += usize::from(made);
+        Ok(())
+    }
+
+    /// Removes the directories `walk` made (the last ones of `dirs` it
+    /// reached) when what they were made for failed, as tee-supplicant
+    /// does.
+    fn unmake(&mut self, walk: &Walk, dirs: &[CString]) {
+        let reached = walk.dirs.len();
+        for level in (reached - walk.made.min(reached)..reached).rev() {
+            // dirs[level] is open as walk.dirs[level], in walk.dir(level).
+            if unlink_at(walk.dir(level), &dirs[level], libc::AT_REMOVEDIR).is_ok() {
+                self.used.objects = self.used.objects.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Counts `bytes` and `objects` more against the quota, or refuses
+    /// them (nothing counted).
+    fn charge(&mut self, bytes: u64, objects: u64) -> Result<(), FsError> {
+        let b = self.used.bytes.checked_add(bytes);
+        let o = self.used.objects.checked_add(objects);
+        match (b, o) {
+            (Some(b), _) if b > self.quota.max_bytes && bytes > 0 => Err(FsError::Quota("bytes")),
+            (None, _) => Err(FsError::Quota("bytes")),
+            (_, Some(o)) if o > self.quota.max_objects && objects > 0 => {
+                Err(FsError::Quota("objects"))
+            }
+            (_, None) => Err(FsError::Quota("objects")),
+            (Some(b), Some(o)) => {
+                self.used = Usage {
+                    bytes: b,
+                    objects: o,
+                };
+                Ok(())
+            }
+        }
+    }
+
+    /// A file's size changed from `old` to `new`.
+    fn resized(&mut self, old: u64, new: u64) {
+        self.used.bytes = self.used.bytes.saturating_sub(old).saturating_add(new);
+    }
+
+    /// Whether a handle is open on inode `ino` of `dev`.
+    fn is_open(&self, dev: u64, ino: u64) -> bool {
+        self.files.values().any(|f| f.dev == dev && f.ino == ino)
+    }
+
+    /// A file under the storage went: `st` as it was.
+    fn gone(&mut self, st: &libc::stat) {
+        self.used.objects = self.used.objects.saturating_sub(1);
+        // A file still open keeps its blocks until its last close (which
+        // uncounts them, see `close`).
+        if file_type(st) == libc::S_IFREG && !self.is_open(st.st_dev, st.st_ino) {
+            self.resized(u64::try_from(st.st_size).unwrap_or(0), 0);
+        }
     }
 
     /// OPEN (read-write, or read-only if that fails) and CREATE
@@ -298,47 +528,82 @@ impl ReeFs {
         if !has_types(params, &[VAL_IN, MEM_IN, VAL_OUT]) {
             return Err(teec::ERROR_BAD_PARAMETERS);
         }
-        let path = self.name(shm, &params[1], false)?;
-        let opts = |write: bool| {
-            let mut o = OpenOptions::new();
-            o.read(true)
-                .write(write)
-                .custom_flags(libc::O_SYNC | libc::O_NOFOLLOW);
-            if create {
-                o.create(true).truncate(true).mode(0o600);
-            }
-            o
-        };
+        let name = self.name(shm, &params[1], false)?;
         let file = if create {
-            match opts(true).open(&path) {
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    // The directory of the file is missing: make it.
-                    let dir = path.parent().unwrap_or(&self.root);
-                    DirBuilder::new()
-                        .recursive(true)
-                        .mode(0o700)
-                        .create(dir)
-                        .and_then(|()| opts(true).open(&path))
-                }
-                r => r,
-            }
-            .map_err(|_| teec::ERROR_GENERIC)?
+            self.create(&name)
+                .map_err(|e| teec_of(&self.refused("create", &name, e)))?
         } else {
-            let f = opts(true)
-                .open(&path)
-                .or_else(|_| opts(false).open(&path))
-                .map_err(|_| teec::ERROR_ITEM_NOT_FOUND)?;
-            match f.metadata() {
-                Ok(m) if m.is_file() => f,
-                _ => return Err(teec::ERROR_ITEM_NOT_FOUND),
-            }
+            // Any failure is ITEM_NOT_FOUND, as tee-supplicant answers.
+            self.open_existing(&name)
+                .map_err(|e| self.refused("open", &name, e))
+                .map_err(|_| teec::ERROR_ITEM_NOT_FOUND)?
         };
         self.files.give(file, &mut params[2], "files")
     }
 
-    /// CLOSE.
+    /// OPEN: the file, read-write or else read-only.
+    fn open_existing(&mut self, name: &Name) -> Result<OpenFile, FsError> {
+        let (dirs, last) = name.split().ok_or(FsError::NotFile)?;
+        let walk = self.walk(dirs, false)?;
+        let parent = walk.parent();
+        let flags = libc::O_NONBLOCK | libc::O_SYNC;
+        let fd = open_beneath(parent, last, libc::O_RDWR | flags, 0)
+            .or_else(|_| open_beneath(parent, last, libc::O_RDONLY | flags, 0))?;
+        OpenFile::regular(fd)
+    }
+
+    /// CREATE: a new file (an object more) or an existing one truncated.
+    fn create(&mut self, name: &Name) -> Result<OpenFile, FsError> {
+        let (dirs, last) = name.split().ok_or(FsError::NotFile)?;
+        let walk = self.walk(dirs, true)?;
+        let r = self.create_in(walk.parent(), last);
+        if r.is_err() {
+            self.unmake(&walk, dirs);
+        }
+        r
+    }
+
+    fn create_in(&mut self, parent: BorrowedFd<'_>, last: &CStr) -> Result<OpenFile, FsError> {
+        let flags = libc::O_RDWR | libc::O_NONBLOCK | libc::O_SYNC;
+        // A new file, if the quota has room for one more object.
+        if self.charge(0, 1).is_ok() {
+            match open_beneath(parent, last, flags | libc::O_CREAT | libc::O_EXCL, 0o600) {
+                Ok(fd) => return OpenFile::regular(fd),
+                Err(e) => {
+                    self.used.objects -= 1;
+                    if e.raw_os_error() != Some(libc::EEXIST) {
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        // An existing one (a missing one here is the quota's).
+        let fd = open_beneath(parent, last, flags, 0).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => FsError::Quota("objects"),
+            _ => e.into(),
+        })?;
+        let file = OpenFile::regular(fd)?;
+        let (old, _) = file.size_and_links()?;
+        file.file.set_len(0)?;
+        self.resized(old, 0);
+        Ok(file)
+    }
+
+    /// CLOSE; a file removed while open gives its blocks back now.
     fn close(&mut self, params: &[TeeParam]) -> Result<(), u32> {
-        self.files.close(params)
+        if !has_types(params, &[VAL_IN]) {
+            return Err(teec::ERROR_BAD_PARAMETERS);
+        }
+        let file = self
+            .files
+            .remove(params[0].b)
+            .ok_or(teec::ERROR_BAD_PARAMETERS)?;
+        if let Ok((size, 0)) = file.size_and_links() {
+            if !self.is_open(file.dev, file.ino) {
+                self.resized(size, 0);
+            }
+        }
+        Ok(())
     }
 
     /// READ: as much as the file has from the offset, up to the buffer's
@@ -353,7 +618,7 @@ impl ReeFs {
         let mut done = 0;
         while done < buf.len() {
             let at = params[0].c.checked_add(done as u64);
-            match at.map(|at| file.read_at(&mut buf[done..], at)) {
+            match at.map(|at| file.file.read_at(&mut buf[done..], at)) {
                 Some(Ok(0)) => break,
                 Some(Ok(n)) => done += n,
                 Some(Err(e)) if e.kind() == ErrorKind::Interrupted => {}
@@ -363,6 +628,46 @@ impl ReeFs {
         shm.write(&region, &buf[..done])?;
         params[1].b = done as u64;
         Ok(())
+    }
+
+    /// A file of the secure world's, with its size now: for a change
+    /// that may make it `to` bytes long, refused (STORAGE_NO_SPACE) if
+    /// that would exceed the quota.
+    fn sized(&mut self, handle: u64, to: Option<u64>) -> Result<u64, u32> {
+        let file = self
+            .files
+            .get_mut(handle)
+            .ok_or(teec::ERROR_BAD_PARAMETERS)?;
+        let (old, _) = file.size_and_links().map_err(|_| teec::ERROR_GENERIC)?;
+        // An offset and length past what a file can be: GENERIC, as the
+        // write would fail.
+        let to = to.ok_or(teec::ERROR_GENERIC)?;
+        if to > old {
+            if let Err(e) = self.charge(to - old, 0) {
+                log::warn!(
+                    "supplicant: a file of {} grows by {} bytes: {e}",
+                    self.root.path().display(),
+                    to - old
+                );
+                return Err(ERROR_STORAGE_NO_SPACE);
+            }
+            // Counted once it is done (below): give it back for now.
+            self.used.bytes -= to - old;
+        }
+        Ok(old)
+    }
+
+    /// The file `handle` is now however long it is (after a write or a
+    /// truncation, done or not).
+    fn recount(&mut self, handle: u64, old: u64) {
+        let now = self
+            .files
+            .get_mut(handle)
+            .and_then(|f| f.size_and_links().ok())
+            .map(|(size, _)| size);
+        if let Some(now) = now {
+            self.resized(old, now);
+        }
     }
 
     /// WRITE: all of the buffer at the offset.
@@ -376,12 +681,18 @@ impl ReeFs {
         }
         let region = shm.region(&params[1])?.ok_or(teec::ERROR_BAD_PARAMETERS)?;
         let data = shm.read(&region)?;
+        let (handle, offset) = (params[0].b, params[0].c);
+        let end = offset
+            .checked_add(data.len() as u64)
+            .filter(|&e| i64::try_from(e).is_ok());
+        let old = self.sized(handle, end)?;
         let file = self
             .files
-            .get_mut(params[0].b)
+            .get_mut(handle)
             .ok_or(teec::ERROR_BAD_PARAMETERS)?;
-        file.write_all_at(&data, params[0].c)
-            .map_err(|_| teec::ERROR_GENERIC)
+        let r = file.file.write_all_at(&data, offset);
+        self.recount(handle, old);
+        r.map_err(|e| teec_of(&e.into()))
     }
 
     /// TRUNCATE (or extend) to value c.
@@ -389,14 +700,19 @@ impl ReeFs {
         if !has_types(params, &[VAL_IN]) {
             return Err(teec::ERROR_BAD_PARAMETERS);
         }
+        let (handle, len) = (params[0].b, params[0].c);
+        let old = self.sized(handle, Some(len).filter(|&l| i64::try_from(l).is_ok()))?;
         let file = self
             .files
-            .get_mut(params[0].b)
+            .get_mut(handle)
             .ok_or(teec::ERROR_BAD_PARAMETERS)?;
-        file.set_len(params[0].c).map_err(|_| teec::ERROR_GENERIC)
+        let r = file.file.set_len(len);
+        self.recount(handle, old);
+        r.map_err(|e| teec_of(&e.into()))
     }
 
-    /// REMOVE, then the directories it emptied, up to the root.
+    /// REMOVE of a file, then the directories it emptied, up to the
+    /// storage directory.
     fn remove<A: AllocatedShm>(
         &mut self,
         shm: &ShmTable<A>,
@@ -405,19 +721,35 @@ impl ReeFs {
         if !has_types(params, &[VAL_IN, MEM_IN]) {
             return Err(teec::ERROR_BAD_PARAMETERS);
         }
-        let path = self.name(shm, &params[1], false)?;
-        fs::remove_file(&path).map_err(|e| missing_or_generic(&e))?;
-        let mut dir = path.parent();
-        while let Some(d) = dir {
-            if d == self.root || !d.starts_with(&self.root) || fs::remove_dir(d).is_err() {
+        let name = self.name(shm, &params[1], false)?;
+        self.remove_name(&name)
+            .map_err(|e| teec_of(&self.refused("remove", &name, e)))
+    }
+
+    fn remove_name(&mut self, name: &Name) -> Result<(), FsError> {
+        let (dirs, last) = name.split().ok_or(FsError::NotFile)?;
+        let walk = self.walk(dirs, false)?;
+        let parent = walk.parent();
+        let st = lstat_at(parent, last)?;
+        match file_type(&st) {
+            libc::S_IFREG => {}
+            libc::S_IFLNK => return Err(FsError::Link),
+            _ => return Err(FsError::NotFile),
+        }
+        unlink_at(parent, last, 0)?;
+        self.gone(&st);
+        // Prune the directories it emptied, the deepest first.
+        for level in (0..walk.dirs.len()).rev() {
+            if unlink_at(walk.dir(level), &dirs[level], libc::AT_REMOVEDIR).is_err() {
                 break;
             }
-            dir = d.parent();
+            self.used.objects = self.used.objects.saturating_sub(1);
         }
         Ok(())
     }
 
-    /// RENAME; without overwrite, an existing new name is ACCESS_CONFLICT.
+    /// RENAME; without overwrite, an existing new name is ACCESS_CONFLICT
+    /// (renameat2's RENAME_NOREPLACE, as tee-supplicant).
     fn rename<A: AllocatedShm>(
         &mut self,
         shm: &ShmTable<A>,
@@ -429,10 +761,54 @@ impl ReeFs {
         let overwrite = params[0].b != 0;
         let old = self.name(shm, &params[1], false)?;
         let new = self.name(shm, &params[2], false)?;
-        if !overwrite && fs::symlink_metadata(&new).is_ok() {
-            return Err(ERROR_ACCESS_CONFLICT);
+        self.rename_names(&old, &new, overwrite).map_err(|e| {
+            let e = self.refused("rename", &old, e);
+            match e.errno() {
+                Some(libc::EEXIST) => ERROR_ACCESS_CONFLICT,
+                _ if e.is_missing() => teec::ERROR_ITEM_NOT_FOUND,
+                _ => teec::ERROR_GENERIC,
+            }
+        })
+    }
+
+    fn rename_names(&mut self, old: &Name, new: &Name, overwrite: bool) -> Result<(), FsError> {
+        let (old_dirs, old_last) = old.split().ok_or(FsError::NotFile)?;
+        let (new_dirs, new_last) = new.split().ok_or(FsError::NotFile)?;
+        let old_walk = self.walk(old_dirs, false)?;
+        let new_walk = self.walk(new_dirs, false)?;
+        let (from, to) = (old_walk.parent(), new_walk.parent());
+        let st = lstat_at(from, old_last)?;
+        match file_type(&st) {
+            libc::S_IFREG => {}
+            libc::S_IFLNK => return Err(FsError::Link),
+            _ => return Err(FsError::NotFile),
         }
-        fs::rename(&old, &new).map_err(|e| missing_or_generic(&e))
+        let replaced = if overwrite {
+            lstat_at(to, new_last).ok()
+        } else {
+            None
+        };
+        let flags = if overwrite { 0 } else { libc::RENAME_NOREPLACE };
+        // SAFETY: both descriptors are live and both names NUL-terminated.
+        let r = unsafe {
+            libc::renameat2(
+                from.as_raw_fd(),
+                old_last.as_ptr(),
+                to.as_raw_fd(),
+                new_last.as_ptr(),
+                flags,
+            )
+        };
+        if r != 0 {
+            return Err(io::Error::last_os_error().into());
+        }
+        if let Some(gone) = replaced {
+            // Renaming a file onto itself replaces nothing.
+            if (gone.st_dev, gone.st_ino) != (st.st_dev, st.st_ino) {
+                self.gone(&gone);
+            }
+        }
+        Ok(())
     }
 
     /// OPENDIR; a missing or empty directory is ITEM_NOT_FOUND.
@@ -444,8 +820,18 @@ impl ReeFs {
         if !has_types(params, &[VAL_IN, MEM_IN, VAL_OUT]) {
             return Err(teec::ERROR_BAD_PARAMETERS);
         }
-        let path = self.name(shm, &params[1], true)?;
-        let entries = fs::read_dir(&path).map_err(|_| teec::ERROR_ITEM_NOT_FOUND)?;
+        let name = self.name(shm, &params[1], true)?;
+        let entries = open_beneath(
+            self.root.fd(),
+            &name.relative(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        )
+        .and_then(DirStream::new)
+        .map_err(|e| {
+            self.refused("opendir", &name, e.into());
+            teec::ERROR_ITEM_NOT_FOUND
+        })?;
         let mut dir = Dir {
             entries,
             pending: None,
@@ -491,11 +877,15 @@ mod tests {
 
     #[test]
     fn names_resolve_inside_the_root_only() {
-        let root = Path::new("/st");
-        let r = |n: &[u8]| resolve(root, n, false);
-        assert_eq!(r(b"/dirf.db\0"), Some("/st/dirf.db".into()));
-        assert_eq!(r(b"dirf.db\0garbage after"), Some("/st/dirf.db".into()));
-        assert_eq!(r(b"/a//./b\0"), Some("/st/a/b".into()));
+        let r = |n: &[u8]| resolve(n, false).map(|n| n.to_string());
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(r(b"/dirf.db\0"), some("/dirf.db"));
+        assert_eq!(r(b"dirf.db\0garbage after"), some("/dirf.db"));
+        assert_eq!(r(b"/a//./b\0"), some("/a/b"));
+        assert_eq!(
+            resolve(b"/a//./b/\0", false).unwrap().relative().as_bytes(),
+            b"a/b"
+        );
         assert_eq!(r(b"../x\0"), None);
         assert_eq!(r(b"/a/../../b\0"), None);
         assert_eq!(r(b"/a/../b\0"), None);
@@ -503,8 +893,12 @@ mod tests {
         assert_eq!(r(b"/dirf.db"), None, "no NUL");
         assert_eq!(r(b"\0"), None);
         assert_eq!(r(b"/\0"), None);
-        assert_eq!(resolve(root, b"/\0", true), Some("/st".into()));
-        assert_eq!(resolve(root, b"/..\0", true), None);
+        let root = resolve(b"/\0", true).unwrap();
+        assert_eq!(
+            (root.to_string(), root.relative()),
+            ("/".into(), c".".to_owned())
+        );
+        assert_eq!(resolve(b"/..\0", true), None);
     }
 
     #[test]

@@ -23,22 +23,24 @@
 //!   commands) is answered TEEC_ERROR_NOT_SUPPORTED.
 //!
 //! Everything in a request comes from the secure world and is checked:
-//! names are confined to the storage directory, memory references to the
-//! shared memory this supplicant allocated, handles to those it gave out.
-//! A bad request gets an error result, never a panic.
+//! names are confined to the storage directory (never through a symbolic
+//! link, see [`storage`]), what is stored to the VM's [`StorageQuota`],
+//! memory references to the shared memory this supplicant allocated,
+//! handles to those it gave out. A bad request gets an error result,
+//! never a panic.
 
 mod fs;
 mod shm;
+pub mod storage;
 mod ta;
 mod thread;
 
 #[cfg(test)]
 mod tests;
 
-use std::io;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use optee_mediator::msg::teec;
 use tee_uapi::sys::{
@@ -51,7 +53,8 @@ use tee_uapi::sys::{
 use crate::device::{AllocatedShm, Shm, TeeParam};
 use crate::error::HostTeeError;
 
-pub use thread::{stop_signal, SupplicantThread};
+pub use storage::{StorageDir, StorageError, StorageQuota};
+pub use thread::{stop_signal, SupplicantThread, STOP_WAIT};
 
 /// Where TAs are looked for unless configured otherwise: Debian's
 /// (and tee-supplicant's default) /lib/optee_armtz.
@@ -94,6 +97,10 @@ pub mod result {
     /// TEEC_ERROR_ACCESS_CONFLICT: a rename without overwrite onto an
     /// existing name.
     pub const ERROR_ACCESS_CONFLICT: u32 = 0xFFFF_0003;
+    /// TEEC_ERROR_STORAGE_NO_SPACE (TEE_ERROR_STORAGE_NO_SPACE): what
+    /// tee-supplicant answers a file operation that failed with ENOSPC
+    /// (its errno_to_teec), and what the quota answers.
+    pub const ERROR_STORAGE_NO_SPACE: u32 = 0xFFFF_3041;
 }
 
 /// What a VM's supplicant serves from where.
@@ -102,16 +109,22 @@ pub struct SupplicantConfig {
     /// TA binaries, `<uuid>.ta` (shared, read-only: they are signed code).
     pub ta_dir: PathBuf,
     /// The VM's secure storage (its REE file system), created (0700) if
-    /// missing. One directory per VM, like its disk image.
+    /// missing. One directory per VM, like its disk image; refused if it
+    /// is a symbolic link, another user's, or writable by its group or
+    /// others ([`StorageDir::open`]).
     pub storage_dir: PathBuf,
+    /// How much the VM may keep there.
+    pub quota: StorageQuota,
 }
 
 impl SupplicantConfig {
-    /// TAs from [`DEFAULT_TA_DIR`], secure storage in `storage_dir`.
+    /// TAs from [`DEFAULT_TA_DIR`], secure storage in `storage_dir`, the
+    /// default quota.
     pub fn new(storage_dir: impl Into<PathBuf>) -> Self {
         SupplicantConfig {
             ta_dir: DEFAULT_TA_DIR.into(),
             storage_dir: storage_dir.into(),
+            quota: StorageQuota::default(),
         }
     }
 }
@@ -119,20 +132,24 @@ impl SupplicantConfig {
 /// Why a supplicant could not start, or why its thread ended.
 #[derive(Debug, thiserror::Error)]
 pub enum SupplicantError {
-    /// The storage directory could not be created, or is not a directory.
-    #[error("{}: cannot use it as the VM's secure storage: {source}", path.display())]
-    Storage {
-        /// The storage directory.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
+    /// The storage directory is refused, or could not be made or read.
+    #[error("{0}")]
+    Storage(#[from] StorageError),
     /// The handler of [`stop_signal`] could not be installed.
     #[error("cannot install the handler of the supplicant's stop signal: {0}")]
-    Signal(io::Error),
+    Signal(std::io::Error),
     /// The thread could not be started.
     #[error("cannot start the supplicant thread: {0}")]
-    Spawn(io::Error),
+    Spawn(std::io::Error),
+    /// Stopping: the thread was still in an operation (a storage call
+    /// that blocks) after [`STOP_WAIT`]; it was left to end on its own
+    /// (it ends when that call returns).
+    #[error(
+        "the supplicant thread is still busy {}s after it was asked to stop (a storage \
+         operation blocks): left to end on its own",
+        .0.as_secs_f32()
+    )]
+    Stuck(Duration),
     /// TEE_IOC_SUPPL_RECV failed (other than interrupted): the thread ended.
     #[error("the supplicant stopped: {0}")]
     Recv(HostTeeError),
@@ -204,22 +221,16 @@ pub struct Supplicant<C: SupplicantChannel> {
 }
 
 impl<C: SupplicantChannel> Supplicant<C> {
-    /// A supplicant on `channel`; creates the storage directory (0700,
-    /// with its missing parents) if it does not exist.
+    /// A supplicant on `channel`; opens the storage directory (made, 0700
+    /// with its missing parents, if it does not exist; refused if it is a
+    /// link, another user's, or writable by others) and counts what it
+    /// holds against the quota.
     pub fn new(channel: C, config: SupplicantConfig) -> Result<Self, SupplicantError> {
-        let storage = config.storage_dir;
-        let bad = |source| SupplicantError::Storage {
-            path: storage.clone(),
+        let storage = StorageDir::open(&config.storage_dir)?;
+        let fs = fs::ReeFs::new(storage, config.quota).map_err(|source| StorageError::Io {
+            path: config.storage_dir.clone(),
             source,
-        };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&storage)
-            .map_err(bad)?;
-        if !std::fs::metadata(&storage).map_err(bad)?.is_dir() {
-            return Err(bad(io::Error::from_raw_os_error(libc::ENOTDIR)));
-        }
+        })?;
         if !config.ta_dir.is_dir() {
             log::warn!(
                 "supplicant: the TA directory {} is missing: every TA load will fail",
@@ -229,7 +240,7 @@ impl<C: SupplicantChannel> Supplicant<C> {
         Ok(Supplicant {
             channel,
             ta_dir: config.ta_dir,
-            fs: fs::ReeFs::new(storage),
+            fs,
             shm: shm::ShmTable::default(),
         })
     }

@@ -9,8 +9,9 @@
 //! The file is `<uuid>.ta`, the UUID in RFC 4122 form, or in the older
 //! form without the fourth dash, as tee-supplicant's teec_ta_load.c looks.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use optee_mediator::msg::teec;
@@ -40,11 +41,17 @@ pub(super) fn file_names(uuid: &[u8; 16]) -> [String; 2] {
     ]
 }
 
-/// The TA file of `uuid` in `dir`, open.
+/// The TA file of `uuid` in `dir`, open. O_NONBLOCK: a FIFO in its place
+/// does not block the open (and is refused as not a file, below).
 fn open_ta(dir: &Path, uuid: &[u8; 16]) -> Option<(PathBuf, File)> {
     file_names(uuid).into_iter().find_map(|name| {
         let path = dir.join(name);
-        File::open(&path).ok().map(|f| (path, f))
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&path)
+            .ok()
+            .map(|f| (path, f))
     })
 }
 

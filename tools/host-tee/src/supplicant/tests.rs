@@ -32,6 +32,8 @@ use super::*;
 use crate::fake::FakeShm;
 use crate::{FakeTee, TeeDevice};
 
+mod attacks;
+
 /// A directory removed (with its contents) when dropped.
 struct TempDir(PathBuf);
 
@@ -207,12 +209,17 @@ struct Env {
 
 impl Env {
     fn new(tag: &str) -> Env {
+        Env::with_quota(tag, StorageQuota::default())
+    }
+
+    fn with_quota(tag: &str, quota: StorageQuota) -> Env {
         let dir = TempDir::new(tag);
         let chan = FakeChannel::default();
         fs::create_dir(dir.path().join("ta")).unwrap();
         let config = SupplicantConfig {
             ta_dir: dir.path().join("ta"),
             storage_dir: dir.path().join("vm1").join("tee"),
+            quota,
         };
         let sup = Supplicant::new(chan.clone(), config).unwrap();
         Env { dir, chan, sup }
@@ -821,6 +828,7 @@ fn fds_on(path: &Path) -> usize {
 fn files_and_directories_left_open_are_closed_with_the_supplicant() {
     let mut env = Env::new("fs-drop");
     let st = env.storage();
+    assert_eq!(fds_on(&st), 1, "the storage directory, held open");
     let (r, _fd) = env.open(op::CREATE, "/left-open");
     assert_eq!(r, teec::SUCCESS);
     let root = env.name(b"/");
@@ -828,7 +836,7 @@ fn files_and_directories_left_open_are_closed_with_the_supplicant() {
     assert_eq!(env.fs(&mut p), teec::SUCCESS);
     assert_eq!(env.sup.fs.open_handles(), (1, 1));
     assert_eq!(fds_on(&st.join("left-open")), 1);
-    assert_eq!(fds_on(&st), 1);
+    assert_eq!(fds_on(&st), 2, "and its listing");
 
     let Env { dir, chan, sup } = env;
     drop(sup);
@@ -853,10 +861,10 @@ fn the_storage_directory_is_created_private_and_must_be_a_directory() {
     let file = dir.path().join("plain-file");
     fs::write(&file, b"").unwrap();
     let e = Supplicant::new(FakeChannel::default(), SupplicantConfig::new(&file)).unwrap_err();
-    assert!(matches!(e, SupplicantError::Storage { .. }), "{e}");
+    assert!(matches!(e, SupplicantError::Storage(_)), "{e}");
     assert!(
         e.to_string()
-            .contains("cannot use it as the VM's secure storage"),
+            .ends_with("plain-file: refused as the VM's secure storage: not a directory"),
         "{e}"
     );
     assert!(!e.to_string().contains('\n'));
@@ -953,6 +961,7 @@ fn the_thread_serves_until_stopped_even_while_blocked_in_recv() {
     let config = SupplicantConfig {
         ta_dir: dir.path().join("ta"),
         storage_dir: dir.path().join("storage"),
+        quota: StorageQuota::default(),
     };
     let t = SupplicantThread::spawn(chan, config).unwrap();
 

@@ -10,16 +10,29 @@
 //! the thread has ended, so a signal that lands between the flag's check
 //! and the ioctl is not lost for good. An EINTR without the flag (any
 //! other signal) just receives again.
+//!
+//! Stopping never waits long: the thread may be in a storage operation
+//! that does not return (storage on a hung network file system, in a
+//! call retried on EINTR). After [`STOP_WAIT`] the stop gives up on it
+//! and returns [`SupplicantError::Stuck`]: the thread, told to stop, ends
+//! by itself when its call returns, and its resources go with it. Nothing
+//! served here blocks by design: files are opened with O_NONBLOCK (a FIFO
+//! does not block the open) and opens are retried a bounded number of
+//! times.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use std::{io, ptr};
 
 use std::os::unix::thread::JoinHandleExt;
 
 use super::{Supplicant, SupplicantChannel, SupplicantConfig, SupplicantError};
+
+/// How long [`SupplicantThread::stop`] waits for the thread to end before
+/// it leaves it to end on its own.
+pub const STOP_WAIT: Duration = Duration::from_secs(2);
 use crate::error::HostTeeError;
 
 /// The signal that interrupts a supplicant thread's TEE_IOC_SUPPL_RECV:
@@ -119,8 +132,10 @@ impl SupplicantThread {
         self.handle.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
-    /// Stops the thread and waits for it: `Ok` if it was serving until
-    /// now, the error that ended it otherwise.
+    /// Stops the thread and waits for it, at most [`STOP_WAIT`]: `Ok` if
+    /// it was serving until now, the error that ended it otherwise,
+    /// [`SupplicantError::Stuck`] if it is still in an operation then (it
+    /// ends by itself when that returns).
     pub fn stop(mut self) -> Result<(), SupplicantError> {
         self.stop_and_join()
     }
@@ -142,10 +157,18 @@ impl SupplicantThread {
         self.stop.store(true, Ordering::SeqCst);
         let thread = handle.as_pthread_t();
         let mut pause = Duration::from_micros(50);
+        let started = Instant::now();
         while !handle.is_finished() {
+            if started.elapsed() >= STOP_WAIT {
+                // Dropping the handle detaches the thread: its id is not
+                // used again.
+                drop(handle);
+                return Err(SupplicantError::Stuck(started.elapsed()));
+            }
             // SAFETY: `thread` is the supplicant thread, which is not
-            // joined yet, so its id is still valid (even if it has just
-            // ended); the signal's handler is installed (spawn did it).
+            // joined nor detached yet, so its id is still valid (even if
+            // it has just ended); the signal's handler is installed
+            // (spawn did it).
             unsafe { libc::pthread_kill(thread, stop_signal()) };
             thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
@@ -157,8 +180,10 @@ impl SupplicantThread {
 impl Drop for SupplicantThread {
     fn drop(&mut self) {
         // A receive error was logged by the thread when it ended.
-        if let Err(e @ SupplicantError::Panicked) = self.stop_and_join() {
-            log::error!("{e}");
+        match self.stop_and_join() {
+            Err(e @ SupplicantError::Panicked) => log::error!("{e}"),
+            Err(e @ SupplicantError::Stuck(_)) => log::warn!("{e}"),
+            _ => {}
         }
     }
 }
