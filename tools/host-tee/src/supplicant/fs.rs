@@ -228,13 +228,14 @@ impl Name {
         Some((dirs, last))
     }
 
-    /// The name relative to the storage directory (`.` for itself).
-    fn relative(&self) -> CString {
+    /// The name relative to the storage directory (`.` for itself);
+    /// `None` cannot happen (no component holds a NUL).
+    fn relative(&self) -> Option<CString> {
         if self.parts.is_empty() {
-            return c".".to_owned();
+            return Some(c".".to_owned());
         }
         let bytes: Vec<&[u8]> = self.parts.iter().map(|p| p.as_bytes()).collect();
-        CString::new(bytes.join(&b'/')).unwrap_or_else(|_| c".".to_owned())
+        CString::new(bytes.join(&b'/')).ok()
     }
 }
 
@@ -821,9 +822,10 @@ impl ReeFs {
             return Err(teec::ERROR_BAD_PARAMETERS);
         }
         let name = self.name(shm, &params[1], true)?;
+        let relative = name.relative().ok_or(teec::ERROR_BAD_PARAMETERS)?;
         let entries = open_beneath(
             self.root.fd(),
-            &name.relative(),
+            &relative,
             libc::O_RDONLY | libc::O_DIRECTORY,
             0,
         )
@@ -883,8 +885,8 @@ mod tests {
         assert_eq!(r(b"dirf.db\0garbage after"), some("/dirf.db"));
         assert_eq!(r(b"/a//./b\0"), some("/a/b"));
         assert_eq!(
-            resolve(b"/a//./b/\0", false).unwrap().relative().as_bytes(),
-            b"a/b"
+            resolve(b"/a//./b/\0", false).unwrap().relative(),
+            Some(c"a/b".to_owned())
         );
         assert_eq!(r(b"../x\0"), None);
         assert_eq!(r(b"/a/../../b\0"), None);
@@ -896,7 +898,7 @@ mod tests {
         let root = resolve(b"/\0", true).unwrap();
         assert_eq!(
             (root.to_string(), root.relative()),
-            ("/".into(), c".".to_owned())
+            ("/".into(), Some(c".".to_owned()))
         );
         assert_eq!(resolve(b"/..\0", true), None);
     }

@@ -255,6 +255,9 @@ impl StorageDir {
     /// anything but a directory, a directory another user owns or that
     /// its group or others may write.
     pub fn open(path: &Path) -> Result<StorageDir, StorageError> {
+        // Without a trailing slash or `.` components: "link/" would make
+        // the kernel follow the link that O_NOFOLLOW refuses.
+        let path: &Path = &path.components().collect::<PathBuf>();
         let io_err = |source| StorageError::Io {
             path: path.to_path_buf(),
             source,

@@ -304,6 +304,13 @@ fn a_given_storage_others_can_write_or_that_is_a_link_is_refused() {
     let link = dir.path().join("link");
     symlink(&good, &link).unwrap();
     refused(&link, "symbolic link");
+    // A trailing slash or dot would make the kernel follow it.
+    for suffix in ["/", "/.", "//"] {
+        let mut p = link.clone().into_os_string();
+        p.push(suffix);
+        let e = storage_refusal(Path::new(&p)).unwrap_or_else(|| panic!("{p:?} accepted"));
+        assert!(e.contains("symbolic link"), "{e}");
+    }
     // A link to a directory that does not exist is not created through.
     let dangling = dir.path().join("dangling");
     symlink(dir.path().join("made-through"), &dangling).unwrap();
