@@ -778,9 +778,12 @@ impl ReeFs {
         let old_walk = self.walk(old_dirs, false)?;
         let new_walk = self.walk(new_dirs, false)?;
         let (from, to) = (old_walk.parent(), new_walk.parent());
+        // A file or a directory (tee-supplicant renames either); a planted
+        // link or special file is refused, although moving it would not
+        // follow it.
         let st = lstat_at(from, old_last)?;
         match file_type(&st) {
-            libc::S_IFREG => {}
+            libc::S_IFREG | libc::S_IFDIR => {}
             libc::S_IFLNK => return Err(FsError::Link),
             _ => return Err(FsError::NotFile),
         }

@@ -147,6 +147,16 @@ fn a_fifo_where_a_file_is_expected_is_an_error_not_a_hang() {
         for name in ["/dirf.db", "/d/1"] {
             rets.push((name, "open", env.open(op::OPEN, name).0));
             rets.push((name, "create", env.open(op::CREATE, name).0));
+            rets.push((name, "remove", env.remove(name)));
+            rets.push((name, "rename", env.rename(name, "/moved", true)));
+        }
+        // A FIFO as a directory of the name.
+        for name in ["/dirf.db/x", "/d/1/y"] {
+            rets.push((name, "open", env.open(op::OPEN, name).0));
+            rets.push((name, "create", env.open(op::CREATE, name).0));
+            let n = env.name(name.as_bytes());
+            let mut p = [val(VAL_IN, op::OPENDIR, 0, 0), n, val(VAL_OUT, 0, 0, 0)];
+            rets.push((name, "opendir", env.fs(&mut p)));
         }
         rets
     });
@@ -461,4 +471,25 @@ fn what_a_kept_storage_already_holds_counts_against_its_quota() {
     let fd = p[2].a;
     assert_eq!(env.write(fd, 3000, &[1; 600]), NO_SPACE);
     assert_eq!(env.write(fd, 3000, &[1; 500]), teec::SUCCESS);
+}
+
+#[test]
+fn a_directory_renames_as_tee_supplicant_renames_it_and_the_count_follows() {
+    let mut env = Env::new("rename-dir");
+    let st = env.storage();
+    let (r, fd) = env.open(op::CREATE, "/a/1");
+    assert_eq!(r, teec::SUCCESS);
+    assert_eq!(env.write(fd, 0, b"in a"), teec::SUCCESS);
+    assert_eq!(env.simple(op::CLOSE, fd, 0), teec::SUCCESS);
+    assert_eq!(env.rename("/a", "/b", false), teec::SUCCESS);
+    assert_eq!(fs::read(st.join("b/1")).unwrap(), b"in a");
+    assert!(!st.join("a").exists());
+    assert_eq!(env.sup.fs.usage(), counted(&env));
+    // Onto an existing name without overwrite: ACCESS_CONFLICT.
+    let (r, fd) = env.open(op::CREATE, "/c/2");
+    assert_eq!(r, teec::SUCCESS);
+    assert_eq!(env.simple(op::CLOSE, fd, 0), teec::SUCCESS);
+    assert_eq!(env.rename("/b", "/c", false), ERROR_ACCESS_CONFLICT);
+    assert_eq!(env.sup.fs.usage(), counted(&env));
+    assert_eq!(env.sup.fs.usage().objects, 4);
 }
