@@ -34,6 +34,105 @@ declare -A SERIES_PREFIX=([kvm-pvm]="RFC PATCH")
 # Series that only a guest's kernel uses (last in SERIES): scripts/kernel-build also builds
 # an Image without them, the bench's unpatched guest.
 GUEST_SERIES=(guest)
+# A directory of patches/ with a quilt "series" file is a distribution patch
+# set (linux-6.12: what a distribution kernel carries, never mailed
+# upstream); the others are git format-patch exports of a submission.
+
+# series_patches DIR: the patches of DIR in the order they apply: the quilt
+# series file's order for a distribution patch set, else by name (cover
+# letter excluded).
+series_patches() {
+	local dir=$1 line
+	if [ -f "$dir/series" ]; then
+		while IFS= read -r line || [ -n "$line" ]; do
+			line=${line%%#*}
+			read -r line _ <<<"$line" # quilt: "NAME [-pN]"
+			[ -n "$line" ] || continue
+			[ -f "$dir/$line" ] || die "$dir/series names $line, which is missing"
+			echo "$dir/$line"
+		done <"$dir/series"
+	else
+		find "$dir" -maxdepth 1 -name '*.patch' ! -name '*0000-cover-letter.patch' | sort
+	fi
+}
+
+# is_distro_set DIR: whether DIR is a distribution patch set.
+is_distro_set() {
+	[ -f "$1/series" ]
+}
+
+# The identity the checked-in patches carry: a placeholder, so that the
+# repository's copies do not depend on who exported them last (see
+# patches/README.md). A sender's copies carry the sender's identity.
+PLACEHOLDER_NAME="Tosfwd Developer"
+PLACEHOLDER_EMAIL=dev@tosfwd.invalid
+
+# sender_identity: SENDER_NAME and SENDER_EMAIL from git config user.name
+# and user.email (the repository's, else the user's); dies with a one-line
+# reason when they are unset, not an address, or an .invalid one.
+sender_identity() {
+	SENDER_NAME=$(git -C "$REPO" config --get user.name || true)
+	SENDER_EMAIL=$(git -C "$REPO" config --get user.email || true)
+	[ -n "$SENDER_NAME" ] && [ -n "$SENDER_EMAIL" ] ||
+		die "git config user.name and user.email must be set: patches go out as their sender (From:, Signed-off-by:)"
+	case "$SENDER_EMAIL" in
+	*[![:graph:]]* | *@*@* | @* | *@ | *"<"* | *">"*) die "git config user.email '$SENDER_EMAIL' is not a mail address" ;;
+	*@*) ;;
+	*) die "git config user.email '$SENDER_EMAIL' is not a mail address" ;;
+	esac
+	case "${SENDER_EMAIL,,}" in
+	*.invalid) die "git config user.email '$SENDER_EMAIL' is an .invalid address: a patch is signed off by a known identity (DCO), set your own" ;;
+	esac
+}
+
+# resign DIR: in DIR/*.patch, the placeholder author (From:, the cover
+# letter's shortlog) and sign-off become the sender's (sender_identity);
+# a patch by someone else keeps its author and gets the sender's
+# Signed-off-by last, as git format-patch -s would add it.
+resign() {
+	python3 - "$1" "$PLACEHOLDER_NAME" "$PLACEHOLDER_EMAIL" "$SENDER_NAME" "$SENDER_EMAIL" <<'PY'
+import os, re, sys
+from email.header import Header
+d, pname, pmail, sname, smail = sys.argv[1:]
+placeholder = f"{pname} <{pmail}>"
+sender = f"{sname} <{smail}>"
+try:
+    sname.encode("ascii")
+    from_hdr = sender
+except UnicodeEncodeError:
+    from_hdr = f"{Header(sname, 'utf-8').encode()} <{smail}>"
+for f in sorted(os.listdir(d)):
+    if not f.endswith(".patch"):
+        continue
+    path = os.path.join(d, f)
+    text = open(path, encoding="utf-8").read()
+    head, sep, body = text.partition("\n\n")
+    head = head.replace(f"From: {placeholder}", f"From: {from_hdr}")
+    msg, dashes, rest = body.partition("\n---\n")
+    msg = msg.replace(f"Signed-off-by: {placeholder}", f"Signed-off-by: {sender}")
+    shortlog = re.compile(rf"^{re.escape(pname)} \((\d+)\):$", re.M)
+    msg = shortlog.sub(lambda m: f"{sname} ({m.group(1)}):", msg)
+    rest = shortlog.sub(lambda m: f"{sname} ({m.group(1)}):", rest)
+    if "0000-cover-letter" not in f and f"Signed-off-by: {sender}" not in msg:
+        lines = msg.split("\n")
+        last = max((i for i, l in enumerate(lines) if l.startswith("Signed-off-by:")), default=None)
+        if last is None:
+            sys.exit(f"{path}: no Signed-off-by: line")
+        lines.insert(last + 1, f"Signed-off-by: {sender}")
+        msg = "\n".join(lines)
+    text = head + sep + msg + dashes + rest
+    if pmail in head or pmail in msg:
+        sys.exit(f"{path}: still carries {pmail} after re-signing")
+    open(path, "w", encoding="utf-8").write(text)
+PY
+}
+
+# need_value OPTION ARGC: dies with a one-line usage error unless the option
+# OPTION (at $1 of a parser with ARGC arguments left) has a value.
+need_value() {
+	[ "$2" -ge 2 ] || die "option $1 needs a value (see --help)"
+}
+
 # Suites added to a private apt configuration (never to the machine's).
 EXTRA_SUITES=(trixie-backports)
 
