@@ -584,7 +584,7 @@ impl ReeFs {
             _ => e.into(),
         })?;
         let file = OpenFile::regular(fd)?;
-        let (old, _) = file.size_and_links()?;
+        let (old, _) = file.size_and_linked()?;
         file.file.set_len(0)?;
         self.resized(old, 0);
         Ok(file)
@@ -599,7 +599,7 @@ impl ReeFs {
             .files
             .remove(params[0].b)
             .ok_or(teec::ERROR_BAD_PARAMETERS)?;
-        if let Ok((size, 0)) = file.size_and_links() {
+        if let Ok((size, false)) = file.size_and_linked() {
             if !self.is_open(file.dev, file.ino) {
                 self.resized(size, 0);
             }
@@ -639,7 +639,7 @@ impl ReeFs {
             .files
             .get_mut(handle)
             .ok_or(teec::ERROR_BAD_PARAMETERS)?;
-        let (old, _) = file.size_and_links().map_err(|_| teec::ERROR_GENERIC)?;
+        let (old, _) = file.size_and_linked().map_err(|_| teec::ERROR_GENERIC)?;
         // An offset and length past what a file can be: GENERIC, as the
         // write would fail.
         let to = to.ok_or(teec::ERROR_GENERIC)?;
@@ -664,7 +664,7 @@ impl ReeFs {
         let now = self
             .files
             .get_mut(handle)
-            .and_then(|f| f.size_and_links().ok())
+            .and_then(|f| f.size_and_linked().ok())
             .map(|(size, _)| size);
         if let Some(now) = now {
             self.resized(old, now);

@@ -516,9 +516,9 @@ impl OpenFile {
         })
     }
 
-    /// Its size and link count now.
-    pub fn size_and_links(&self) -> io::Result<(u64, u64)> {
+    /// Its size now, and whether it still has a name (is not removed).
+    pub fn size_and_linked(&self) -> io::Result<(u64, bool)> {
         let st = fstat(self.file.as_fd())?;
-        Ok((u64::try_from(st.st_size).unwrap_or(0), st.st_nlink))
+        Ok((u64::try_from(st.st_size).unwrap_or(0), st.st_nlink > 0))
     }
 }
