@@ -493,3 +493,26 @@ fn a_directory_renames_as_tee_supplicant_renames_it_and_the_count_follows() {
     assert_eq!(env.sup.fs.usage(), counted(&env));
     assert_eq!(env.sup.fs.usage().objects, 4);
 }
+
+#[test]
+fn the_default_quota_bounds_a_vm_that_sets_none() {
+    const NO_SPACE: u32 = 0xFFFF_3041;
+    let mut env = Env::new("quota-default");
+    // 64 MiB of bytes: a write that would make a file longer is refused
+    // (even a sparse one: one byte far out).
+    let (r, fd) = env.open(op::CREATE, "/big");
+    assert_eq!(r, teec::SUCCESS);
+    assert_eq!(env.write(fd, 64 << 20, b"x"), NO_SPACE);
+    assert_eq!(env.simple(op::TRUNCATE, fd, (64 << 20) + 1), NO_SPACE);
+    assert_eq!(env.simple(op::TRUNCATE, fd, 64 << 20), teec::SUCCESS);
+    assert_eq!(env.simple(op::TRUNCATE, fd, 0), teec::SUCCESS);
+    assert_eq!(env.simple(op::CLOSE, fd, 0), teec::SUCCESS);
+    // 4096 objects: /big and 4095 more, then no more.
+    for i in 1..4096 {
+        let (r, fd) = env.open(op::CREATE, &format!("/{i}"));
+        assert_eq!(r, teec::SUCCESS, "object {i}");
+        assert_eq!(env.simple(op::CLOSE, fd, 0), teec::SUCCESS);
+    }
+    assert_eq!(env.open(op::CREATE, "/4096").0, NO_SPACE);
+    assert!(!env.storage().join("4096").exists());
+}
