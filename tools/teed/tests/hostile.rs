@@ -617,3 +617,39 @@ fn a_peer_beyond_max_connections_is_told_why_and_a_slot_comes_back_when_a_peer_g
     drop(teed);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn eighty_refused_peers_holding_their_greetings_cannot_keep_an_authorized_vmm_out() {
+    let dir = temp_dir("refused-flood");
+    let sock = dir.join("teed.sock");
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, format!("[[peer]]\nuid = {}\n", my_uid())).unwrap();
+    let port = free_port();
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    let teed = Teed::start(
+        &sock,
+        &["--listen", &tcp, "--policy", policy.to_str().unwrap()],
+    );
+    // More refused peers than the greeting stage has places (32) and the
+    // service slots (64), each with half a greeting sent: they hold at
+    // most a quarter of the stage's places, and no slot.
+    let peers: Vec<TcpStream> = (0..80)
+        .map(|_| {
+            let mut p = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let _ = p.write_all(&[20, 0]);
+            p
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    // Accepted peers still find room, one after another.
+    for _ in 0..24 {
+        drop(greeted(&sock));
+    }
+    let tee = RemoteTee::connect(Address::Unix(sock.clone()), config())
+        .expect("an authorized VMM is served while refused peers wait");
+    drop(tee);
+    teed.wait_for("refused peers are waiting for their greeting already: closed");
+    drop(peers);
+    drop(teed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
