@@ -558,8 +558,9 @@ impl ReeFs {
         let (dirs, last) = name.split().ok_or(FsError::NotFile)?;
         let walk = self.walk(dirs, true)?;
         let r = self.create_in(walk.parent(), last);
-        if r.is_err() {
-            self.unmake(&walk, dirs);
+        match r {
+            Ok(_) => self.root.sync(),
+            Err(_) => self.unmake(&walk, dirs),
         }
         r
     }
@@ -812,6 +813,7 @@ impl ReeFs {
                 self.gone(&gone);
             }
         }
+        self.root.sync();
         Ok(())
     }
 

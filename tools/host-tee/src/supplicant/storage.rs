@@ -346,6 +346,19 @@ impl StorageDir {
         self.fd.as_fd()
     }
 
+    /// Flushes its entries to disk (after a file is created or renamed in
+    /// it, as tee-supplicant does); a failure is only logged.
+    pub(super) fn sync(&self) {
+        // SAFETY: `fd` is a live directory descriptor of ours.
+        if unsafe { libc::fsync(self.fd.as_raw_fd()) } != 0 {
+            log::warn!(
+                "supplicant: fsync of {}: {}",
+                self.path.display(),
+                io::Error::last_os_error()
+            );
+        }
+    }
+
     /// What it holds, every file and directory under it counted, links
     /// not followed (for the quota of a storage that outlives its VMs).
     pub fn usage(&self) -> io::Result<Usage> {
