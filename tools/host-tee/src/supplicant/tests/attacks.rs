@@ -9,6 +9,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{symlink, FileTypeExt};
 
+use super::threads::{pipe, release_one, stop_within_10s, wait_until};
 use super::*;
 
 /// Makes a FIFO at `path` (mode 0600).
