@@ -476,9 +476,9 @@ impl ReeFs {
         }
     }
 
-    /// Counts `bytes` and `objects` more against the quota, or refuses
-    /// them (nothing counted).
-    fn charge(&mut self, bytes: u64, objects: u64) -> Result<(), FsError> {
+    /// What the storage would hold with `bytes` and `objects` more, if
+    /// the quota has room for them.
+    fn room(&self, bytes: u64, objects: u64) -> Result<Usage, FsError> {
         let b = self.used.bytes.checked_add(bytes);
         let o = self.used.objects.checked_add(objects);
         match (b, o) {
@@ -488,14 +488,15 @@ impl ReeFs {
                 Err(FsError::Quota("objects"))
             }
             (_, None) => Err(FsError::Quota("objects")),
-            (Some(b), Some(o)) => {
-                self.used = Usage {
-                    bytes: b,
-                    objects: o,
-                };
-                Ok(())
-            }
+            (Some(bytes), Some(objects)) => Ok(Usage { bytes, objects }),
         }
+    }
+
+    /// Counts `bytes` and `objects` more against the quota, or refuses
+    /// them (nothing counted).
+    fn charge(&mut self, bytes: u64, objects: u64) -> Result<(), FsError> {
+        self.used = self.room(bytes, objects)?;
+        Ok(())
     }
 
     /// A file's size changed from `old` to `new`.
@@ -644,17 +645,14 @@ impl ReeFs {
         // An offset and length past what a file can be: GENERIC, as the
         // write would fail.
         let to = to.ok_or(teec::ERROR_GENERIC)?;
-        if to > old {
-            if let Err(e) = self.charge(to - old, 0) {
-                log::warn!(
-                    "supplicant: a file of {} grows by {} bytes: {e}",
-                    self.root.path().display(),
-                    to - old
-                );
-                return Err(ERROR_STORAGE_NO_SPACE);
-            }
-            // Counted once it is done (below): give it back for now.
-            self.used.bytes -= to - old;
+        // Counted once it is done ([`ReeFs::recount`]).
+        if let Err(e) = self.room(to.saturating_sub(old), 0) {
+            log::warn!(
+                "supplicant: a file of {} grows by {} bytes: {e}",
+                self.root.path().display(),
+                to - old
+            );
+            return Err(ERROR_STORAGE_NO_SPACE);
         }
         Ok(old)
     }
@@ -684,9 +682,14 @@ impl ReeFs {
         let region = shm.region(&params[1])?.ok_or(teec::ERROR_BAD_PARAMETERS)?;
         let data = shm.read(&region)?;
         let (handle, offset) = (params[0].b, params[0].c);
-        let end = offset
-            .checked_add(data.len() as u64)
-            .filter(|&e| i64::try_from(e).is_ok());
+        // What the file may become (nothing for an empty write, which
+        // does not extend it).
+        let end = match data.len() {
+            0 => Some(0),
+            n => offset
+                .checked_add(n as u64)
+                .filter(|&e| i64::try_from(e).is_ok()),
+        };
         let old = self.sized(handle, end)?;
         let file = self
             .files
