@@ -366,6 +366,109 @@ pub fn vcpu_runs_at_el1() -> Outcome {
     }
 }
 
+/// The Vendor Specific Hypervisor Service calls (owner 6) that pKVM keeps for
+/// itself in a protected VM's filter (the kvm-pvm series, after the review of
+/// "KVM: arm64: Prevent FWD_TO_USER of SMCCC to pKVM"): the Call UID query,
+/// and the function numbers include/linux/arm-smccc.h earmarks for pKVM's
+/// hypercalls (2..=63) as SMC64 fast calls.
+pub const PKVM_OWN_IDS: [FunctionRange; 2] = [
+    FunctionRange {
+        base: 0x8600_ff01,
+        count: 1,
+    },
+    FunctionRange {
+        base: 0xc600_0002,
+        count: 62,
+    },
+];
+
+/// Both Vendor Specific Hypervisor Service ranges (fast SMC32 and SMC64).
+pub const VENDOR_HYP_RANGES: [FunctionRange; 2] = [
+    FunctionRange {
+        base: 0x8600_0000,
+        count: 0x1_0000,
+    },
+    FunctionRange {
+        base: 0xc600_0000,
+        count: 0x1_0000,
+    },
+];
+
+/// A fresh VM of `kind` on which filtering any part of pKVM's own ids fails
+/// with EEXIST, for either action.
+pub fn pkvm_own_ids_are_eexist(kind: VmKind) -> CaseResult {
+    for r in PKVM_OWN_IDS {
+        for (base, count) in [
+            (r.base, r.count),
+            (r.first().0, 1),
+            (r.last().0, 1),
+            (r.base - 1, 2),
+        ] {
+            for action in [FilterAction::FwdToUser, FilterAction::Deny] {
+                filter_error_on(
+                    kind,
+                    |_| Ok(()),
+                    raw(base, count, action as u8),
+                    libc::EEXIST,
+                    "EEXIST",
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Vendor Specific Hypervisor ids next to pKVM's own are a protected VM's
+/// VMM's to filter: they are accepted, and a forwarded one round-trips
+/// through SMC and HVC like a Trusted OS call.
+pub fn other_vendor_hyp_ids_forward(kind: VmKind) -> CaseResult {
+    let others = [
+        // FEATURES and PTP, below pKVM's range.
+        FunctionRange {
+            base: 0xc600_0000,
+            count: 2,
+        },
+        // Above it, through the end of the range (e.g. the MIDR/REVIDR
+        // discovery calls, 64 and 65, which a VMM is expected to answer).
+        FunctionRange {
+            base: 0xc600_0040,
+            count: 0x1_0000 - 0x40,
+        },
+        // The SMC32 range below the Call UID query.
+        FunctionRange {
+            base: 0x8600_0000,
+            count: 0xff01,
+        },
+    ];
+    let (_vm, mut vcpu) = call_loop_vm(kind, &others)?;
+    // Not KVM's FEATURES call (0x8600_0000): pKVM answers it at EL2 when a
+    // protected guest makes it through HVC, and it never reaches the VMM.
+    let ids = [
+        0xc600_0001,
+        0xc600_0040,
+        0xc600_0041,
+        0xc600_ffff,
+        0x8600_0001,
+        0x8600_ff00,
+    ];
+    for (seq, id) in ids.into_iter().enumerate() {
+        for cmd in [Command::Smc, Command::Hvc] {
+            round_trip(&mut vcpu, FunctionId(id), id as u64, cmd, seq as u64, 2)?;
+        }
+    }
+    Ok(())
+}
+
+/// An ordinary VM may filter both whole Vendor Specific Hypervisor ranges,
+/// pKVM's ids included: the reservation is a protected VM's only.
+pub fn vendor_hyp_ranges_are_filterable() -> CaseResult {
+    let vm = TestVm::new(VmKind::Normal, guest::code())?;
+    for r in VENDOR_HYP_RANGES {
+        vm.set_filter(r, FilterAction::FwdToUser)?;
+    }
+    Ok(())
+}
+
 /// Installs `filter` on a fresh VM after `prepare`, expecting `errno`.
 fn filter_error(
     prepare: impl FnOnce(&TestVm) -> Result<(), Failure>,
@@ -373,7 +476,18 @@ fn filter_error(
     errno: i32,
     name: &str,
 ) -> CaseResult {
-    let vm = TestVm::new(VmKind::Normal, guest::code())?;
+    filter_error_on(VmKind::Normal, prepare, filter, errno, name)
+}
+
+/// [`filter_error`] on a VM of `kind`.
+fn filter_error_on(
+    kind: VmKind,
+    prepare: impl FnOnce(&TestVm) -> Result<(), Failure>,
+    filter: smccc::kvm::KvmSmcccFilter,
+    errno: i32,
+    name: &str,
+) -> CaseResult {
+    let vm = TestVm::new(kind, guest::code())?;
     prepare(&vm)?;
     match vm.set_filter_raw(&filter) {
         Err(e) if e.errno() == errno => Ok(()),

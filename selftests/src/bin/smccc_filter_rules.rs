@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 //! The SMCCC filter's rules as a VMM installing the Trusted OS ranges meets
 //! them: overlaps and the reserved Arm architecture ranges are EEXIST,
-//! malformed entries EINVAL, and the filter freezes once a vCPU has run.
+//! malformed entries EINVAL, and the filter freezes once a vCPU has run; an
+//! ordinary VM filters the whole Vendor Specific Hypervisor range (pKVM's
+//! ids are reserved for protected VMs only).
 
 use std::process::ExitCode;
 
@@ -13,7 +15,7 @@ fn main() -> ExitCode {
     if let Some(skip) = tosfwd_selftests::skip_without_kvm() {
         return skip;
     }
-    let mut k = Ktap::stdout(7);
+    let mut k = Ktap::stdout(8);
     k.run("overlapping_ranges_are_eexist", || {
         outcome(cases::overlapping_ranges_are_eexist())
     });
@@ -35,6 +37,10 @@ fn main() -> ExitCode {
     k.run("filter_after_a_vcpu_ran_is_ebusy", || {
         outcome(cases::filter_after_a_vcpu_ran_is_ebusy())
     });
+    k.run(
+        "vendor_hyp_ranges_are_filterable_for_an_ordinary_vm",
+        || outcome(cases::vendor_hyp_ranges_are_filterable()),
+    );
     ktap::exit(k.finish())
 }
 

@@ -40,9 +40,25 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(tag: &str) -> TempDir {
+        TempDir::in_dir(&std::env::temp_dir(), tag)
+    }
+
+    /// In memory (/dev/shm) if the system has it: for tests that make
+    /// thousands of files, which the supplicant's fsync of the storage
+    /// directory would otherwise flush to a disk.
+    fn in_memory(tag: &str) -> TempDir {
+        let shm = Path::new("/dev/shm");
+        if shm.is_dir() {
+            TempDir::in_dir(shm, tag)
+        } else {
+            TempDir::new(tag)
+        }
+    }
+
+    fn in_dir(parent: &Path, tag: &str) -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!(
+        let p = parent.join(format!(
             "host-tee-supplicant-{}-{n}-{tag}",
             std::process::id()
         ));

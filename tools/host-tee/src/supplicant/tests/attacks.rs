@@ -501,7 +501,7 @@ fn the_default_quota_bounds_a_vm_that_sets_none() {
     const NO_SPACE: u32 = 0xFFFF_3041;
     // A kept storage holding 4094 objects already (made by hand: quicker
     // than 4094 synchronous creates), counted at the start.
-    let dir = TempDir::new("quota-default");
+    let dir = TempDir::in_memory("quota-default");
     let st = dir.path().join("st");
     fs::create_dir(&st).unwrap();
     fs::set_permissions(&st, fs::Permissions::from_mode(0o700)).unwrap();
