@@ -376,7 +376,11 @@ fn the_quota_answers_storage_no_space_and_leaves_the_storage_consistent() {
     assert_eq!(env.write(one, 5000, &[3; 2000]), NO_SPACE);
     assert_eq!(env.write(one, 1 << 40, b"x"), NO_SPACE, "far past the end");
     assert_eq!(env.write(one, u64::MAX, b"x"), teec::ERROR_GENERIC);
-    assert_eq!(env.write(one, 1 << 40, b""), teec::SUCCESS, "empty: no growth");
+    assert_eq!(
+        env.write(one, 1 << 40, b""),
+        teec::SUCCESS,
+        "empty: no growth"
+    );
     assert_eq!(env.simple(op::TRUNCATE, one, 20_000), NO_SPACE);
     assert_eq!(env.simple(op::TRUNCATE, one, u64::MAX), teec::ERROR_GENERIC);
     assert_eq!(fs::read(st.join("1")).unwrap(), vec![2; 5000], "unchanged");
