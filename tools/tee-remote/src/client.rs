@@ -8,6 +8,11 @@
 //! mediator sees the step, so the guest's view is the one an in-process
 //! backend gives.
 //!
+//! A service that drops silent peers says after how long in its welcome;
+//! then a small thread per connection pings it when nothing was sent for
+//! a third of that (never between a request and its answer), so that a
+//! VMM whose guests hold sessions open and call nothing keeps them.
+//!
 //! When the service goes away (killed, restarted, its connection broken
 //! or silent past the timeout), the call in progress completes with
 //! TEEC_ERROR_COMMUNICATION from TEEC_ORIGIN_COMMS, and so does every
@@ -34,6 +39,7 @@ use optee_mediator::Backend;
 
 use crate::addr::{Address, Stream};
 use crate::frame::{self, FrameError};
+use crate::keepalive::{self, Keepalive};
 use crate::wire::{self, Hello, Request, Response};
 
 /// How a [`RemoteTee`] behaves.
@@ -92,6 +98,30 @@ pub enum RemoteError {
         /// How.
         what: String,
     },
+    /// A keepalive ping got no answer: the connection is dead.
+    #[error("the TEE service at {addr} did not answer a keepalive: {why}")]
+    Keepalive {
+        /// The service.
+        addr: Address,
+        /// Why.
+        why: String,
+    },
+}
+
+/// A connection to the service, and its keepalive if the service drops
+/// silent peers.
+#[derive(Debug)]
+struct Link {
+    stream: Stream,
+    keepalive: Option<Keepalive>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // Ended for the keepalive's handle too, so that the service sees
+        // it go now.
+        let _ = self.stream.shutdown();
+    }
 }
 
 /// Why a request got no answer.
@@ -158,7 +188,7 @@ pub struct RemoteStats {
 pub struct RemoteTee {
     addr: Address,
     config: RemoteConfig,
-    link: Option<Stream>,
+    link: Option<Link>,
     /// The number of the current connection, from 1.
     epoch: u64,
     thread_count: u32,
@@ -174,31 +204,40 @@ fn lost(call: &mut StdCall) -> Step {
     Step::Done
 }
 
-/// Connects and greets: the stream, the TEE's thread count and revision.
-fn greet(addr: &Address, config: &RemoteConfig) -> Result<(Stream, u32, OsRevision), RemoteError> {
-    let mut s = Stream::connect(addr, config.timeout).map_err(|err| RemoteError::Connect {
+/// Connects and greets: the connection (pinging if the service drops
+/// silent peers), the TEE's thread count and revision.
+fn greet(addr: &Address, config: &RemoteConfig) -> Result<(Link, u32, OsRevision), RemoteError> {
+    let connect_err = |err| RemoteError::Connect {
         addr: addr.clone(),
         err,
-    })?;
+    };
+    let mut s = Stream::connect(addr, config.timeout).map_err(connect_err)?;
     let frame_err = |err| RemoteError::Frame {
         addr: addr.clone(),
         err,
     };
     frame::send(&mut s, &Request::Hello(Hello::new(&config.name))).map_err(frame_err)?;
     match frame::receive(&mut s).map_err(frame_err)? {
-        Response::Hello {
-            version,
-            thread_count,
-            revision,
-        } if version == wire::PROTOCOL_VERSION && thread_count > 0 => Ok((
-            s,
-            thread_count,
-            OsRevision {
-                major: revision.major,
-                minor: revision.minor,
-                build_id: revision.build_id,
-            },
-        )),
+        Response::Welcome(w) if w.version == wire::PROTOCOL_VERSION && w.thread_count > 0 => {
+            let keepalive = match keepalive::interval(w.idle_timeout_ms) {
+                Some(every) => Some(
+                    s.try_clone()
+                        .and_then(|k| Keepalive::start(k, every))
+                        .map_err(connect_err)?,
+                ),
+                None => None,
+            };
+            let revision = OsRevision {
+                major: w.revision.major,
+                minor: w.revision.minor,
+                build_id: w.revision.build_id,
+            };
+            let link = Link {
+                stream: s,
+                keepalive,
+            };
+            Ok((link, w.thread_count, revision))
+        }
         Response::Refused { reason } => Err(RemoteError::Refused {
             addr: addr.clone(),
             reason,
@@ -334,8 +373,11 @@ impl RemoteTee {
     /// does not fit a frame (nothing was sent, the connection stays);
     /// [`Failure::Lost`] if the connection is gone (it has been dropped
     /// and logged).
+    ///
+    /// A keepalive ping on the connection ends before the request is sent,
+    /// and none is sent until its answer is read.
     fn exchange(&mut self, req: &Request) -> Result<Response, Failure> {
-        let Some(s) = self.link.as_mut() else {
+        let Some(link) = self.link.as_mut() else {
             return Err(Failure::Lost);
         };
         let bytes = match frame::encode(req) {
@@ -345,11 +387,23 @@ impl RemoteTee {
                 return Err(Failure::TooLarge);
             }
         };
+        if let Some(Err(why)) = link.keepalive.as_ref().map(Keepalive::begin) {
+            let e = RemoteError::Keepalive {
+                addr: self.addr.clone(),
+                why,
+            };
+            self.drop_link(&e);
+            return Err(Failure::Lost);
+        }
+        let s = &mut link.stream;
         let r = s
             .write_all(&bytes)
             .and_then(|()| s.flush())
             .map_err(FrameError::from)
             .and_then(|()| frame::receive(s));
+        if let Some(k) = &link.keepalive {
+            k.end();
+        }
         r.map_err(|err| {
             let e = RemoteError::Frame {
                 addr: self.addr.clone(),

@@ -26,6 +26,7 @@
 pub mod addr;
 pub mod client;
 pub mod frame;
+mod keepalive;
 pub mod policy;
 pub mod server;
 pub mod shadow;

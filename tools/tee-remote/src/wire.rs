@@ -9,10 +9,18 @@
 //! service answers each request with exactly one [`Response`], in order.
 //!
 //! The first request of a connection is [`Request::Hello`]; the service
-//! answers [`Response::Hello`] or [`Response::Refused`] (and closes). A
-//! version is a promise: a change to any type of this module that changes
-//! its encoding takes a new version, and a peer refuses a version it does
-//! not speak.
+//! answers [`Response::Welcome`] (to a version 1 peer [`Response::Hello`])
+//! or [`Response::Refused`] (and closes). A version is a promise: a change
+//! to any type of this module that changes its encoding takes a new
+//! version, and a peer refuses a version it does not speak. New messages
+//! are new variants at the end of their enum, so that the encoding of
+//! every older message stays as it was and a service can go on serving
+//! the older versions ([`OLDEST_PROTOCOL_VERSION`]).
+//!
+//! Version 2 added the keepalive: the welcome says after how long a
+//! silent peer is dropped ([`Welcome::idle_timeout_ms`]), and a peer that
+//! has nothing to ask sends [`Request::Ping`] (answered
+//! [`Response::Pong`], counted against nothing) to say it is alive.
 //!
 //! Guest memory never crosses the wire by reference. A memory parameter
 //! travels as a [`Span`]: which buffer (its size and offset in its first
@@ -25,7 +33,11 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The oldest version a service still serves: version 1 peers get the
+/// version 1 welcome ([`Response::Hello`]) and no keepalive.
+pub const OLDEST_PROTOCOL_VERSION: u32 = 1;
 
 /// The first bytes of a [`Hello`]: not a version, a check that the peer
 /// speaks this protocol at all.
@@ -89,6 +101,9 @@ pub enum Request {
         /// The thread.
         thread: u32,
     },
+    /// The peer is alive and has nothing to ask (version 2):
+    /// [`Response::Pong`]. It counts against no quota.
+    Ping,
 }
 
 /// Who is calling, and in which protocol.
@@ -120,7 +135,7 @@ impl Hello {
 /// The service's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Response {
-    /// Welcome: what the TEE is.
+    /// Welcome to a version 1 peer: what the TEE is.
     Hello {
         /// The protocol version the service speaks (the VMM's).
         version: u32,
@@ -144,6 +159,26 @@ pub enum Response {
     Disabled(Disabled),
     /// To [`Request::Start`] and [`Request::Resume`].
     Step(StepAnswer),
+    /// To [`Request::Ping`].
+    Pong,
+    /// Welcome (version 2 and later): what the TEE is, and how long the
+    /// peer may be silent.
+    Welcome(Welcome),
+}
+
+/// The service's welcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Welcome {
+    /// The protocol version the service speaks (the VMM's).
+    pub version: u32,
+    /// Concurrent calls per VM.
+    pub thread_count: u32,
+    /// The Trusted OS revision.
+    pub revision: Revision,
+    /// After how many milliseconds without a request the service drops
+    /// the peer (its VMs torn down); `None`: never. A peer with nothing
+    /// to ask sends [`Request::Ping`] well within it.
+    pub idle_timeout_ms: Option<u64>,
 }
 
 /// GET_OS_REVISION's answer.
@@ -470,4 +505,41 @@ pub struct Arg {
     pub ret_origin: u32,
     /// Parameters: attribute and three words each.
     pub params: Vec<[u64; 4]>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A version 1 peer's messages encode as they did in version 1: the
+    /// service can go on serving it.
+    #[test]
+    fn version_1_messages_keep_their_encoding() {
+        let hello = Request::Hello(Hello {
+            magic: MAGIC,
+            version: 1,
+            name: "x".to_owned(),
+        });
+        let mut want = vec![0];
+        want.extend_from_slice(b"tosfwdTE");
+        want.extend_from_slice(&[1, 1, b'x']);
+        assert_eq!(postcard::to_stdvec(&hello).unwrap(), want);
+        let welcome = Response::Hello {
+            version: 1,
+            thread_count: 2,
+            revision: Revision {
+                major: 4,
+                minor: 5,
+                build_id: 6,
+            },
+        };
+        assert_eq!(postcard::to_stdvec(&welcome).unwrap(), [0, 1, 2, 4, 5, 6]);
+        let abandon = Request::Abandon {
+            client: 1,
+            thread: 2,
+        };
+        assert_eq!(postcard::to_stdvec(&abandon).unwrap(), [7, 1, 2]);
+        assert_eq!(postcard::to_stdvec(&Request::Ping).unwrap(), [8]);
+        assert_eq!(postcard::to_stdvec(&Response::Pong).unwrap(), [7]);
+    }
 }

@@ -429,7 +429,9 @@ fn hand_off(shared: &Arc<Shared>, mut p: Pending, hello: Hello, grant: Grant) {
         .name("teed-conn".to_owned())
         .spawn(move || {
             let _slot = slot;
-            let ended = server::serve_greeted(&sh.service, &mut stream, &peer, &grant, &hello);
+            let idle = sh.limits.idle_timeout;
+            let ended =
+                server::serve_greeted(&sh.service, &mut stream, &peer, &grant, &hello, idle);
             sh.log_end(&peer, &ended);
         });
     if let Err(e) = spawned {

@@ -43,7 +43,7 @@ fn greeted(sock: &Path) -> UnixStream {
     let mut s = UnixStream::connect(sock).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let r = ask(&mut s, Request::Hello(Hello::new("hostile test")));
-    assert!(matches!(r, Response::Hello { .. }), "{r:?}");
+    assert!(matches!(r, Response::Welcome(_)), "{r:?}");
     s
 }
 
@@ -521,7 +521,7 @@ fn another_user_greets(sock: &Path) -> i32 {
             if libc::write(fd, hello.as_ptr().cast(), hello.len()) != hello.len() as isize {
                 libc::_exit(2);
             }
-            // The answer's length, then its variant: 0 is Hello.
+            // The answer's length, then its variant: 8 is Welcome.
             let mut answer = [0u8; 5];
             let mut got = 0;
             while got < answer.len() {
@@ -531,7 +531,7 @@ fn another_user_greets(sock: &Path) -> i32 {
                 }
                 got += n as usize;
             }
-            libc::_exit(if answer[4] == 0 { 0 } else { 1 });
+            libc::_exit(if answer[4] == 8 { 0 } else { 1 });
         }
     }
     let mut status = 0;

@@ -293,6 +293,8 @@ impl Connection {
     pub fn handle(&mut self, req: Request) -> Result<Response, Violation> {
         match req {
             Request::Hello(_) => Err(Violation::HelloAgain),
+            // A keepalive: it counts against nothing.
+            Request::Ping => Ok(Response::Pong),
             Request::VmCreated { client } => Ok(self.vm_created(client)),
             Request::VmDestroyed { client } => {
                 let vm = self

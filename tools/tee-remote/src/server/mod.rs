@@ -37,7 +37,9 @@ pub use conn::{Connection, Violation};
 
 use crate::frame::{self, FrameError};
 use crate::policy::{Grant, Peer};
-use crate::wire::{Hello, Request, Response, MAGIC, MAX_NAME, PROTOCOL_VERSION};
+use crate::wire::{
+    Hello, Request, Response, Welcome, MAGIC, MAX_NAME, OLDEST_PROTOCOL_VERSION, PROTOCOL_VERSION,
+};
 
 /// A backend behind the lock that makes it shared: the lock protects the
 /// backend's state (every VM's), and is held across each call into it.
@@ -193,15 +195,17 @@ pub enum Ended {
     Frame(#[from] FrameError),
 }
 
-/// Checks a greeting: the magic, a version this service speaks, a name
-/// within [`MAX_NAME`] bytes. The error is the reason the peer is told.
+/// Checks a greeting: the magic, a version this service speaks
+/// ([`OLDEST_PROTOCOL_VERSION`] to [`PROTOCOL_VERSION`]), a name within
+/// [`MAX_NAME`] bytes. The error is the reason the peer is told.
 pub fn check_hello(h: &Hello) -> Result<(), String> {
     if h.magic != MAGIC {
         return Err("not a tosfwd TEE client (bad magic)".to_owned());
     }
-    if h.version != PROTOCOL_VERSION {
+    if !(OLDEST_PROTOCOL_VERSION..=PROTOCOL_VERSION).contains(&h.version) {
         return Err(format!(
-            "protocol version {} is not spoken here (this service speaks {PROTOCOL_VERSION})",
+            "protocol version {} is not spoken here (this service speaks \
+             {OLDEST_PROTOCOL_VERSION} to {PROTOCOL_VERSION})",
             h.version
         ));
     }
@@ -260,7 +264,7 @@ pub fn serve<S: Read + Write>(
         return refuse(stream, refusal);
     };
     greeted(stream);
-    serve_greeted(service, stream, peer, grant, &hello)
+    serve_greeted(service, stream, peer, grant, &hello, None)
 }
 
 /// Serves a peer whose greeting `hello` was read and checked
@@ -268,12 +272,17 @@ pub fn serve<S: Read + Write>(
 /// then answers its requests one by one until the connection ends (a read
 /// timeout on `stream` ends it as [`Ended::Idle`]). The connection's VMs
 /// are torn down before this returns.
+///
+/// `idle` is that read timeout, which the welcome tells a version 2 peer
+/// so that it pings ([`Request::Ping`]) when it has nothing to ask: then
+/// only a dead or hung peer is dropped for its silence.
 pub fn serve_greeted<S: Read + Write>(
     service: &Arc<Service>,
     stream: &mut S,
     peer: &Peer,
     grant: &Grant,
     hello: &Hello,
+    idle: Option<std::time::Duration>,
 ) -> Ended {
     log::info!("{peer} ({:?}) connected", hello.name);
     let mut conn = Connection::with_limits(
@@ -282,14 +291,24 @@ pub fn serve_greeted<S: Read + Write>(
         grant.limits,
         peer.to_string(),
     );
-    let welcome = Response::Hello {
-        version: PROTOCOL_VERSION,
-        thread_count: service.thread_count,
-        revision: crate::wire::Revision {
-            major: service.revision.major,
-            minor: service.revision.minor,
-            build_id: service.revision.build_id,
-        },
+    let revision = crate::wire::Revision {
+        major: service.revision.major,
+        minor: service.revision.minor,
+        build_id: service.revision.build_id,
+    };
+    let welcome = if hello.version == 1 {
+        Response::Hello {
+            version: 1,
+            thread_count: service.thread_count,
+            revision,
+        }
+    } else {
+        Response::Welcome(Welcome {
+            version: hello.version,
+            thread_count: service.thread_count,
+            revision,
+            idle_timeout_ms: idle.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        })
     };
     if let Err(e) = frame::send(stream, &welcome) {
         return e.into();

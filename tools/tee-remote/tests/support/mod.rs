@@ -104,7 +104,7 @@ pub fn raw(path: &PathBuf) -> UnixStream {
     let mut s = UnixStream::connect(path).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let r = exchange(&mut s, &Request::Hello(Hello::new("raw test client")));
-    assert!(matches!(r, Response::Hello { .. }), "{r:?}");
+    assert!(matches!(r, Response::Welcome(_)), "{r:?}");
     s
 }
 
