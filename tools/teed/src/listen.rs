@@ -7,10 +7,13 @@
 //! every listener and every connection not yet greeted, each holding a
 //! few hundred bytes at most ([`tee_remote::frame::Greeting`]), with one
 //! deadline for its whole greeting ([`Limits::greeting_timeout`]). At most
-//! [`Limits::max_unauthenticated`] connections wait for their greeting,
-//! and of those at most a quarter are peers the policy refuses (they wait
+//! [`Limits::max_unauthenticated`] connections wait for their greeting;
+//! of those at most a quarter are peers the policy refuses (they wait
 //! only to be told why), so that refused peers never crowd out accepted
-//! ones. The policy is looked up when the connection is accepted (Unix
+//! ones, and at most a quarter come from any one source ([`Source`]: a
+//! user on a Unix socket, an address on TCP), so that one accepted user
+//! or host cannot keep the others out (sshd's PerSourceMaxStartups). The
+//! policy is looked up when the connection is accepted (Unix
 //! peers by SO_PEERCRED, TCP peers by address); only a greeted peer that
 //! the policy accepts takes one of the [`Limits::max_connections`] slots,
 //! and a thread of its own, where it is served until it closes, breaks
@@ -339,6 +342,53 @@ impl Limits {
     pub fn max_refused(&self) -> usize {
         (self.max_unauthenticated as usize / 4).max(1)
     }
+
+    /// Of the connections waiting for their greeting, how many may come
+    /// from one [`Source`].
+    pub fn max_per_source(&self) -> usize {
+        (self.max_unauthenticated as usize / 4).max(1)
+    }
+}
+
+/// Where a connection comes from, for the greeting stage's cap per
+/// source: who can open many connections at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A user, on a Unix socket (its processes share its cap).
+    User(u32),
+    /// An IPv4 address.
+    V4(std::net::Ipv4Addr),
+    /// An IPv6 /64 prefix (a host has one to itself).
+    V6(u64),
+}
+
+impl Source {
+    /// The source of `peer`.
+    pub fn of(peer: &Peer) -> Source {
+        match peer {
+            Peer::Unix { uid, .. } => Source::User(*uid),
+            Peer::Tcp(a) => match a.ip() {
+                std::net::IpAddr::V4(ip) => Source::V4(ip),
+                std::net::IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+                    Some(v4) => Source::V4(v4),
+                    None => Source::V6((ip.to_bits() >> 64) as u64),
+                },
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::User(uid) => write!(f, "uid {uid}"),
+            Source::V4(ip) => write!(f, "{ip}"),
+            Source::V6(prefix) => {
+                let ip = std::net::Ipv6Addr::from_bits(u128::from(*prefix) << 64);
+                write!(f, "{ip}/64")
+            }
+        }
+    }
 }
 
 /// What every connection shares.
@@ -388,6 +438,7 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 struct Pending {
     stream: Stream,
     peer: Peer,
+    source: Source,
     /// What the policy grants the peer; `None`: refused once greeted.
     grant: Option<Grant>,
     deadline: Instant,
@@ -609,12 +660,21 @@ impl Greeter {
                 ));
             }
         }
+        let source = Source::of(&peer);
+        let same = self.pending.iter().filter(|p| p.source == source).count();
+        if same >= limits.max_per_source() {
+            return self.shared.warn(format_args!(
+                "{peer}: {same} connections from {source} are waiting for their greeting \
+                 already: closed"
+            ));
+        }
         if let Err(e) = stream.set_nonblocking(true) {
             return self.shared.warn(format_args!("{peer}: {e}"));
         }
         self.pending.push(Pending {
             stream,
             peer,
+            source,
             grant,
             deadline: Instant::now() + limits.greeting_timeout,
             greeting: Greeting::new(),
@@ -690,6 +750,22 @@ mod tests {
             group_id("no-such-group-here"),
             Err("--socket-group no-such-group-here: no such group".to_owned())
         );
+    }
+
+    #[test]
+    fn a_source_is_a_user_an_ipv4_address_or_an_ipv6_64() {
+        let tcp = |a: &str| Source::of(&Peer::Tcp(a.parse().unwrap()));
+        let user = |uid, pid| Source::of(&Peer::Unix { uid, gid: 5, pid });
+        assert_eq!(user(1000, 1), user(1000, 2));
+        assert_ne!(user(1000, 1), user(1001, 1));
+        assert_eq!(tcp("10.0.0.1:1"), tcp("10.0.0.1:2"));
+        assert_ne!(tcp("10.0.0.1:1"), tcp("10.0.0.2:1"));
+        assert_eq!(tcp("[::ffff:10.0.0.1]:1"), tcp("10.0.0.1:2"));
+        assert_eq!(tcp("[2001:db8:0:1::5]:1"), tcp("[2001:db8:0:1:ff::9]:2"));
+        assert_ne!(tcp("[2001:db8:0:1::5]:1"), tcp("[2001:db8:0:2::5]:1"));
+        assert_eq!(tcp("[2001:db8:0:1::5]:1").to_string(), "2001:db8:0:1::/64");
+        assert_eq!(user(7, 1).to_string(), "uid 7");
+        assert_eq!(tcp("10.0.0.1:1").to_string(), "10.0.0.1");
     }
 
     #[test]
