@@ -309,6 +309,19 @@ impl RemoteTee {
     /// A connection, made again if it was lost (at most once per
     /// `config.retry`), and `client` known to the service on it.
     fn ready(&mut self, client: ClientId) -> bool {
+        let dead = self
+            .link
+            .as_ref()
+            .and_then(|l| l.keepalive.as_ref()?.broken());
+        if let Some(why) = dead {
+            // Found dead while idle (the service restarted, say): made
+            // again now rather than failing this call.
+            let e = RemoteError::Keepalive {
+                addr: self.addr.clone(),
+                why,
+            };
+            self.drop_link(&e);
+        }
         if self.link.is_none() {
             let now = Instant::now();
             if self.next_attempt.is_some_and(|t| now < t) {

@@ -114,6 +114,11 @@ impl Keepalive {
         Ok(())
     }
 
+    /// Why a ping found the connection dead, if one did.
+    pub(crate) fn broken(&self) -> Option<String> {
+        self.shared.state().broken.clone()
+    }
+
     /// Gives the turn back: the request's answer came, or it failed.
     pub(crate) fn end(&self) {
         let mut st = self.shared.state();

@@ -118,6 +118,36 @@ fn a_vmm_idle_for_three_idle_timeouts_keeps_its_vm_and_session() {
 }
 
 #[test]
+fn a_vmm_idle_across_a_service_restart_is_served_at_its_next_call() {
+    let dir = temp_dir("keepalive-restart");
+    let sock = dir.join("teed.sock");
+    let teed = Teed::start(&sock, &["--idle-timeout", "1"]);
+    let config = RemoteConfig {
+        retry: Duration::ZERO,
+        ..RemoteConfig::default()
+    };
+    let tee = RemoteTee::connect(Address::Unix(sock.clone()), config).unwrap();
+    let mut g = Guest::from_mediator(Mediator::new(ClientId(1), Policy::default(), tee).unwrap());
+    let old = g.open(HELLO);
+    teed.kill9();
+    let teed = Teed::start(&sock, &["--idle-timeout", "1"]);
+    // Longer than a ping interval (333 ms): a ping finds the old
+    // connection dead while the guest calls nothing.
+    std::thread::sleep(Duration::from_millis(700));
+    let hello = g.open(HELLO);
+    let out = g.invoke(hello, 0, vec![value(attr::VALUE_INOUT, 1)]);
+    assert_eq!((outcome(&out), out.params[0].a), ((0, 4), 2));
+    // The old session went with the old service, as it answers.
+    let out = g.invoke(old, 0, vec![value(attr::VALUE_INOUT, 1)]);
+    assert_eq!(outcome(&out), (teec::ERROR_BAD_PARAMETERS, 3));
+    let stats = g.m.backend().stats();
+    assert_eq!((stats.reconnects, stats.lost_calls), (1, 0));
+    drop(g);
+    drop(teed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn pings_keep_a_peer_and_count_against_nothing() {
     let dir = temp_dir("keepalive-raw");
     let sock = dir.join("teed.sock");
