@@ -4,10 +4,11 @@
 Marc Zyngier <maz@kernel.org>
 Oliver Upton <oupton@kernel.org>
 kvmarm@lists.linux.dev
-# The pKVM developers (pKVM has no MAINTAINERS entry of its own):
+# The pKVM developers (pKVM has no MAINTAINERS entry of its own; Fuad
+# Tabba at the address MAINTAINERS gives him as a KVM/arm64 reviewer):
 Will Deacon <will@kernel.org>
 Quentin Perret <qperret@google.com>
-Fuad Tabba <tabba@google.com>
+Fuad Tabba <fuad.tabba@linux.dev>
 Vincent Donnefort <vdonnefort@google.com>
 Sebastian Ene <sebastianene@google.com>
 # The author of "KVM: arm64: Prevent FWD_TO_USER of SMCCC to pKVM", whose
