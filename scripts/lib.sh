@@ -30,7 +30,7 @@ SERIES=(linux kvm-api kvm-tos kvm-pvm tee guest)
 declare -A SERIES_BASE=([kvm-pvm]=kvm-tos [guest]=tee)
 # The subject prefix of a series that asks for comments rather than for a
 # merge (scripts/series-export; the others are "PATCH").
-declare -A SERIES_PREFIX=([kvm-pvm]="RFC PATCH")
+declare -A SERIES_PREFIX=([kvm-pvm]="RFC PATCH" [tee]="RFC PATCH")
 # Series that only a guest's kernel uses (last in SERIES): scripts/kernel-build also builds
 # an Image without them, the bench's unpatched guest.
 GUEST_SERIES=(guest)
@@ -141,6 +141,39 @@ C_SELFTESTS=(smccc_filter hypercalls psci_test)
 # The TEE selftests (tools/testing/selftests/tee) the TEE series adds, built
 # and run where the tree has them.
 TEE_SELFTESTS=(tee_vm)
+# KUnit suites built into the kernel (scripts/kernel-VERSION.config) that
+# run at boot: each is a test of the bench, passed when the kernel's log
+# has the suite's "ok" line (vmtest's kunit:SUITE).
+KUNIT_SUITES=(optee_rpc_dispatch)
+
+# kunit_check SUITE: a test (a shell script) that passes when the kernel's
+# log has the KUnit suite SUITE's "ok" line; it prints the suite's KTAP
+# lines. A suite that did not run (not built in) fails.
+kunit_check() {
+	cat <<EOF
+#!/bin/sh
+# The KUnit suite $1, run at boot: its lines in the kernel's log.
+dmesg | sed 's/^\[[ 0-9.]*\] //' >/tmp/kunit-$1.log
+awk -v s="$1" '/# Subtest: / { on = (\$NF == s) } on { print } on && /^ *(not )?ok [0-9]+ / && \$0 ~ (" " s "( |\$)") { exit }' /tmp/kunit-$1.log
+grep -Eq "^ *ok [0-9]+ $1( #.*)?\$" /tmp/kunit-$1.log && exit 0
+echo "# no 'ok' line of the KUnit suite $1 in the kernel's log"
+exit 1
+EOF
+}
+
+# kunit_install ROOT: for a kernel built with KUnit ($BUILD/.config), a
+# kunit:SUITE test per KUNIT_SUITES in the kselftest tree under ROOT
+# (scripts/vmtest's initramfs).
+kunit_install() {
+	local t
+	grep -qx 'CONFIG_KUNIT=y' "$BUILD/.config" || return 0
+	mkdir -p "$1/kselftest/kunit"
+	for t in "${KUNIT_SUITES[@]}"; do
+		kunit_check "$t" >"$1/kselftest/kunit/$t"
+		chmod 755 "$1/kselftest/kunit/$t"
+		echo "kunit:$t" >>"$1/kselftest/kselftest-list.txt"
+	done
+}
 
 # Developers' kernel trees (topic branches the series is exported from) and
 # the series checker's scratch trees.

@@ -87,19 +87,27 @@ impl DevTee {
         Ok(self.version()?.gen_caps & tee_uapi::vm::TEE_GEN_CAP_VM != 0)
     }
 
-    /// TEE_IOC_VM_CREATE: from now on this context (every fd of it) is
-    /// served as a new VM's, in an OP-TEE
-    /// partition of its own, until the context is released (its last fd
-    /// and shared memory closed). Returns the VM's id in the TEE. The
-    /// context must be new (no session, no shared memory): EBUSY
-    /// otherwise; ENOSPC when the TEE holds no more VMs; EOPNOTSUPP on
-    /// TEEs that serve none.
-    pub fn vm_create(&self) -> Result<u32, HostTeeError> {
-        let mut d = tee_uapi::vm::tee_ioctl_vm_data::default();
-        // SAFETY: VM_CREATE reads and writes one tee_ioctl_vm_data,
+    /// TEE_IOC_VM_CREATE: a new VM, in an OP-TEE partition of its own,
+    /// whose context is the returned fd (this context is not changed):
+    /// the VM goes when that fd's file is closed. Returns the fd and the
+    /// VM's id in the TEE (for logs). EPERM without CAP_SYS_ADMIN; EDQUOT
+    /// when this user has as many VMs as the driver allows; ENOSPC when
+    /// the TEE holds no more VMs; EOPNOTSUPP on TEEs that serve none.
+    pub fn vm_create(&self) -> Result<(OwnedFd, u32), HostTeeError> {
+        let mut d = tee_uapi::vm::tee_ioctl_vm_create_arg::default();
+        // SAFETY: VM_CREATE reads and writes one tee_ioctl_vm_create_arg,
         // alive for the call.
         unsafe { self.ioctl("VM_CREATE", ioc::VM_CREATE, &mut d) }?;
-        Ok(d.vm_id)
+        if d.fd < 0 {
+            return Err(HostTeeError::Ioctl {
+                ioctl: "VM_CREATE",
+                errno: libc::EBADF,
+            });
+        }
+        // SAFETY: the kernel just installed `d.fd` for this process, and
+        // nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(d.fd) };
+        Ok((fd, d.vm_id))
     }
 
     /// Another fd of the same open file: the same TEE context (dup(2)),
@@ -116,15 +124,26 @@ impl DevTee {
         })
     }
 
-    /// Makes this new context an OP-TEE VM of its own
-    /// ([`DevTee::vm_create`]) and serves the partition's supplicant
-    /// requests on a thread, as `config` says, until this `DevTee` is
-    /// dropped. Returns the partition (its VM id, its configuration).
+    /// Makes this `DevTee` an OP-TEE VM of its own: its context becomes
+    /// a new VM's ([`DevTee::vm_create`]; the context it had is closed),
+    /// whose partition's supplicant requests are served on a thread, as
+    /// `config` says, until this `DevTee` is dropped. Returns the
+    /// partition (its VM id, its configuration).
     pub fn make_vm(&mut self, config: PartitionConfig) -> Result<&Partition, PartitionError> {
-        let id = self.vm_create().map_err(|err| match err {
+        let (fd, id) = self.vm_create().map_err(|err| match err {
             HostTeeError::Ioctl { errno, .. } if errno == libc::ENOSPC => PartitionError::NoRoom {
                 path: self.path.clone(),
             },
+            HostTeeError::Ioctl { errno, .. } if errno == libc::EPERM => {
+                PartitionError::NotPermitted {
+                    path: self.path.clone(),
+                }
+            }
+            HostTeeError::Ioctl { errno, .. } if errno == libc::EDQUOT => {
+                PartitionError::UserLimit {
+                    path: self.path.clone(),
+                }
+            }
             err => PartitionError::Create {
                 path: self.path.clone(),
                 err,
@@ -132,6 +151,7 @@ impl DevTee {
         })?;
         // From here the context is the VM's: whatever fails, the partition
         // goes with it.
+        self.fd = fd;
         let mut partition = Partition {
             id,
             config,

@@ -60,6 +60,26 @@ pub enum PartitionError {
         /// The TEE device.
         path: PathBuf,
     },
+    /// Creating a VM takes CAP_SYS_ADMIN (TEE_IOC_VM_CREATE: EPERM).
+    #[error(
+        "{}: creating an OP-TEE VM takes CAP_SYS_ADMIN (TEE_IOC_VM_CREATE: EPERM)",
+        path.display()
+    )]
+    NotPermitted {
+        /// The TEE device.
+        path: PathBuf,
+    },
+    /// This user has as many VMs as the driver allows (TEE_IOC_VM_CREATE:
+    /// EDQUOT; the optee module's max_vms_per_user).
+    #[error(
+        "{}: this user has as many OP-TEE VMs as the driver allows \
+         (TEE_IOC_VM_CREATE: EDQUOT; /sys/module/optee/parameters/max_vms_per_user)",
+        path.display()
+    )]
+    UserLimit {
+        /// The TEE device.
+        path: PathBuf,
+    },
     /// TEE_IOC_VM_CREATE failed otherwise.
     #[error("{}: cannot make the context an OP-TEE VM of its own: {err}", path.display())]
     Create {
@@ -178,6 +198,17 @@ mod tests {
         assert!(e
             .to_string()
             .starts_with("/dev/tee0: cannot make the context an OP-TEE VM of its own: TEE_IOC_VM_CREATE failed: "));
+        let e = PartitionError::NotPermitted {
+            path: "/dev/tee0".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "/dev/tee0: creating an OP-TEE VM takes CAP_SYS_ADMIN (TEE_IOC_VM_CREATE: EPERM)"
+        );
+        let e = PartitionError::UserLimit {
+            path: "/dev/tee0".into(),
+        };
+        assert!(e.to_string().contains("EDQUOT"));
         assert_eq!(
             PartitionConfig::new("/s").ta_dir,
             PathBuf::from(DEFAULT_TA_DIR)

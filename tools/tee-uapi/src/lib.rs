@@ -90,37 +90,46 @@ pub mod ioc {
     const _: () = assert!(SUPPL_RECV == 0x8010_a406);
     const _: () = assert!(SUPPL_SEND == 0x8010_a407);
 
-    /// TEE_IOC_VM_CREATE: serve the context as a new VM's (the uapi of
-    /// patches/tee-7.3, [`super::vm`]).
-    pub const VM_CREATE: u64 = ioc(READ | WRITE, 11, size_of::<super::vm::tee_ioctl_vm_data>());
-    const _: () = assert!(VM_CREATE == 0xc008_a40b);
+    /// TEE_IOC_VM_CREATE: a new context of the device, a new VM's, on a
+    /// file descriptor of its own (the uapi of patches/tee-7.3,
+    /// [`super::vm`]).
+    pub const VM_CREATE: u64 = ioc(
+        READ | WRITE,
+        11,
+        size_of::<super::vm::tee_ioctl_vm_create_arg>(),
+    );
+    const _: () = assert!(VM_CREATE == 0xc020_a40b);
     const _: () = assert!(SHM_REGISTER == 0xc018_a409);
 }
 
-/// The uapi the project's TEE series adds (patches/tee-7.3: a context of
-/// the TEE device served as a virtual machine's, TEE_IOC_VM_CREATE),
-/// which no released kernel's header has yet: defined here in the
-/// header's layout, so that the VMM runs on the series' kernels with the
-/// distribution's headers. On kernels without it the ioctl fails with
-/// EINVAL (unknown ioctl) and TEE_IOC_VERSION never reports
-/// [`vm::TEE_GEN_CAP_VM`].
+/// The uapi the project's TEE series adds (patches/tee-7.3: the context of
+/// a virtual machine, served apart from the host's on a file descriptor of
+/// its own, TEE_IOC_VM_CREATE), which no released kernel's header has yet:
+/// defined here in the header's layout, so that the VMM runs on the
+/// series' kernels with the distribution's headers. On kernels without it
+/// the ioctl fails with EINVAL (unknown ioctl) and TEE_IOC_VERSION never
+/// reports [`vm::TEE_GEN_CAP_VM`].
 pub mod vm {
-    /// `struct tee_ioctl_vm_data`: `flags` in (none defined: 0), `vm_id`
-    /// out, the TEE's identifier of the new VM.
+    /// `struct tee_ioctl_vm_create_arg`: `flags` and `reserved` in (0),
+    /// `vm_id` and `fd` out.
     #[allow(non_camel_case_types)]
     #[repr(C)]
     #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-    pub struct tee_ioctl_vm_data {
+    pub struct tee_ioctl_vm_create_arg {
         /// Flags; none defined yet: 0.
         pub flags: u32,
-        /// The VM's identifier in the TEE.
+        /// The VM's identifier in the TEE, for logs only (opaque).
         pub vm_id: u32,
+        /// The new file descriptor of the VM's context (close-on-exec).
+        pub fd: i32,
+        /// Must be 0.
+        pub reserved: [u32; 5],
     }
 
-    /// TEE_GEN_CAP_VM: the device serves contexts as VMs of their own.
+    /// TEE_GEN_CAP_VM: the device creates VMs' contexts.
     pub const TEE_GEN_CAP_VM: u32 = 1 << 5;
 
-    const _: () = assert!(std::mem::size_of::<tee_ioctl_vm_data>() == 8);
+    const _: () = assert!(std::mem::size_of::<tee_ioctl_vm_create_arg>() == 32);
 }
 
 /// Parameters one call carries at most (libteec's
