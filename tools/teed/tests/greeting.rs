@@ -8,7 +8,7 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -21,33 +21,12 @@ use tee_remote::wire::{Hello, Request, Response};
 /// The places of the greeting stage in these tests.
 const PLACES: usize = 8;
 
-/// The user another local user's VMM runs as.
-const OTHER: u32 = 65534;
-
 /// Greets the service on `sock` as this user: its answer, or why none.
 fn greets(sock: &Path) -> Result<Response, FrameError> {
     let mut s = UnixStream::connect(sock).map_err(FrameError::from)?;
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     frame::send(&mut s, &Request::Hello(Hello::new("a VMM")))?;
     frame::receive(&mut s)
-}
-
-/// Whether the service closed `s` by `until` (EOF or a reset).
-fn closed_by<S: Read>(s: &mut S, until: Instant) -> bool {
-    let mut b = [0u8; 64];
-    while Instant::now() < until {
-        match s.read(&mut b) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return true,
-        }
-    }
-    false
 }
 
 /// A child process as uid and gid [`OTHER`] holding `n` connections to
@@ -59,17 +38,9 @@ impl OtherUser {
     /// Starts it; returns once it has made its connections (the count it
     /// made).
     fn hold(sock: &Path, n: usize) -> (OtherUser, u8) {
-        use std::os::unix::ffi::OsStrExt;
         // Everything the child needs, made before fork: after it, only
         // system calls.
-        let path = sock.as_os_str().as_bytes();
-        // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
-        let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-        addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-        assert!(path.len() < addr.sun_path.len());
-        for (d, s) in addr.sun_path.iter_mut().zip(path) {
-            *d = *s as libc::c_char;
-        }
+        let addr = unix_addr(sock);
         let mut pipe = [0; 2];
         // SAFETY: `pipe` is a live array of two ints.
         assert_eq!(unsafe { libc::pipe(pipe.as_mut_ptr()) }, 0);
@@ -129,8 +100,7 @@ impl Drop for OtherUser {
 
 #[test]
 fn another_user_holding_every_place_cannot_keep_this_users_vmm_out() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
+    if !is_root() {
         eprintln!("not root: another user cannot be played; not tried");
         return;
     }
@@ -139,12 +109,10 @@ fn another_user_holding_every_place_cannot_keep_this_users_vmm_out() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let sock = dir.join("teed.sock");
-    let policy = dir.join("policy.toml");
-    std::fs::write(
-        &policy,
+    let policy = write_policy(
+        &dir,
         format!("[[peer]]\nuid = {}\n\n[[peer]]\nuid = {OTHER}\n", my_uid()),
-    )
-    .unwrap();
+    );
     let group = OTHER.to_string();
     let places = PLACES.to_string();
     let teed = Teed::start(
@@ -184,19 +152,15 @@ fn another_user_holding_every_place_cannot_keep_this_users_vmm_out() {
 
 #[test]
 fn one_address_holds_a_quarter_of_the_places_and_a_unix_vmm_still_gets_in() {
-    let dir = temp_dir("per-address");
-    let sock = dir.join("teed.sock");
-    let policy = dir.join("policy.toml");
-    std::fs::write(
-        &policy,
+    let (dir, sock) = scratch("per-address");
+    let policy = write_policy(
+        &dir,
         format!(
             "[[peer]]\nuid = {}\n\n[[peer]]\ntcp = \"127.0.0.1\"\n",
             my_uid()
         ),
-    )
-    .unwrap();
-    let port = free_port();
-    let tcp = format!("tcp:127.0.0.1:{port}");
+    );
+    let (port, tcp) = loopback_listen();
     let places = PLACES.to_string();
     let teed = Teed::start(
         &sock,

@@ -6,107 +6,27 @@
 //! a quota per VM into one per VM times 64. Each test is bounded in count
 //! and time (the longest, the greeting's deadline, about 10 s).
 
-#[path = "../../optee-mediator/tests/common/mod.rs"]
-mod common;
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
 use optee_mediator::msg::{attr, rpc_cmd, teec};
 use optee_mediator::utee::ta::memory;
-use optee_mediator::{ClientId, Mediator, Policy};
+use support::common::*;
 use support::*;
 use tee_remote::frame;
 use tee_remote::wire::{self, Hello, Request, Response};
-use tee_remote::{Address, RemoteConfig, RemoteTee};
-
-fn config() -> RemoteConfig {
-    RemoteConfig {
-        retry: Duration::ZERO,
-        ..RemoteConfig::default()
-    }
-}
-
-/// One request and its answer.
-fn ask<S: Read + Write>(s: &mut S, req: Request) -> Response {
-    frame::send(s, &req).unwrap();
-    frame::receive(s).unwrap()
-}
-
-/// A raw connection on `sock`, greeted and welcome.
-fn greeted(sock: &Path) -> UnixStream {
-    let mut s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let r = ask(&mut s, Request::Hello(Hello::new("hostile test")));
-    assert!(matches!(r, Response::Welcome(_)), "{r:?}");
-    s
-}
-
-fn call(command: wire::Command, session: u32, params: Vec<wire::Param>) -> wire::Call {
-    wire::Call {
-        command,
-        session,
-        cancel_id: 0,
-        params,
-    }
-}
-
-fn open(ta: optee_mediator::Uuid) -> wire::Call {
-    call(
-        wire::Command::OpenSession {
-            ta: ta.0,
-            client: [0; 16],
-            login: 0,
-        },
-        0,
-        Vec::new(),
-    )
-}
-
-/// A finished call's outcome; panics on a parked one.
-fn done(r: Response) -> wire::Outcome {
-    match r {
-        Response::Step(wire::StepAnswer {
-            step: wire::Step::Done(o),
-            ..
-        }) => o,
-        other => panic!("not finished: {other:?}"),
-    }
-}
-
-/// Whether the service closed `s` by `until` (EOF or a reset); `s` has a
-/// short read timeout.
-fn closed_by<S: Read>(s: &mut S, until: Instant) -> bool {
-    let mut b = [0u8; 64];
-    while Instant::now() < until {
-        match s.read(&mut b) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return true,
-        }
-    }
-    false
-}
 
 #[test]
 fn four_refused_peers_trickling_bytes_cannot_keep_an_authorized_vmm_out() {
-    let dir = temp_dir("trickle-refused");
-    let sock = dir.join("teed.sock");
-    let policy = dir.join("policy.toml");
+    let (dir, sock) = scratch("trickle-refused");
     // This user on the Unix socket; TCP peers named by no rule: refused.
-    std::fs::write(&policy, format!("[[peer]]\nuid = {}\n", my_uid())).unwrap();
-    let port = free_port();
-    let tcp = format!("tcp:127.0.0.1:{port}");
+    let policy = write_policy(&dir, format!("[[peer]]\nuid = {}\n", my_uid()));
+    let (port, tcp) = loopback_listen();
     let teed = Teed::start(
         &sock,
         &[
@@ -135,9 +55,8 @@ fn four_refused_peers_trickling_bytes_cannot_keep_an_authorized_vmm_out() {
     });
     std::thread::sleep(Duration::from_millis(500));
     // The authorized VMM gets in, and its guest's calls go through.
-    let tee = RemoteTee::connect(Address::Unix(sock.clone()), config())
-        .expect("an authorized VMM is served while refused peers trickle");
-    let mut g = Guest::from_mediator(Mediator::new(ClientId(1), Policy::default(), tee).unwrap());
+    let tee = remote(&sock).expect("an authorized VMM is served while refused peers trickle");
+    let mut g = remote_guest(tee);
     let hello = g.open(HELLO);
     let out = g.invoke(hello, 0, vec![value(attr::VALUE_INOUT, 6)]);
     assert_eq!((outcome(&out), out.params[0].a), ((0, 4), 7));
@@ -149,8 +68,7 @@ fn four_refused_peers_trickling_bytes_cannot_keep_an_authorized_vmm_out() {
 
 #[test]
 fn a_greeting_trickled_a_byte_at_a_time_is_cut_at_its_deadline() {
-    let dir = temp_dir("trickle-deadline");
-    let sock = dir.join("teed.sock");
+    let (dir, sock) = scratch("trickle-deadline");
     let teed = Teed::start(&sock, &[]);
     let mut s = UnixStream::connect(&sock).unwrap();
     s.set_read_timeout(Some(Duration::from_millis(100)))
@@ -182,10 +100,8 @@ fn a_greeting_trickled_a_byte_at_a_time_is_cut_at_its_deadline() {
 
 #[test]
 fn hundreds_of_unauthenticated_connections_take_no_thread_and_little_memory() {
-    let dir = temp_dir("unauthenticated");
-    let sock = dir.join("teed.sock");
-    let port = free_port();
-    let tcp = format!("tcp:127.0.0.1:{port}");
+    let (dir, sock) = scratch("unauthenticated");
+    let (port, tcp) = loopback_listen();
     let teed = Teed::start(&sock, &["--listen", &tcp]);
     let (threads0, rss0) = (teed.threads(), teed.rss_kib());
     // 150 on the Unix socket, 150 on TCP: each starts a greeting (the
@@ -237,14 +153,11 @@ fn hundreds_of_unauthenticated_connections_take_no_thread_and_little_memory() {
 
 #[test]
 fn max_sessions_1_cannot_become_64_through_64_vms() {
-    let dir = temp_dir("sessions-per-peer");
-    let sock = dir.join("teed.sock");
-    let policy = dir.join("policy.toml");
-    std::fs::write(
-        &policy,
+    let (dir, sock) = scratch("sessions-per-peer");
+    let policy = write_policy(
+        &dir,
         format!("[[peer]]\nuid = {}\nmax_sessions = 1\n", my_uid()),
-    )
-    .unwrap();
+    );
     let teed = Teed::start(&sock, &["--policy", policy.to_str().unwrap()]);
     let mut s = greeted(&sock);
     let mut opened = 0;
@@ -271,14 +184,8 @@ fn max_sessions_1_cannot_become_64_through_64_vms() {
 
 #[test]
 fn the_vms_of_a_peer_are_bounded_by_its_rule() {
-    let dir = temp_dir("vms-per-peer");
-    let sock = dir.join("teed.sock");
-    let policy = dir.join("policy.toml");
-    std::fs::write(
-        &policy,
-        format!("[[peer]]\nuid = {}\nmax_vms = 3\n", my_uid()),
-    )
-    .unwrap();
+    let (dir, sock) = scratch("vms-per-peer");
+    let policy = write_policy(&dir, format!("[[peer]]\nuid = {}\nmax_vms = 3\n", my_uid()));
     let teed = Teed::start(&sock, &["--policy", policy.to_str().unwrap()]);
     let mut s = greeted(&sock);
     for client in 0..3 {
@@ -372,18 +279,15 @@ fn park_a_big_call(s: &mut UnixStream, client: u16, session: u32) -> bool {
 
 #[test]
 fn max_calls_1_cannot_hold_hundreds_of_mib() {
-    let dir = temp_dir("bytes-per-peer");
-    let sock = dir.join("teed.sock");
-    let policy = dir.join("policy.toml");
+    let (dir, sock) = scratch("bytes-per-peer");
     // Buffers of up to 4 MiB and one call at a time.
-    std::fs::write(
-        &policy,
+    let policy = write_policy(
+        &dir,
         format!(
             "[[peer]]\nuid = {}\nmax_calls = 1\nmax_pages_per_buffer = 1025\n",
             my_uid()
         ),
-    )
-    .unwrap();
+    );
     let teed = Teed::start(&sock, &["--policy", policy.to_str().unwrap()]);
     let mut s = greeted(&sock);
     // 64 VMs, a session each (one call at a time: none parked yet).
@@ -426,8 +330,7 @@ fn max_calls_1_cannot_hold_hundreds_of_mib() {
 
 #[test]
 fn an_idle_authenticated_peer_is_dropped_and_its_vms_torn_down() {
-    let dir = temp_dir("idle");
-    let sock = dir.join("teed.sock");
+    let (dir, sock) = scratch("idle");
     let teed = Teed::start(&sock, &["--idle-timeout", "1", "-v"]);
     let mut s = greeted(&sock);
     assert_eq!(
@@ -467,10 +370,8 @@ fn an_idle_authenticated_peer_is_dropped_and_its_vms_torn_down() {
 
 #[test]
 fn a_policy_that_admits_nobody_is_reported_at_start() {
-    let dir = temp_dir("nobody");
-    let sock = dir.join("teed.sock");
-    let policy = dir.join("policy.toml");
-    std::fs::write(&policy, "# nobody\n").unwrap();
+    let (dir, sock) = scratch("nobody");
+    let policy = write_policy(&dir, "# nobody\n");
     let teed = Teed::start(&sock, &["--policy", policy.to_str().unwrap()]);
     let w = teed.wait_for("nobody can connect");
     assert!(w.starts_with("tosfwd-teed: warning: "), "{w}");
@@ -483,25 +384,13 @@ fn a_policy_that_admits_nobody_is_reported_at_start() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// The user and group another local user's VMM runs as in
-/// [`another_user_greets`].
-const OTHER: u32 = 65534;
-
 /// Greets the service on `sock` from a child process running as uid and
 /// gid [`OTHER`]: 0 if welcome, 1 if refused, 2 if it could not connect.
 fn another_user_greets(sock: &Path) -> i32 {
-    use std::os::unix::ffi::OsStrExt;
     // Everything the child needs, made before fork: after it, only
     // system calls.
     let hello = frame::encode(&Request::Hello(Hello::new("another user"))).unwrap();
-    let path = sock.as_os_str().as_bytes();
-    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    assert!(path.len() < addr.sun_path.len());
-    for (d, s) in addr.sun_path.iter_mut().zip(path) {
-        *d = *s as libc::c_char;
-    }
+    let addr = unix_addr(sock);
     // SAFETY: the child makes system calls only (no allocation, no lock)
     // on memory made before the fork, and leaves with _exit.
     let pid = unsafe { libc::fork() };
@@ -544,18 +433,15 @@ fn another_user_greets(sock: &Path) -> i32 {
 #[test]
 fn the_socket_mode_and_group_options_let_another_users_vmm_in() {
     use std::os::unix::fs::MetadataExt;
-    let dir = temp_dir("socket-access");
-    let sock = dir.join("teed.sock");
-    let policy = dir.join("policy.toml");
+    let (dir, sock) = scratch("socket-access");
     // The README's example: a rule for another user's VMM.
-    std::fs::write(&policy, format!("[[peer]]\nuid = {OTHER}\n")).unwrap();
+    let policy = write_policy(&dir, format!("[[peer]]\nuid = {OTHER}\n"));
     let p = policy.to_str().unwrap();
     // By default only the service's user may connect.
     let teed = Teed::start(&sock, &["--policy", p]);
     let m = std::fs::metadata(&sock).unwrap();
     assert_eq!(m.mode() & 0o777, 0o600);
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = is_root();
     if root {
         assert_eq!(
             another_user_greets(&sock),
@@ -593,12 +479,11 @@ fn the_socket_mode_and_group_options_let_another_users_vmm_in() {
 
 #[test]
 fn a_peer_beyond_max_connections_is_told_why_and_a_slot_comes_back_when_a_peer_goes() {
-    let dir = temp_dir("slots");
-    let sock = dir.join("teed.sock");
+    let (dir, sock) = scratch("slots");
     let teed = Teed::start(&sock, &["--max-connections", "2"]);
     let first = greeted(&sock);
     let _second = greeted(&sock);
-    let e = RemoteTee::connect(Address::Unix(sock.clone()), config()).unwrap_err();
+    let e = remote(&sock).unwrap_err();
     assert!(
         e.to_string()
             .contains("the service has 2 connections already"),
@@ -608,7 +493,7 @@ fn a_peer_beyond_max_connections_is_told_why_and_a_slot_comes_back_when_a_peer_g
     // The slot is given back when the peer's thread ends.
     let end = Instant::now() + Duration::from_secs(5);
     loop {
-        match RemoteTee::connect(Address::Unix(sock.clone()), config()) {
+        match remote(&sock) {
             Ok(_) => break,
             Err(e) => assert!(Instant::now() < end, "no slot came back: {e}"),
         }
@@ -620,12 +505,9 @@ fn a_peer_beyond_max_connections_is_told_why_and_a_slot_comes_back_when_a_peer_g
 
 #[test]
 fn eighty_refused_peers_holding_their_greetings_cannot_keep_an_authorized_vmm_out() {
-    let dir = temp_dir("refused-flood");
-    let sock = dir.join("teed.sock");
-    let policy = dir.join("policy.toml");
-    std::fs::write(&policy, format!("[[peer]]\nuid = {}\n", my_uid())).unwrap();
-    let port = free_port();
-    let tcp = format!("tcp:127.0.0.1:{port}");
+    let (dir, sock) = scratch("refused-flood");
+    let policy = write_policy(&dir, format!("[[peer]]\nuid = {}\n", my_uid()));
+    let (port, tcp) = loopback_listen();
     let teed = Teed::start(
         &sock,
         &["--listen", &tcp, "--policy", policy.to_str().unwrap()],
@@ -645,8 +527,7 @@ fn eighty_refused_peers_holding_their_greetings_cannot_keep_an_authorized_vmm_ou
     for _ in 0..24 {
         drop(greeted(&sock));
     }
-    let tee = RemoteTee::connect(Address::Unix(sock.clone()), config())
-        .expect("an authorized VMM is served while refused peers wait");
+    let tee = remote(&sock).expect("an authorized VMM is served while refused peers wait");
     drop(tee);
     teed.wait_for("refused peers are waiting for their greeting already: closed");
     drop(peers);

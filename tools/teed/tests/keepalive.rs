@@ -6,95 +6,35 @@
 //! the real binary on its Unix socket, `--idle-timeout 1` (each test a few
 //! seconds).
 
-#[path = "../../optee-mediator/tests/common/mod.rs"]
-mod common;
 mod support;
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::*;
 use optee_mediator::msg::{attr, teec};
-use optee_mediator::{ClientId, Mediator, Policy};
+use support::common::*;
 use support::*;
-use tee_remote::frame;
 use tee_remote::wire::{self, Hello, Request, Response, MAGIC};
-use tee_remote::{Address, RemoteConfig, RemoteTee};
 
 /// Three idle timeouts and a bit.
 const IDLE_3X: Duration = Duration::from_millis(3300);
 
-fn ask<S: Read + Write>(s: &mut S, req: Request) -> Response {
-    frame::send(s, &req).unwrap();
-    frame::receive(s).unwrap()
-}
-
-fn connect(sock: &Path) -> UnixStream {
-    let s = UnixStream::connect(sock).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-fn open_hello(s: &mut UnixStream, client: u16) -> wire::Outcome {
-    let call = wire::Call {
-        command: wire::Command::OpenSession {
-            ta: HELLO.0,
-            client: [0; 16],
-            login: 0,
-        },
-        session: 0,
-        cancel_id: 0,
-        params: Vec::new(),
-    };
-    match ask(
+/// Opens a session of the hello TA on `client`: the call's outcome.
+fn open_hello(s: &mut std::os::unix::net::UnixStream, client: u16) -> wire::Outcome {
+    done(ask(
         s,
         Request::Start {
             client,
             thread: 0,
-            call,
+            call: open(HELLO),
         },
-    ) {
-        Response::Step(wire::StepAnswer {
-            step: wire::Step::Done(o),
-            ..
-        }) => o,
-        other => panic!("not finished: {other:?}"),
-    }
-}
-
-/// Whether the service closed `s` (EOF or a reset) by `until`.
-fn closed_by(s: &mut UnixStream, until: Instant) -> bool {
-    s.set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let mut b = [0u8; 64];
-    while Instant::now() < until {
-        match s.read(&mut b) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return true,
-        }
-    }
-    false
+    ))
 }
 
 #[test]
 fn a_vmm_idle_for_three_idle_timeouts_keeps_its_vm_and_session() {
-    let dir = temp_dir("keepalive-vmm");
-    let sock = dir.join("teed.sock");
+    let (dir, sock) = scratch("keepalive-vmm");
     let teed = Teed::start(&sock, &["--idle-timeout", "1", "-v"]);
-    let config = RemoteConfig {
-        retry: Duration::ZERO,
-        ..RemoteConfig::default()
-    };
-    let tee = RemoteTee::connect(Address::Unix(sock.clone()), config).unwrap();
-    let mut g = Guest::from_mediator(Mediator::new(ClientId(1), Policy::default(), tee).unwrap());
+    let mut g = guest_on(&sock);
     let hello = g.open(HELLO);
     let out = g.invoke(hello, 0, vec![value(attr::VALUE_INOUT, 6)]);
     assert_eq!((outcome(&out), out.params[0].a), ((0, 4), 7));
@@ -119,15 +59,9 @@ fn a_vmm_idle_for_three_idle_timeouts_keeps_its_vm_and_session() {
 
 #[test]
 fn a_vmm_idle_across_a_service_restart_is_served_at_its_next_call() {
-    let dir = temp_dir("keepalive-restart");
-    let sock = dir.join("teed.sock");
+    let (dir, sock) = scratch("keepalive-restart");
     let teed = Teed::start(&sock, &["--idle-timeout", "1"]);
-    let config = RemoteConfig {
-        retry: Duration::ZERO,
-        ..RemoteConfig::default()
-    };
-    let tee = RemoteTee::connect(Address::Unix(sock.clone()), config).unwrap();
-    let mut g = Guest::from_mediator(Mediator::new(ClientId(1), Policy::default(), tee).unwrap());
+    let mut g = guest_on(&sock);
     let old = g.open(HELLO);
     teed.kill9();
     let teed = Teed::start(&sock, &["--idle-timeout", "1"]);
@@ -149,17 +83,14 @@ fn a_vmm_idle_across_a_service_restart_is_served_at_its_next_call() {
 
 #[test]
 fn pings_keep_a_peer_and_count_against_nothing() {
-    let dir = temp_dir("keepalive-raw");
-    let sock = dir.join("teed.sock");
-    let policy = dir.join("policy.toml");
-    std::fs::write(
-        &policy,
+    let (dir, sock) = scratch("keepalive-raw");
+    let policy = write_policy(
+        &dir,
         format!(
             "[[peer]]\nuid = {}\nmax_vms = 1\nmax_sessions = 1\nmax_calls = 1\n",
             my_uid()
         ),
-    )
-    .unwrap();
+    );
     let teed = Teed::start(
         &sock,
         &[
@@ -207,6 +138,8 @@ fn pings_keep_a_peer_and_count_against_nothing() {
         )))
     );
     // Silent now: dropped as any peer that sends nothing.
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let start = Instant::now();
     assert!(
         closed_by(&mut s, start + Duration::from_secs(5)),
@@ -220,8 +153,7 @@ fn pings_keep_a_peer_and_count_against_nothing() {
 
 #[test]
 fn a_version_1_peer_is_welcomed_as_before_and_dropped_when_silent() {
-    let dir = temp_dir("keepalive-v1");
-    let sock = dir.join("teed.sock");
+    let (dir, sock) = scratch("keepalive-v1");
     let teed = Teed::start(&sock, &["--idle-timeout", "1", "-v"]);
     let old = |version| {
         Request::Hello(Hello {
@@ -240,6 +172,8 @@ fn a_version_1_peer_is_welcomed_as_before_and_dropped_when_silent() {
         ask(&mut s, Request::VmCreated { client: 2 }),
         Response::Created(Ok(()))
     );
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let start = Instant::now();
     assert!(closed_by(&mut s, start + Duration::from_secs(5)));
     let after = start.elapsed();

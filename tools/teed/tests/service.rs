@@ -6,41 +6,23 @@
 //! default), with no lost or mismatched answer and its memory flat. The
 //! last is `#[ignore]`d: scripts/test runs it on its own, beside the bench.
 
-#[path = "../../optee-mediator/tests/common/mod.rs"]
-mod common;
 mod support;
 
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::*;
 use optee_mediator::abi::ret;
 use optee_mediator::msg::{attr, teec};
 use optee_mediator::utee::ta::{fill_byte, fnv1a32, memory};
-use optee_mediator::{ClientId, Mediator, Policy};
+use support::common::*;
 use support::*;
-use tee_remote::frame;
 use tee_remote::wire::{self, Hello, Request, Response};
-use tee_remote::{Address, RemoteConfig, RemoteError, RemoteTee};
-
-fn remote(sock: &Path) -> Result<RemoteTee, RemoteError> {
-    let config = RemoteConfig {
-        retry: Duration::ZERO,
-        ..RemoteConfig::default()
-    };
-    RemoteTee::connect(Address::Unix(sock.to_path_buf()), config)
-}
-
-fn guest_on(sock: &Path) -> Guest<RemoteTee> {
-    let tee = remote(sock).unwrap();
-    Guest::from_mediator(Mediator::new(ClientId(1), Policy::default(), tee).unwrap())
-}
+use tee_remote::{Address, RemoteError, RemoteTee};
 
 #[test]
 fn a_service_killed_during_a_call_fails_it_and_a_new_one_on_the_same_socket_takes_over() {
-    let dir = temp_dir("sigkill");
-    let sock = dir.join("teed.sock");
+    let (dir, sock) = scratch("sigkill");
     let teed = Teed::start(&sock, &[]);
     let mut g = guest_on(&sock);
     let mem = g.open(MEMORY);
@@ -78,63 +60,47 @@ fn a_service_killed_during_a_call_fails_it_and_a_new_one_on_the_same_socket_take
 
 #[test]
 fn a_vmm_killed_during_a_call_leaves_nothing_in_the_service() {
-    let dir = temp_dir("vmm-killed");
-    let sock = dir.join("teed.sock");
+    let (dir, sock) = scratch("vmm-killed");
     let teed = Teed::start(&sock, &["-v"]);
     for round in 0..2 {
         let mut s = UnixStream::connect(&sock).unwrap();
-        let mut ask = |req: Request| -> Response {
-            frame::send(&mut s, &req).unwrap();
-            frame::receive(&mut s).unwrap()
-        };
         assert!(matches!(
-            ask(Request::Hello(Hello::new("doomed vmm"))),
+            ask(&mut s, Request::Hello(Hello::new("doomed vmm"))),
             Response::Welcome(_)
         ));
         assert_eq!(
-            ask(Request::VmCreated { client: 3 }),
+            ask(&mut s, Request::VmCreated { client: 3 }),
             Response::Created(Ok(()))
         );
-        let open = wire::Call {
-            command: wire::Command::OpenSession {
-                ta: MEMORY.0,
-                client: [0; 16],
-                login: 0,
+        let o = done(ask(
+            &mut s,
+            Request::Start {
+                client: 3,
+                thread: 0,
+                call: open(MEMORY),
             },
-            session: 0,
-            cancel_id: 0,
-            params: Vec::new(),
-        };
-        let Response::Step(wire::StepAnswer {
-            step: wire::Step::Done(o),
-            ..
-        }) = ask(Request::Start {
-            client: 3,
-            thread: 0,
-            call: open,
-        })
-        else {
-            panic!("open did not finish");
-        };
+        ));
         assert_eq!(o.ret, teec::SUCCESS);
-        let slow = wire::Call {
-            command: wire::Command::Invoke {
+        let slow = call(
+            wire::Command::Invoke {
                 func: memory::CMD_SLOW,
             },
-            session: o.session,
-            cancel_id: 0,
-            params: vec![wire::Param::Value {
+            o.session,
+            vec![wire::Param::Value {
                 dir: wire::Dir::InOut,
                 a: 1000,
                 b: 0,
                 c: 0,
             }],
-        };
-        let r = ask(Request::Start {
-            client: 3,
-            thread: 1,
-            call: slow,
-        });
+        );
+        let r = ask(
+            &mut s,
+            Request::Start {
+                client: 3,
+                thread: 1,
+                call: slow,
+            },
+        );
         assert!(matches!(
             r,
             Response::Step(wire::StepAnswer {
@@ -159,12 +125,9 @@ fn a_vmm_killed_during_a_call_leaves_nothing_in_the_service() {
 
 #[test]
 fn a_peer_no_rule_names_is_told_why_and_the_refusal_is_logged() {
-    let dir = temp_dir("refused");
-    let sock = dir.join("teed.sock");
-    let policy = dir.join("policy.toml");
-    // SAFETY: getuid has no preconditions.
-    let me = unsafe { libc::getuid() };
-    std::fs::write(&policy, format!("[[peer]]\nuid = {}\n", me + 1)).unwrap();
+    let (dir, sock) = scratch("refused");
+    let me = my_uid();
+    let policy = write_policy(&dir, format!("[[peer]]\nuid = {}\n", me + 1));
     let teed = Teed::start(&sock, &["--policy", policy.to_str().unwrap()]);
     let e = remote(&sock).unwrap_err();
     let msg = e.to_string();
@@ -240,8 +203,7 @@ fn sixteen_vmms_with_two_vcpus_hammer_the_service_and_it_stays_flat() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let dir = temp_dir("hammer");
-    let sock = dir.join("teed.sock");
+    let (dir, sock) = scratch("hammer");
     let teed = Teed::start(&sock, &[]);
     let start = Instant::now();
     let until = start + Duration::from_secs(secs);
@@ -283,8 +245,7 @@ fn sixteen_vmms_with_two_vcpus_hammer_the_service_and_it_stays_flat() {
 
 #[test]
 fn sigterm_stops_the_service_cleanly_and_frees_its_socket() {
-    let dir = temp_dir("sigterm");
-    let sock = dir.join("teed.sock");
+    let (dir, sock) = scratch("sigterm");
     let mut teed = Teed::start(&sock, &[]);
     let g = remote(&sock).unwrap();
     // SAFETY: kill has no memory preconditions; the pid is our child's.
@@ -298,34 +259,25 @@ fn sigterm_stops_the_service_cleanly_and_frees_its_socket() {
 
 #[test]
 fn tcp_peers_are_refused_unless_a_rule_names_them() {
-    let dir = temp_dir("tcp");
-    let sock = dir.join("teed.sock");
-    let config = RemoteConfig {
-        retry: Duration::ZERO,
-        ..RemoteConfig::default()
-    };
+    let (dir, sock) = scratch("tcp");
     // No rule for TCP: refused, and told how to be accepted.
-    let port = free_port();
-    let tcp = format!("tcp:127.0.0.1:{port}");
+    let (port, tcp) = loopback_listen();
     let teed = Teed::start(&sock, &["--listen", &tcp]);
     teed.wait_for("TCP peers will be refused");
     let addr = Address::Tcp(format!("127.0.0.1:{port}"));
-    let e = RemoteTee::connect(addr, config.clone()).unwrap_err();
+    let e = RemoteTee::connect(addr, config()).unwrap_err();
     assert!(matches!(e, RemoteError::Refused { .. }), "{e}");
     assert!(e.to_string().contains("tcp = \"127.0.0.1\""), "{e}");
     drop(teed);
     // A rule for the loopback: a guest's calls go through TCP.
-    let policy = dir.join("policy.toml");
-    std::fs::write(&policy, "[[peer]]\ntcp = \"127.0.0.1\"\n").unwrap();
-    let port = free_port();
-    let tcp = format!("tcp:127.0.0.1:{port}");
+    let policy = write_policy(&dir, "[[peer]]\ntcp = \"127.0.0.1\"\n");
+    let (port, tcp) = loopback_listen();
     let teed = Teed::start(
         &sock,
         &["--listen", &tcp, "--policy", policy.to_str().unwrap()],
     );
     let addr = Address::Tcp(format!("127.0.0.1:{port}"));
-    let tee = RemoteTee::connect(addr, config).unwrap();
-    let mut g = Guest::from_mediator(Mediator::new(ClientId(1), Policy::default(), tee).unwrap());
+    let mut g = remote_guest(RemoteTee::connect(addr, config()).unwrap());
     let hello = g.open(HELLO);
     let out = g.invoke(hello, 0, vec![value(attr::VALUE_INOUT, 41)]);
     assert_eq!((outcome(&out), out.params[0].a), ((0, 4), 42));

@@ -1,15 +1,29 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 //! The tosfwd-teed binary run by a test: started on a Unix socket (and
 //! whatever else the test asks), its standard error collected, its threads
-//! and memory read from /proc, killed when dropped.
+//! and memory read from /proc, killed when dropped; and what its tests
+//! share to meet it: a guest on a client, raw requests, a peer's greeting.
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+#[path = "../../../optee-mediator/tests/common/mod.rs"]
+pub mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use common::Guest;
+use optee_mediator::{ClientId, Mediator, Policy};
+use tee_remote::frame;
+use tee_remote::wire::{self, Hello, Request, Response};
+use tee_remote::{Address, RemoteConfig, RemoteError, RemoteTee};
+
+/// The user and group another local user's VMM runs as.
+pub const OTHER: u32 = 65534;
 
 /// A fresh directory for a test's sockets and files.
 pub fn temp_dir(name: &str) -> PathBuf {
@@ -19,10 +33,143 @@ pub fn temp_dir(name: &str) -> PathBuf {
     d
 }
 
+/// A fresh directory for a test and the path of the service's socket in
+/// it.
+pub fn scratch(name: &str) -> (PathBuf, PathBuf) {
+    let dir = temp_dir(name);
+    let sock = dir.join("teed.sock");
+    (dir, sock)
+}
+
+/// Writes `text` to `dir`/policy.toml; its path.
+pub fn write_policy(dir: &Path, text: impl AsRef<[u8]>) -> PathBuf {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, text).unwrap();
+    policy
+}
+
 /// This process's user id.
 pub fn my_uid() -> u32 {
     // SAFETY: getuid has no preconditions.
     unsafe { libc::getuid() }
+}
+
+/// Whether this process runs as root (and so can play another user).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// The address of the Unix socket `sock`, made before a fork (the child
+/// may only make system calls).
+pub fn unix_addr(sock: &Path) -> libc::sockaddr_un {
+    use std::os::unix::ffi::OsStrExt;
+    let path = sock.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; zeroed is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    assert!(path.len() < addr.sun_path.len());
+    for (d, s) in addr.sun_path.iter_mut().zip(path) {
+        *d = *s as libc::c_char;
+    }
+    addr
+}
+
+/// A client's configuration that does not retry: each failure is seen.
+pub fn config() -> RemoteConfig {
+    RemoteConfig {
+        retry: Duration::ZERO,
+        ..RemoteConfig::default()
+    }
+}
+
+/// A client of the service on `sock`, with [`config`].
+pub fn remote(sock: &Path) -> Result<RemoteTee, RemoteError> {
+    RemoteTee::connect(Address::Unix(sock.to_path_buf()), config())
+}
+
+/// A guest (TEE client 1, the default policy) whose calls go to `tee`.
+pub fn remote_guest(tee: RemoteTee) -> Guest<RemoteTee> {
+    Guest::from_mediator(Mediator::new(ClientId(1), Policy::default(), tee).unwrap())
+}
+
+/// A guest whose calls go to the service on `sock`.
+pub fn guest_on(sock: &Path) -> Guest<RemoteTee> {
+    remote_guest(remote(sock).unwrap())
+}
+
+/// One request and its answer.
+pub fn ask<S: Read + Write>(s: &mut S, req: Request) -> Response {
+    frame::send(s, &req).unwrap();
+    frame::receive(s).unwrap()
+}
+
+/// A raw connection on `sock`, not greeted, with a 10 s read timeout.
+pub fn connect(sock: &Path) -> UnixStream {
+    let s = UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// A raw connection on `sock`, greeted and welcome.
+pub fn greeted(sock: &Path) -> UnixStream {
+    let mut s = connect(sock);
+    let r = ask(&mut s, Request::Hello(Hello::new("hostile test")));
+    assert!(matches!(r, Response::Welcome(_)), "{r:?}");
+    s
+}
+
+/// A call of `command` on `session`.
+pub fn call(command: wire::Command, session: u32, params: Vec<wire::Param>) -> wire::Call {
+    wire::Call {
+        command,
+        session,
+        cancel_id: 0,
+        params,
+    }
+}
+
+/// A call opening a session of `ta`.
+pub fn open(ta: optee_mediator::Uuid) -> wire::Call {
+    call(
+        wire::Command::OpenSession {
+            ta: ta.0,
+            client: [0; 16],
+            login: 0,
+        },
+        0,
+        Vec::new(),
+    )
+}
+
+/// A finished call's outcome; panics on a parked one.
+pub fn done(r: Response) -> wire::Outcome {
+    match r {
+        Response::Step(wire::StepAnswer {
+            step: wire::Step::Done(o),
+            ..
+        }) => o,
+        other => panic!("not finished: {other:?}"),
+    }
+}
+
+/// Whether the service closed `s` by `until` (EOF or a reset); `s` has a
+/// short read timeout (the caller's).
+pub fn closed_by<S: Read>(s: &mut S, until: Instant) -> bool {
+    let mut b = [0u8; 64];
+    while Instant::now() < until {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
 }
 
 /// A running tosfwd-teed and the lines of its standard error.
@@ -128,4 +275,10 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A free TCP port on the loopback and the --listen value for it.
+pub fn loopback_listen() -> (u16, String) {
+    let port = free_port();
+    (port, format!("tcp:127.0.0.1:{port}"))
 }
