@@ -202,11 +202,7 @@ impl Args {
 
     /// The quota of each VM's secure storage: the options, or the defaults.
     pub fn storage_quota(&self) -> StorageQuota {
-        let d = StorageQuota::default();
-        StorageQuota {
-            max_bytes: self.tee_storage_max_bytes.unwrap_or(d.max_bytes),
-            max_objects: self.tee_storage_max_objects.unwrap_or(d.max_objects),
-        }
+        StorageQuota::given_or_default(self.tee_storage_max_bytes, self.tee_storage_max_objects)
     }
 
     /// The directory the VMs' storage directories are made in: --tee-storage

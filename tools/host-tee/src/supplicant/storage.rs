@@ -62,6 +62,18 @@ impl Default for StorageQuota {
     }
 }
 
+impl StorageQuota {
+    /// The quota a command line asks for: each limit it gives, the
+    /// default for each it does not.
+    pub fn given_or_default(max_bytes: Option<u64>, max_objects: Option<u64>) -> Self {
+        let d = StorageQuota::default();
+        StorageQuota {
+            max_bytes: max_bytes.unwrap_or(d.max_bytes),
+            max_objects: max_objects.unwrap_or(d.max_objects),
+        }
+    }
+}
+
 /// What a storage directory holds, as a [`StorageQuota`] counts it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
