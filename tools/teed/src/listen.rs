@@ -10,7 +10,7 @@
 //! [`Limits::max_unauthenticated`] connections wait for their greeting;
 //! of those at most a quarter are peers the policy refuses (they wait
 //! only to be told why), so that refused peers never crowd out accepted
-//! ones, and at most a quarter come from any one source ([`Source`]: a
+//! ones, and at most half come from any one source ([`Source`]: a
 //! user on a Unix socket, an address on TCP), so that one accepted user
 //! or host cannot keep the others out (sshd's PerSourceMaxStartups). The
 //! policy is looked up when the connection is accepted (Unix
@@ -344,9 +344,12 @@ impl Limits {
     }
 
     /// Of the connections waiting for their greeting, how many may come
-    /// from one [`Source`].
+    /// from one [`Source`]: half, so that one user or host always leaves
+    /// the other half to the others, while a host whose VMMs all run as
+    /// one user can still start many at once (a quarter turned away the
+    /// ninth of sixteen VMMs started together with the default places).
     pub fn max_per_source(&self) -> usize {
-        (self.max_unauthenticated as usize / 4).max(1)
+        (self.max_unauthenticated as usize / 2).max(1)
     }
 }
 
