@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-/// A service address.
+/// A service address, as both tosfwd-teed's `--listen` and tosfwd-vmm's
+/// `--tee remote:` take it: `unix:PATH` or `tcp:HOST:PORT` (see
+/// [`Address::from_str`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
     /// A Unix domain socket.
@@ -31,18 +33,19 @@ impl fmt::Display for Address {
 impl FromStr for Address {
     type Err = String;
 
-    /// `unix:PATH`, `tcp:HOST:PORT`, or without a prefix: a path (it
-    /// starts with `/` or `.`) or `HOST:PORT`.
+    /// `unix:PATH` or `tcp:HOST:PORT` (HOST a name, an IPv4 address or a
+    /// bracketed IPv6 one); without a prefix, a path that starts with `/`
+    /// or `.`, or `HOST:PORT`.
     fn from_str(s: &str) -> Result<Address, String> {
         let tcp = |a: &str| match a.rsplit_once(':') {
             Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
                 Ok(Address::Tcp(a.to_owned()))
             }
-            _ => Err(format!("'{a}': want HOST:PORT")),
+            _ => Err(format!("tcp:{a}: want tcp:HOST:PORT")),
         };
         if let Some(p) = s.strip_prefix("unix:") {
             if p.is_empty() {
-                return Err("unix: needs a socket path".to_owned());
+                return Err("unix: needs a socket path (unix:PATH)".to_owned());
             }
             Ok(Address::Unix(PathBuf::from(p)))
         } else if let Some(a) = s.strip_prefix("tcp:") {
@@ -50,8 +53,7 @@ impl FromStr for Address {
         } else if s.starts_with('/') || s.starts_with('.') {
             Ok(Address::Unix(PathBuf::from(s)))
         } else {
-            tcp(s)
-                .map_err(|_| format!("'{s}': want a socket path (absolute, or ./...) or HOST:PORT"))
+            tcp(s).map_err(|_| format!("'{s}': want unix:PATH or tcp:HOST:PORT"))
         }
     }
 }
@@ -156,17 +158,14 @@ mod tests {
         assert_eq!(ok("[::1]:7000"), Address::Tcp("[::1]:7000".into()));
         assert_eq!(ok("/run/t.sock").to_string(), "unix:/run/t.sock");
         for (bad, msg) in [
-            ("unix:", "unix: needs a socket path"),
-            ("tcp:host", "'host': want HOST:PORT"),
-            ("tcp::80", "':80': want HOST:PORT"),
+            ("unix:", "unix: needs a socket path (unix:PATH)"),
+            ("tcp:host", "tcp:host: want tcp:HOST:PORT"),
+            ("tcp::80", "tcp::80: want tcp:HOST:PORT"),
             (
                 "host:99999",
-                "'host:99999': want a socket path (absolute, or ./...) or HOST:PORT",
+                "'host:99999': want unix:PATH or tcp:HOST:PORT",
             ),
-            (
-                "t.sock",
-                "'t.sock': want a socket path (absolute, or ./...) or HOST:PORT",
-            ),
+            ("t.sock", "'t.sock': want unix:PATH or tcp:HOST:PORT"),
         ] {
             assert_eq!(bad.parse::<Address>().unwrap_err(), msg);
         }

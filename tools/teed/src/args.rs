@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Parser, ValueEnum};
 use host_tee::supplicant::storage::fresh_dir;
 use host_tee::supplicant::{StorageDir, StorageError, StorageQuota};
+pub use tee_remote::Address;
 
 /// The TEE the service owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -17,37 +18,13 @@ pub enum Tee {
     Host,
 }
 
-/// Where to listen.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Listen {
-    /// A Unix socket at this path.
-    Unix(PathBuf),
-    /// TCP on this address.
-    Tcp(std::net::SocketAddr),
-}
-
-impl std::fmt::Display for Listen {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl Tee {
+    /// The name the command line gives it (`user`, `host`).
+    pub fn name(self) -> &'static str {
         match self {
-            Listen::Unix(p) => write!(f, "unix:{}", p.display()),
-            Listen::Tcp(a) => write!(f, "tcp:{a}"),
+            Tee::User => "user",
+            Tee::Host => "host",
         }
-    }
-}
-
-/// `unix:PATH` or `tcp:ADDR:PORT` (an IP address: the service binds it).
-pub fn parse_listen(s: &str) -> Result<Listen, String> {
-    if let Some(p) = s.strip_prefix("unix:") {
-        if p.is_empty() {
-            return Err("unix: needs a socket path".to_owned());
-        }
-        Ok(Listen::Unix(PathBuf::from(p)))
-    } else if let Some(a) = s.strip_prefix("tcp:") {
-        a.parse()
-            .map(Listen::Tcp)
-            .map_err(|_| format!("tcp:{a}: want an IP address and a port, e.g. tcp:0.0.0.0:7000"))
-    } else {
-        Err(format!("'{s}': want unix:PATH or tcp:ADDR:PORT"))
     }
 }
 
@@ -77,18 +54,13 @@ pub fn vm_storage(base: &Path, n: u64) -> Result<PathBuf, StorageError> {
 /// TEE device.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "tosfwd-teed", version)]
-#[command(
-    after_help = "Unix peers are known by their credentials (SO_PEERCRED) and matched \
-against the policy file's rules; without --policy, only the service's own user is accepted. \
-TCP peers carry no credentials and are refused unless a rule names them (tcp = \"ADDR\" or \
-\"any\"): do that only on a network you trust. The log level is TOSFWD_TEED_LOG (off, error, \
-warn, info, debug, trace; warn by default), raised by -v."
-)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
-    /// Where to listen: unix:PATH or tcp:ADDR:PORT (repeatable). A stale
-    /// socket file (nobody listening) is replaced.
-    #[arg(long, required = true, value_name = "ADDR", value_parser = parse_listen)]
-    pub listen: Vec<Listen>,
+    /// Where to listen (repeatable): unix:PATH or tcp:HOST:PORT, the
+    /// address tosfwd-vmm's --tee remote:ADDR takes. A stale socket file
+    /// (nobody listening) is replaced.
+    #[arg(long, required = true, value_name = "ADDR", value_parser = clap::value_parser!(Address))]
+    pub listen: Vec<Address>,
     /// The TEE to serve.
     #[arg(long, value_enum, default_value_t = Tee::User)]
     pub tee: Tee,
@@ -151,14 +123,41 @@ pub struct Args {
     /// service's].
     #[arg(long, value_name = "GROUP")]
     pub socket_group: Option<String>,
-    /// More log: -v info (connections), -vv debug, -vvv trace.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    /// -v/-q: the log's level (-v: connections, VMs and their teardown).
+    #[command(flatten)]
+    pub verbosity: tosfwd_log::Verbosity,
 }
+
+/// The end of `--help`: who is served, the log, the exit status.
+const AFTER_HELP: &str = "Unix peers are known by their credentials (SO_PEERCRED) and \
+matched against the policy file's rules; without --policy, only the service's own user is \
+accepted. TCP peers carry no credentials and are refused unless a rule names them (tcp = \
+\"ADDR\" or \"any\"): do that only on a network you trust.
+
+Log: one line per record on standard error, warnings by default; RUST_LOG takes LEVEL or \
+MODULE=LEVEL directives (e.g. RUST_LOG=info, RUST_LOG=tee_remote=debug), -v/-q set the \
+level over RUST_LOG's.
+
+Exit status:
+  0  stopped by SIGTERM or SIGINT (the Unix sockets removed)
+  1  an error: the policy file, the TEE device, a socket that cannot be listened on
+  2  a command line it does not accept (one line on standard error), as every tosfwd binary";
 
 impl Args {
     /// Checks what clap cannot.
     pub fn check(&self) -> Result<(), String> {
+        // The same socket twice (`unix:s.sock` and `unix:./s.sock` too):
+        // binding the second would find the first and blame another
+        // service.
+        let key = |a: &Address| match a {
+            Address::Unix(p) => Address::Unix(std::path::absolute(p).unwrap_or_else(|_| p.clone())),
+            Address::Tcp(_) => a.clone(),
+        };
+        for (i, a) in self.listen.iter().enumerate() {
+            if self.listen[..i].iter().any(|b| key(b) == key(a)) {
+                return Err(format!("--listen {a} given twice"));
+            }
+        }
         if self.tee == Tee::User {
             for (set, name) in [
                 (self.tee_device.is_some(), "--tee-device"),
@@ -246,26 +245,75 @@ mod tests {
     }
 
     #[test]
-    fn listen_addresses_parse_and_bad_ones_say_what_is_wanted() {
+    fn listen_addresses_are_the_vmms_and_bad_ones_say_what_is_wanted() {
+        let listen = |v: &str| args(&["--listen", v]).map(|a| a.listen);
         assert_eq!(
-            parse_listen("unix:/run/t.sock"),
-            Ok(Listen::Unix("/run/t.sock".into()))
+            listen("unix:/run/t.sock").unwrap(),
+            [Address::Unix("/run/t.sock".into())]
         );
         assert_eq!(
-            parse_listen("tcp:127.0.0.1:7000"),
-            Ok(Listen::Tcp("127.0.0.1:7000".parse().unwrap()))
+            listen("tcp:127.0.0.1:7000").unwrap(),
+            [Address::Tcp("127.0.0.1:7000".into())]
         );
         assert_eq!(
-            parse_listen("unix:").unwrap_err(),
-            "unix: needs a socket path"
+            listen("tcp:localhost:7000").unwrap(),
+            [Address::Tcp("localhost:7000".into())]
         );
-        assert!(parse_listen("tcp:localhost:7000")
-            .unwrap_err()
-            .starts_with("tcp:localhost:7000: want an IP address"));
-        assert_eq!(
-            parse_listen("/run/t.sock").unwrap_err(),
-            "'/run/t.sock': want unix:PATH or tcp:ADDR:PORT"
+        for (bad, want) in [
+            ("unix:", "unix: needs a socket path (unix:PATH)"),
+            ("tcp:7000", "tcp:7000: want tcp:HOST:PORT"),
+            ("t.sock", "'t.sock': want unix:PATH or tcp:HOST:PORT"),
+        ] {
+            let e = tosfwd_log::usage_line(&listen(bad).unwrap_err());
+            assert!(e.ends_with(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_same_listen_address_twice_is_named() {
+        for (a, b) in [
+            ("unix:/run/t.sock", "unix:/run/t.sock"),
+            ("unix:t.sock", "unix:./t.sock"),
+            ("tcp:127.0.0.1:7000", "tcp:127.0.0.1:7000"),
+        ] {
+            let e = args(&["--listen", a, "--listen", b])
+                .unwrap()
+                .check()
+                .unwrap_err();
+            assert_eq!(
+                e,
+                format!("--listen {} given twice", b.parse::<Address>().unwrap())
+            );
+        }
+        args(&["--listen", "unix:/a", "--listen", "unix:/b"])
+            .unwrap()
+            .check()
+            .unwrap();
+    }
+
+    #[test]
+    fn help_lists_every_exit_status_and_the_tee_names_are_the_options() {
+        let help = <Args as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        for (status, what) in [
+            ("0", "stopped by SIGTERM"),
+            ("1", "an error"),
+            ("2", "a command line it does not accept"),
+        ] {
+            assert!(
+                help.lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{status}  ")) && l.contains(what)),
+                "{status}: {help}"
+            );
+        }
+        assert!(
+            help.contains("RUST_LOG") && help.contains("-q, --quiet"),
+            "{help}"
         );
+        for t in [Tee::User, Tee::Host] {
+            assert_eq!(Tee::from_str(t.name(), false), Ok(t));
+        }
     }
 
     #[test]
@@ -289,7 +337,7 @@ mod tests {
         a.check().unwrap();
         let h = args(&["--listen", "unix:/x", "--tee", "host", "-vv"]).unwrap();
         assert_eq!(h.tee_device(), Some(PathBuf::from("/dev/tee0")));
-        assert_eq!(h.verbose, 2);
+        assert_eq!(h.verbosity.verbose, 2);
         let e = args(&["--listen", "unix:/x", "--tee-device", "/dev/tee1"]).unwrap();
         assert_eq!(
             e.check().unwrap_err(),

@@ -39,7 +39,7 @@ use tee_remote::policy::{self, Grant, Peer, ServicePolicy};
 use tee_remote::server::{self, Ended, Service, Violation};
 use tee_remote::wire::{Hello, Request};
 
-use crate::args::Listen;
+use tee_remote::Address;
 
 /// Why a socket could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -240,20 +240,18 @@ fn bind_unix(path: &Path, access: SocketAccess) -> Result<UnixListener, ListenEr
 }
 
 /// Binds `addr` (a Unix socket with `access`).
-pub fn bind(addr: &Listen, access: SocketAccess) -> Result<Listener, ListenError> {
+pub fn bind(addr: &Address, access: SocketAccess) -> Result<Listener, ListenError> {
     match addr {
-        Listen::Unix(p) => {
+        Address::Unix(p) => {
             clear_stale(p)?;
             bind_unix(p, access).map(Listener::Unix)
         }
-        Listen::Tcp(a) => {
-            TcpListener::bind(a)
-                .map(Listener::Tcp)
-                .map_err(|err| ListenError::Bind {
-                    addr: addr.to_string(),
-                    err,
-                })
-        }
+        Address::Tcp(a) => TcpListener::bind(a.as_str())
+            .map(Listener::Tcp)
+            .map_err(|err| ListenError::Bind {
+                addr: addr.to_string(),
+                err,
+            }),
     }
 }
 
@@ -705,7 +703,7 @@ mod tests {
     fn a_stale_socket_is_replaced_a_live_one_and_a_file_are_not() {
         let d = temp("stale");
         let p = d.join("s.sock");
-        let addr = Listen::Unix(p.clone());
+        let addr = Address::Unix(p.clone());
         let live = bind(&addr, OWNER_ONLY).unwrap();
         let e = bind(&addr, OWNER_ONLY).unwrap_err();
         assert!(matches!(e, ListenError::InUse(_)), "{e}");
@@ -716,7 +714,7 @@ mod tests {
         drop(again);
         let f = d.join("file");
         std::fs::write(&f, b"x").unwrap();
-        let e = bind(&Listen::Unix(f.clone()), OWNER_ONLY).unwrap_err();
+        let e = bind(&Address::Unix(f.clone()), OWNER_ONLY).unwrap_err();
         assert_eq!(
             e.to_string(),
             format!(
@@ -738,7 +736,7 @@ mod tests {
             mode: 0o660,
             group: Some(gid),
         };
-        let l = bind(&Listen::Unix(p.clone()), access).unwrap();
+        let l = bind(&Address::Unix(p.clone()), access).unwrap();
         let m = std::fs::metadata(&p).unwrap();
         assert_eq!((m.mode() & 0o7777, m.gid()), (0o660, gid));
         drop(l);

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use clap::Parser;
 use std::path::PathBuf;
 
 use host_tee::supplicant::DEFAULT_TA_DIR;
@@ -14,11 +13,11 @@ use optee_mediator::ratelimit::LogLimiter;
 use optee_mediator::{Backend, UserTee, UteeConfig, DEFAULT_REFUSAL_LOGS_PER_SECOND};
 use tee_remote::policy::ServicePolicy;
 use tee_remote::Service;
-use tosfwd_teed::args::{vm_storage, Args, Listen};
+use tosfwd_teed::args::{vm_storage, Address, Args};
 use tosfwd_teed::listen::{self, Greeter, Shared, SocketAccess};
 
-/// The environment variable of the log level.
-const LOG_ENV: &str = "TOSFWD_TEED_LOG";
+/// The program's name in its messages.
+const PROGRAM: &str = "tosfwd-teed";
 
 /// A backend of its own for each VM on the host's TEE device `path`,
 /// each VM's context passed through `prepare` (see
@@ -59,7 +58,9 @@ fn service(args: &Args) -> Result<Arc<Service>, String> {
     // Opened once now, so that a missing or refused device is a start-up
     // error; each VM then gets a context of its own.
     let first = DevTee::open(&path).map_err(|e| e.to_string())?;
-    let serves_vms = first.serves_vms().map_err(|e| e.to_string())?;
+    let serves_vms = first
+        .serves_vms()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if !serves_vms || args.tee_shared {
         if !serves_vms
             && (args.tee_storage.is_some() || args.tee_ta_dir.is_some() || args.has_storage_quota())
@@ -143,7 +144,7 @@ fn stop_on_signal(set: &libc::sigset_t, args: &Args) -> ! {
     while unsafe { libc::sigwait(set, &mut sig) } != 0 {}
     log::info!("signal {sig}: stopping");
     for l in &args.listen {
-        if let Listen::Unix(p) = l {
+        if let Address::Unix(p) = l {
             let _ = std::fs::remove_file(p);
         }
     }
@@ -157,8 +158,8 @@ fn run(args: &Args) -> Result<(), String> {
         // SAFETY: geteuid has no preconditions.
         None => ServicePolicy::owner(unsafe { libc::geteuid() }),
     };
-    let tcp = args.listen.iter().any(|l| matches!(l, Listen::Tcp(_)));
-    let unix = args.listen.iter().any(|l| matches!(l, Listen::Unix(_)));
+    let tcp = args.listen.iter().any(|l| matches!(l, Address::Tcp(_)));
+    let unix = args.listen.iter().any(|l| matches!(l, Address::Unix(_)));
     if let Some(why) = policy.admits_nobody(unix, tcp) {
         log::warn!("{why}");
     } else if tcp && !policy.accepts_tcp() {
@@ -187,8 +188,8 @@ fn run(args: &Args) -> Result<(), String> {
     for l in &args.listen {
         let listener = listen::bind(l, access).map_err(|e| e.to_string())?;
         eprintln!(
-            "tosfwd-teed: listening on {l} (tee {:?}, {} threads per VM, policy {})",
-            args.tee,
+            "tosfwd-teed: listening on {l} (tee {}, {} threads per VM, policy {})",
+            args.tee.name(),
             service.thread_count(),
             args.policy
                 .as_ref()
@@ -207,12 +208,16 @@ fn run(args: &Args) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    if let Err(e) = args
-        .check()
-        .and_then(|()| tosfwd_log::init("tosfwd-teed", LOG_ENV, args.verbose))
-        .and_then(|()| run(&args))
-    {
+    // A command line it does not take: one line, exit status 2.
+    let args: Args = match tosfwd_log::parse_args(PROGRAM) {
+        Ok(a) => a,
+        Err(status) => return status,
+    };
+    if let Err(e) = args.check() {
+        eprintln!("{}", tosfwd_log::usage_error(PROGRAM, &e));
+        return ExitCode::from(tosfwd_log::EXIT_USAGE);
+    }
+    if let Err(e) = tosfwd_log::init(PROGRAM, args.verbosity).and_then(|()| run(&args)) {
         eprintln!("tosfwd-teed: error: {e}");
         return ExitCode::FAILURE;
     }

@@ -48,7 +48,8 @@ pub enum Tee {
     Remote(Address),
 }
 
-/// `user`, `host` or `remote:ADDR`.
+/// `user`, `host` or `remote:ADDR`, ADDR as tosfwd-teed's --listen takes
+/// it ([`Address`]: `unix:PATH`, `tcp:HOST:PORT`).
 pub fn parse_tee(s: &str) -> Result<Tee, String> {
     match s {
         "user" => Ok(Tee::User),
@@ -56,11 +57,29 @@ pub fn parse_tee(s: &str) -> Result<Tee, String> {
         _ => match s.strip_prefix("remote:") {
             Some(a) => a.parse().map(Tee::Remote),
             None => Err(format!(
-                "'{s}': want user, host or remote:ADDR (a socket path or HOST:PORT)"
+                "'{s}': want user, host or remote:ADDR (ADDR: unix:PATH or tcp:HOST:PORT)"
             )),
         },
     }
 }
+
+/// The end of `--help`: the host TEE's sharing, the log, the exit status.
+const AFTER_HELP: &str = "With --tee host and an OP-TEE without NS virtualization, OP-TEE sees \
+one client, the host: every VM on it (and the host's own TEE clients) shares its TA \
+instances and secure storage, and TAs see the VMM's host identity (every session is opened \
+with the PUBLIC login). So a second VM on the same TEE device is refused unless each VM \
+involved was started with --tee-shared (an flock(2) on /run/tosfwd-vmm/DEVICE.lock, such as \
+tee0.lock for /dev/tee0, held while the VMM runs).
+
+Log: one line per record on standard error, warnings by default; RUST_LOG takes LEVEL or \
+MODULE=LEVEL directives (e.g. RUST_LOG=info, RUST_LOG=host_tee=debug), -v/-q set the level \
+over RUST_LOG's.
+
+Exit status:
+  0  the guest powered off (PSCI SYSTEM_OFF)
+  1  an error: the VM could not be built or run, or the TEE could not be reached
+  2  a command line it does not accept (one line on standard error), as every tosfwd binary
+  3  the guest reset (a panic with panic=-1) or stopped with another system event";
 
 /// The host TEE device used when --tee-device is not given.
 pub const DEFAULT_TEE_DEVICE: &str = "/dev/tee0";
@@ -72,15 +91,11 @@ pub const DEFAULT_TEE_DEVICE: &str = "/dev/tee0";
 /// service in another process (--tee remote:ADDR).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "tosfwd-vmm", version)]
-#[command(
-    after_help = "With --tee host and an OP-TEE without NS virtualization, OP-TEE sees \
-one client, the host: every VM on it (and the host's own TEE clients) shares its TA \
-instances and secure storage, and TAs see the VMM's host identity (every session is opened \
-with the PUBLIC login). So a second VM on the same TEE device is refused unless each VM \
-involved was started with --tee-shared (an flock(2) on /run/tosfwd-vmm/DEVICE.lock, such as \
-tee0.lock for /dev/tee0, held while the VMM runs)."
-)]
+#[command(after_help = AFTER_HELP)]
 pub struct Args {
+    /// -v/-q: the log's level.
+    #[command(flatten)]
+    pub verbosity: tosfwd_log::Verbosity,
     /// The guest kernel: an arm64 Linux Image (arch/arm64/boot/Image).
     #[arg(short, long)]
     pub kernel: PathBuf,
@@ -127,7 +142,8 @@ pub struct Args {
     /// userspace TEE; `host`, the host's OP-TEE through --tee-device (with
     /// a non-virtualized OP-TEE, VMs share its TA instances and secure
     /// storage: see --tee-shared); `remote:ADDR`, the TEE service
-    /// (tosfwd-teed) at ADDR, a Unix socket path or HOST:PORT, which
+    /// (tosfwd-teed) at ADDR, unix:PATH or tcp:HOST:PORT as its --listen
+    /// takes it (a bare /PATH or HOST:PORT is taken too), which
     /// applies its own policy (this VMM then allows any TA unless
     /// --allow-ta narrows it).
     #[arg(long, value_name = "user|host|remote:ADDR", value_parser = parse_tee,
@@ -293,17 +309,6 @@ impl Args {
     /// Guest RAM in bytes.
     pub fn memory_bytes(&self) -> u64 {
         self.memory << 20
-    }
-}
-
-/// The exit status after a command line clap did not accept: 0 for
-/// `--help` and `--version`, else [`EXIT_ERROR`](crate::outcome::EXIT_ERROR)
-/// (clap's own 2 is this VMM's status for a guest reset).
-pub fn usage_exit_status(e: &clap::Error) -> u8 {
-    if e.use_stderr() {
-        crate::outcome::EXIT_ERROR
-    } else {
-        0
     }
 }
 
@@ -534,6 +539,11 @@ mod tests {
         assert_eq!(a.allowed_tas(), None);
         let a = parse(&["-k", "I", "--tee", "remote:10.0.0.2:7000"]).unwrap();
         assert_eq!(a.tee, Tee::Remote(Address::Tcp("10.0.0.2:7000".into())));
+        // The syntax of tosfwd-teed's --listen.
+        let a = parse(&["-k", "I", "--tee", "remote:tcp:teed.example:7000"]).unwrap();
+        assert_eq!(a.tee, Tee::Remote(Address::Tcp("teed.example:7000".into())));
+        let a = parse(&["-k", "I", "--tee", "remote:unix:/run/t.sock"]).unwrap();
+        assert_eq!(a.tee, Tee::Remote(Address::Unix("/run/t.sock".into())));
         let e = parse(&["-k", "I", "--tee", "remote:/s", "--tee-shared"])
             .unwrap()
             .check()
@@ -541,11 +551,11 @@ mod tests {
         assert_eq!(e, "--tee-shared applies to --tee host only");
         assert_eq!(
             parse_tee("remote:nowhere").unwrap_err(),
-            "'nowhere': want a socket path (absolute, or ./...) or HOST:PORT"
+            "'nowhere': want unix:PATH or tcp:HOST:PORT"
         );
         assert_eq!(
             parse_tee("xen").unwrap_err(),
-            "'xen': want user, host or remote:ADDR (a socket path or HOST:PORT)"
+            "'xen': want user, host or remote:ADDR (ADDR: unix:PATH or tcp:HOST:PORT)"
         );
     }
 
@@ -623,17 +633,36 @@ mod tests {
     }
 
     #[test]
-    fn usage_errors_exit_1_not_the_reset_status_and_help_exits_0() {
-        let e = parse(&["-k", "I", "-c", "0"]).unwrap_err();
-        assert_eq!(usage_exit_status(&e), 1);
-        let e = parse(&[]).unwrap_err();
-        assert_eq!(usage_exit_status(&e), 1);
-        assert_ne!(
-            usage_exit_status(&e),
-            crate::outcome::Stop::Reset.exit_status()
-        );
-        assert_eq!(usage_exit_status(&parse(&["--help"]).unwrap_err()), 0);
-        assert_eq!(usage_exit_status(&parse(&["--version"]).unwrap_err()), 0);
+    fn help_lists_every_exit_status_and_the_log_convention() {
+        use crate::outcome::{Stop, EXIT_ERROR};
+        let help = <Args as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        for (status, what) in [
+            (Stop::PowerOff.exit_status(), "the guest powered off"),
+            (EXIT_ERROR, "an error"),
+            (tosfwd_log::EXIT_USAGE, "a command line it does not accept"),
+            (Stop::Reset.exit_status(), "the guest reset"),
+            (Stop::Event(9).exit_status(), "another system event"),
+        ] {
+            let line = help
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{status}  ")))
+                .unwrap_or_else(|| panic!("no exit status {status}: {help}"));
+            assert!(line.contains(what), "{line}");
+        }
+        assert!(help.contains("RUST_LOG"), "{help}");
+        assert!(help.contains("-v, --verbose"), "{help}");
+        assert!(help.contains("-q, --quiet"), "{help}");
+    }
+
+    #[test]
+    fn v_and_q_set_the_log_level() {
+        let a = parse(&["-k", "I", "-vv"]).unwrap();
+        assert_eq!(a.verbosity.level(), Some(log::LevelFilter::Debug));
+        let a = parse(&["-k", "I", "-q"]).unwrap();
+        assert_eq!(a.verbosity.level(), Some(log::LevelFilter::Error));
+        assert_eq!(parse(&["-k", "I"]).unwrap().verbosity.level(), None);
     }
 
     #[test]

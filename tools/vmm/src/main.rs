@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use tosfwd_vmm::args::Args;
 #[cfg(target_arch = "aarch64")]
 use tosfwd_vmm::outcome::exit_status;
@@ -15,13 +13,12 @@ use tosfwd_vmm::tee;
 #[cfg(target_arch = "aarch64")]
 use tosfwd_vmm::vm;
 
-/// The environment variable that sets the log level (error, warn, info,
-/// debug, trace, off; warnings by default).
-const LOG_ENV: &str = "TOSFWD_VMM_LOG";
+/// The program's name in its messages.
+const PROGRAM: &str = "tosfwd-vmm";
 
 /// Runs the guest; once every vCPU thread has stopped and been joined and
 /// the mediator torn down, reports (once) and gives the exit status: 0 for
-/// a power-off, 2 for a reset, 1 for an error.
+/// a power-off, 3 for a reset or another system event, 1 for an error.
 #[cfg(target_arch = "aarch64")]
 fn run(args: &Args, tee: tee::Ready) -> ExitCode {
     let r = match vm::run(args, tee) {
@@ -68,19 +65,16 @@ fn run(_args: &Args, _tee: tee::Ready) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    // Not Args::parse(): clap exits 2 on a usage error, the status of a
-    // guest reset here.
-    let args = match Args::try_parse() {
+    // A command line it does not take: one line, exit status 2.
+    let args: Args = match tosfwd_log::parse_args(PROGRAM) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(tosfwd_vmm::args::usage_exit_status(&e));
-        }
+        Err(status) => return status,
     };
-    if let Err(e) = args
-        .check()
-        .and_then(|()| tosfwd_log::init("tosfwd-vmm", LOG_ENV, 0))
-    {
+    if let Err(e) = args.check() {
+        eprintln!("{}", tosfwd_log::usage_error(PROGRAM, &e));
+        return ExitCode::from(tosfwd_log::EXIT_USAGE);
+    }
+    if let Err(e) = tosfwd_log::init(PROGRAM, args.verbosity) {
         eprintln!("tosfwd-vmm: error: {e}");
         return ExitCode::from(EXIT_ERROR);
     }

@@ -23,15 +23,21 @@ impl Stop {
         }
     }
 
-    /// The process's exit status: 0 for a power-off, 2 for a reset or any
-    /// other system event (the guest stopped, but not cleanly).
+    /// The process's exit status: 0 for a power-off, 3 for a reset or any
+    /// other system event (the guest stopped, but not cleanly); not 2,
+    /// every tosfwd binary's status for a usage error
+    /// ([`tosfwd_log::EXIT_USAGE`]).
     pub fn exit_status(self) -> u8 {
         match self {
             Stop::PowerOff => 0,
-            Stop::Reset | Stop::Event(_) => 2,
+            Stop::Reset | Stop::Event(_) => EXIT_STOPPED,
         }
     }
 }
+
+/// The exit status when the guest reset or stopped with a system event
+/// other than a power-off.
+pub const EXIT_STOPPED: u8 = 3;
 
 /// The exit status when the run failed (the VM could not be built, a vCPU
 /// thread failed, or the vCPU threads could not be stopped).
@@ -105,9 +111,14 @@ mod tests {
     #[test]
     fn exit_statuses() {
         assert_eq!(exit_status::<()>(Ok(Stop::PowerOff)), 0);
-        assert_eq!(exit_status::<()>(Ok(Stop::Reset)), 2);
-        assert_eq!(exit_status::<()>(Ok(Stop::Event(5))), 2);
+        assert_eq!(exit_status::<()>(Ok(Stop::Reset)), 3);
+        assert_eq!(exit_status::<()>(Ok(Stop::Event(5))), 3);
         assert_eq!(exit_status::<&str>(Err("boom")), 1);
+        // 2 is a usage error, in every tosfwd binary.
+        for s in [Stop::PowerOff, Stop::Reset, Stop::Event(5)] {
+            assert_ne!(s.exit_status(), tosfwd_log::EXIT_USAGE);
+        }
+        assert_ne!(EXIT_ERROR, tosfwd_log::EXIT_USAGE);
     }
 
     #[test]
