@@ -65,7 +65,13 @@ impl DevTee {
             path: path.to_path_buf(),
             partition: None,
         };
-        let v = tee.version()?;
+        let v = tee.version().map_err(|e| match e {
+            HostTeeError::Ioctl { errno, .. } => HostTeeError::NotATee {
+                path: tee.path.clone(),
+                errno,
+            },
+            other => other,
+        })?;
         if v.impl_id != TEE_IMPL_ID_OPTEE {
             return Err(HostTeeError::NotOpTee {
                 path: tee.path,
@@ -460,11 +466,22 @@ mod tests {
     }
 
     #[test]
-    fn opening_something_that_is_not_a_tee_names_the_failed_version_ioctl() {
+    fn opening_something_that_is_not_a_tee_names_it_and_the_failed_version_ioctl() {
         let e = DevTee::open("/dev/null").unwrap_err();
-        match e {
-            HostTeeError::Ioctl { ioctl, .. } => assert_eq!(ioctl, "VERSION"),
-            other => panic!("unexpected {other}"),
-        }
+        assert!(
+            matches!(
+                e,
+                HostTeeError::NotATee {
+                    errno: libc::ENOTTY,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "/dev/null: not a TEE device (TEE_IOC_VERSION failed: Inappropriate ioctl for device \
+             (os error 25))"
+        );
     }
 }

@@ -31,6 +31,14 @@ pub enum HostTeeError {
         /// Why.
         source: io::Error,
     },
+    /// The device opened, but does not answer TEE_IOC_VERSION: not a TEE.
+    #[error("{}: not a TEE device (TEE_IOC_VERSION failed: {})", path.display(), io::Error::from_raw_os_error(*errno))]
+    NotATee {
+        /// The device path.
+        path: PathBuf,
+        /// TEE_IOC_VERSION's errno.
+        errno: i32,
+    },
     /// The device is a TEE, but not OP-TEE.
     #[error("{}: not OP-TEE (TEE implementation id {impl_id}, OP-TEE's is 1)", path.display())]
     NotOpTee {

@@ -84,11 +84,15 @@ pub enum PolicyError {
         err: std::io::Error,
     },
     /// It is not valid TOML of this form.
-    #[error("{path}: {err}")]
+    #[error("{path}:{line}:{column}: {err}")]
     Syntax {
         /// The file.
         path: String,
-        /// The parser's message (with the line).
+        /// Where, from 1 (1 when the parser names no place).
+        line: usize,
+        /// The column there, in characters, from 1.
+        column: usize,
+        /// The parser's message, on one line.
         err: String,
     },
     /// A rule is wrong.
@@ -276,9 +280,14 @@ impl ServicePolicy {
 
     /// Parses a policy file's text; `path` names it in errors.
     pub fn parse(text: &str, path: &str) -> Result<ServicePolicy, PolicyError> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| PolicyError::Syntax {
-            path: path.to_owned(),
-            err: e.to_string().trim_end().replace('\n', " "),
+        let raw: RawFile = toml::from_str(text).map_err(|e| {
+            let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
+            PolicyError::Syntax {
+                path: path.to_owned(),
+                line,
+                column,
+                err: e.message().trim_end().replace('\n', " "),
+            }
         })?;
         let rules = raw
             .peer
@@ -294,6 +303,22 @@ impl ServicePolicy {
             .collect::<Result<_, _>>()?;
         Ok(ServicePolicy { rules })
     }
+}
+
+/// The line and column (from 1, the column in characters) of byte
+/// `offset` of `text` (clamped to the text, and back to a character's
+/// start).
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut at = offset.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    )
 }
 
 #[derive(Deserialize)]
@@ -545,8 +570,30 @@ max_calls = 2
         }
         let e = ServicePolicy::parse("[[peer]]\nuid = 1\ncolour = 3\n", "f").unwrap_err();
         assert!(matches!(e, PolicyError::Syntax { .. }), "{e}");
+        assert!(e.to_string().starts_with("f:3:1: "), "{e}");
         assert!(e.to_string().contains("colour"), "{e}");
         assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn a_toml_error_is_file_line_column_and_the_message_without_caret_art() {
+        let e = ServicePolicy::parse("[[peer]]\nuid = 1\nlogin = \n", "/etc/p.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "/etc/p.toml:3:9: string values must be quoted, expected literal string"
+        );
+        // Columns count characters, not bytes.
+        let e = ServicePolicy::parse("[[peer]]\nuid = 1\nlogin = \"é\" x\n", "p")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("p:3:13: "), "{e}");
+        assert!(!e.contains('|') && !e.contains('^'), "{e}");
+        assert_eq!(line_column("ab\nçd", 5), (2, 2));
+        assert_eq!(line_column("ab\nçd", 4), (2, 1), "inside ç: its start");
+        assert_eq!(line_column("ab", 99), (1, 3));
+        assert_eq!(line_column("", 0), (1, 1));
     }
 
     #[test]

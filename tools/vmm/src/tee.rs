@@ -304,13 +304,9 @@ pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<TeeLock>), T
     let Some(path) = args.host_tee_device() else {
         return Ok((Ready::User, None));
     };
-    let mut device = DevTee::open(&path).map_err(|err| match err {
-        HostTeeError::Ioctl { .. } => TeeError::NotATee {
-            path: path.clone(),
-            err,
-        },
-        other => TeeError::Device(other),
-    })?;
+    // A device that does not answer TEE_IOC_VERSION is HostTeeError's
+    // NotATee, which names it.
+    let mut device = DevTee::open(&path)?;
     let serves_vms = device.serves_vms().map_err(|err| TeeError::NotATee {
         path: path.clone(),
         err,
