@@ -4,10 +4,10 @@
 //! upstream OP-TEE driver, KVM forwarding, the VMM's mediator and
 //! userspace TEE behind it) and reports KTAP with kselftest exit codes.
 //!
-//! Usage: tosfwd-tee-client [--xtest-tas [--bench N] | --service-fault |
-//! --partition-mark NAME | --partition-expect NAME|none | --partition-clear]
-//! [--private-memory | --unshared-memory] [DEVICE] (default /dev/tee0).
-//! Without options, the cases against the VMM's userspace TEE and its
+//! Usage ([`cli`]; `--help`): tosfwd-tee-client [--xtest-tas [--bench N] |
+//! --service-fault | --partition-mark NAME | --partition-expect NAME|none |
+//! --partition-clear] [--private-memory | --unshared-memory] [-v|-q]
+//! [DEVICE] (default /dev/tee0). Without options, the cases against the VMM's userspace TEE and its
 //! built-in TAs; with `--xtest-tas`, the cases
 //! against a real OP-TEE with Debian's xtest TAs ([`xtest_tas`]), then with
 //! `--bench N` the benchmark, N calls of each kind; with `--service-fault`,
@@ -27,7 +27,6 @@
 //! check (`ok partition: ...` or `FAIL partition: ...`), not KTAP, and exit
 //! with 1 when a check failed.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use optee_mediator::msg::teec;
@@ -41,6 +40,8 @@ use tosfwd_tee_client::sys::{
     TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_OUTPUT as MEMREF_OUT,
 };
 use tosfwd_tee_client::{no_tee_device, param, Param, Tee, TeeResult};
+
+use cli::{Cli, Memory, PROGRAM};
 
 /// A TA that is in no VM policy of the bench: OP-TEE's os_test TA
 /// (5b9e0e40-2636-11e1-ad9e-0002a5d5c51b). The VMM allows only the userspace
@@ -61,6 +62,7 @@ macro_rules! ensure {
     };
 }
 
+mod cli;
 mod partition;
 mod private;
 mod service_fault;
@@ -413,179 +415,24 @@ const CASES: [Case; 9] = [
     ),
 ];
 
-/// The guest's memory, as far as the TEE is concerned ([`private`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Memory {
-    /// An ordinary guest: the host reaches all of it.
-    Shared,
-    /// A protected guest whose driver shares what it hands to the TEE
-    /// (`--private-memory`).
-    Private,
-    /// A protected guest whose driver shares nothing (`--unshared-memory`).
-    Unshared,
-}
-
-impl Memory {
-    fn flag(self) -> &'static str {
-        match self {
-            Memory::Shared => "",
-            Memory::Private => "--private-memory",
-            Memory::Unshared => "--unshared-memory",
-        }
-    }
-}
-
-/// What the command line asks for.
-#[derive(Debug, PartialEq, Eq)]
-struct Options {
-    dev: PathBuf,
-    xtest_tas: bool,
-    bench: Option<u32>,
-    service_fault: bool,
-    partition: Option<partition::Mode>,
-    memory: Memory,
-}
-
-const USAGE: &str = "usage: tosfwd-tee-client [--xtest-tas [--bench N] | --service-fault |
-       --partition-mark NAME | --partition-expect NAME|none | --partition-clear]
-       [--private-memory | --unshared-memory] [DEVICE]";
-
-/// Sets the memory mode, unless one is set already.
-fn set_memory(o: &mut Options, m: Memory) -> Result<(), String> {
-    if o.memory != Memory::Shared {
-        return Err(if o.memory == m {
-            format!("{} given twice", m.flag())
-        } else {
-            format!("{} and {} are different modes", o.memory.flag(), m.flag())
-        });
-    }
-    o.memory = m;
-    Ok(())
-}
-
-/// Sets the partition mode, unless one is set already.
-fn set_partition(o: &mut Options, m: partition::Mode) -> Result<(), String> {
-    match &o.partition {
-        Some(p) if p.flag() == m.flag() => Err(format!("{} given twice", m.flag())),
-        Some(p) => Err(format!("{} and {} are different modes", p.flag(), m.flag())),
-        None => {
-            o.partition = Some(m);
-            Ok(())
-        }
-    }
-}
-
-/// The NAME after `flag` (`--partition-mark` or `--partition-expect`).
-fn partition_name(
-    flag: &str,
-    args: &mut impl Iterator<Item = std::ffi::OsString>,
-) -> Result<String, String> {
-    let what = if flag == "--partition-expect" {
-        "a NAME or none"
-    } else {
-        "a NAME"
-    };
-    let n = args.next().ok_or_else(|| format!("{flag} needs {what}"))?;
-    n.to_str()
-        .filter(|n| partition::valid_name(n))
-        .map(str::to_owned)
-        .ok_or_else(|| format!("{flag} {}: {}", n.to_string_lossy(), partition::NAME_RULE))
-}
-
-fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Options, String> {
-    let mut o = Options {
-        dev: "/dev/tee0".into(),
-        xtest_tas: false,
-        bench: None,
-        service_fault: false,
-        partition: None,
-        memory: Memory::Shared,
-    };
-    let mut dev = None;
-    while let Some(a) = args.next() {
-        match a.to_str() {
-            Some("--xtest-tas") => o.xtest_tas = true,
-            Some("--service-fault") => o.service_fault = true,
-            Some("--bench") => {
-                let n = args.next().ok_or("--bench needs a call count")?;
-                let n = n
-                    .to_str()
-                    .and_then(|n| n.parse::<u32>().ok())
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| {
-                        format!("--bench {}: not a count of calls", n.to_string_lossy())
-                    })?;
-                o.bench = Some(n);
-            }
-            Some(flag @ "--partition-mark") => {
-                let n = partition_name(flag, &mut args)?;
-                if n == "none" {
-                    return Err(
-                        "--partition-mark none: none is what --partition-expect checks for (no mark)"
-                            .to_owned(),
-                    );
-                }
-                set_partition(&mut o, partition::Mode::Mark(n))?;
-            }
-            Some(flag @ "--partition-expect") => {
-                let n = partition_name(flag, &mut args)?;
-                set_partition(
-                    &mut o,
-                    partition::Mode::Expect(Some(n).filter(|n| n != "none")),
-                )?;
-            }
-            Some("--partition-clear") => set_partition(&mut o, partition::Mode::Clear)?,
-            Some("--private-memory") => set_memory(&mut o, Memory::Private)?,
-            Some("--unshared-memory") => set_memory(&mut o, Memory::Unshared)?,
-            Some(s) if s.starts_with('-') => return Err(format!("unknown option {s}")),
-            _ if dev.is_none() => dev = Some(PathBuf::from(a)),
-            _ => return Err(format!("a second device {}", a.to_string_lossy())),
-        }
-    }
-    if o.bench.is_some() && !o.xtest_tas {
-        return Err("--bench needs --xtest-tas".to_owned());
-    }
-    if o.service_fault && o.xtest_tas {
-        return Err("--service-fault and --xtest-tas are different modes".to_owned());
-    }
-    if let Some(p) = &o.partition {
-        for (on, other) in [
-            (o.xtest_tas, "--xtest-tas"),
-            (o.service_fault, "--service-fault"),
-        ] {
-            if on {
-                return Err(format!("{} and {other} are different modes", p.flag()));
-            }
-        }
-    }
-    if o.memory != Memory::Shared {
-        for (on, other) in [
-            (o.xtest_tas && o.memory == Memory::Unshared, "--xtest-tas"),
-            (o.service_fault, "--service-fault"),
-            (o.partition.is_some(), "a partition mode"),
-        ] {
-            if on {
-                return Err(format!(
-                    "{} and {other} are different modes",
-                    o.memory.flag()
-                ));
-            }
-        }
-    }
-    if let Some(d) = dev {
-        o.dev = d;
-    }
-    Ok(o)
-}
-
 fn main() -> ExitCode {
-    let o = match parse(std::env::args_os().skip(1)) {
+    // A command line it does not take: one line, exit status 2.
+    let cli: Cli = match tosfwd_log::parse_args(PROGRAM) {
+        Ok(c) => c,
+        Err(status) => return status,
+    };
+    let verbosity = cli.verbosity;
+    let o = match cli::options(cli) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("tosfwd-tee-client: {e}\n{USAGE}");
-            return ExitCode::from(2);
+            eprintln!("{}", tosfwd_log::usage_error(PROGRAM, &e));
+            return ExitCode::from(tosfwd_log::EXIT_USAGE);
         }
     };
+    if let Err(e) = tosfwd_log::init(PROGRAM, verbosity) {
+        eprintln!("{PROGRAM}: error: {e}");
+        return ExitCode::from(1);
+    }
     if let Some(mode) = &o.partition {
         return partition::main(&o.dev, mode);
     }
@@ -652,170 +499,8 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
-    fn p(v: &[&str]) -> Result<Options, String> {
-        parse(v.iter().map(std::ffi::OsString::from))
-    }
-
-    #[test]
-    fn the_device_defaults_to_tee0_and_options_parse() {
-        let o = p(&[]).unwrap();
-        assert_eq!(
-            (o.dev, o.xtest_tas, o.bench, o.service_fault),
-            ("/dev/tee0".into(), false, None, false)
-        );
-        let o = p(&["--xtest-tas", "--bench", "50", "/dev/tee1"]).unwrap();
-        assert_eq!(
-            (o.dev, o.xtest_tas, o.bench, o.service_fault),
-            ("/dev/tee1".into(), true, Some(50), false)
-        );
-        let o = p(&["--service-fault"]).unwrap();
-        assert_eq!(
-            (o.dev, o.xtest_tas, o.bench, o.service_fault),
-            ("/dev/tee0".into(), false, None, true)
-        );
-        let o = p(&["/dev/tee2", "--service-fault"]).unwrap();
-        assert_eq!((o.dev, o.service_fault), ("/dev/tee2".into(), true));
-    }
-
-    #[test]
-    fn bad_command_lines_say_what_is_wrong() {
-        assert_eq!(
-            p(&["--bench", "5"]).unwrap_err(),
-            "--bench needs --xtest-tas"
-        );
-        assert_eq!(
-            p(&["--xtest-tas", "--bench"]).unwrap_err(),
-            "--bench needs a call count"
-        );
-        assert_eq!(
-            p(&["--xtest-tas", "--bench", "0"]).unwrap_err(),
-            "--bench 0: not a count of calls"
-        );
-        assert_eq!(
-            p(&["--service-fault", "--xtest-tas"]).unwrap_err(),
-            "--service-fault and --xtest-tas are different modes"
-        );
-        assert_eq!(
-            p(&["--service-fault", "--bench", "5"]).unwrap_err(),
-            "--bench needs --xtest-tas"
-        );
-        assert_eq!(p(&["-x"]).unwrap_err(), "unknown option -x");
-        assert_eq!(p(&["a", "b"]).unwrap_err(), "a second device b");
-    }
-
-    #[test]
-    fn partition_modes_parse() {
-        use partition::Mode;
-        let o = p(&["--partition-mark", "host"]).unwrap();
-        assert_eq!(
-            (o.dev, o.partition),
-            ("/dev/tee0".into(), Some(Mode::Mark("host".into())))
-        );
-        let o = p(&["--partition-expect", "guest-a", "/dev/tee1"]).unwrap();
-        assert_eq!(
-            (o.dev, o.partition),
-            (
-                "/dev/tee1".into(),
-                Some(Mode::Expect(Some("guest-a".into())))
-            )
-        );
-        let o = p(&["/dev/tee2", "--partition-expect", "none"]).unwrap();
-        assert_eq!(
-            (o.dev, o.partition),
-            ("/dev/tee2".into(), Some(Mode::Expect(None)))
-        );
-        let o = p(&["--partition-clear"]).unwrap();
-        assert_eq!(
-            (o.xtest_tas, o.service_fault, o.bench, o.partition),
-            (false, false, None, Some(Mode::Clear))
-        );
-        assert_eq!(p(&[]).unwrap().partition, None);
-    }
-
-    #[test]
-    fn bad_partition_command_lines_say_what_is_wrong() {
-        assert_eq!(
-            p(&["--partition-mark"]).unwrap_err(),
-            "--partition-mark needs a NAME"
-        );
-        assert_eq!(
-            p(&["--partition-expect"]).unwrap_err(),
-            "--partition-expect needs a NAME or none"
-        );
-        let rule = "a NAME is 1 to 64 letters, digits, '.', '_' or '-', not starting with '-'";
-        assert_eq!(
-            p(&["--partition-mark", "a b"]).unwrap_err(),
-            format!("--partition-mark a b: {rule}")
-        );
-        assert_eq!(
-            p(&["--partition-expect", "--xtest-tas"]).unwrap_err(),
-            format!("--partition-expect --xtest-tas: {rule}")
-        );
-        assert_eq!(
-            p(&["--partition-mark", &"x".repeat(65)]).unwrap_err(),
-            format!("--partition-mark {}: {rule}", "x".repeat(65))
-        );
-        assert_eq!(
-            p(&["--partition-mark", "none"]).unwrap_err(),
-            "--partition-mark none: none is what --partition-expect checks for (no mark)"
-        );
-        assert_eq!(
-            p(&["--partition-mark", "a", "--partition-expect", "a"]).unwrap_err(),
-            "--partition-mark and --partition-expect are different modes"
-        );
-        assert_eq!(
-            p(&["--partition-clear", "--partition-clear"]).unwrap_err(),
-            "--partition-clear given twice"
-        );
-        assert_eq!(
-            p(&["--partition-expect", "none", "--xtest-tas"]).unwrap_err(),
-            "--partition-expect and --xtest-tas are different modes"
-        );
-        assert_eq!(
-            p(&["--service-fault", "--partition-clear"]).unwrap_err(),
-            "--partition-clear and --service-fault are different modes"
-        );
-        assert_eq!(
-            p(&["--partition-mark", "host", "--bench", "5"]).unwrap_err(),
-            "--bench needs --xtest-tas"
-        );
-        assert_eq!(
-            p(&["--partition-mark", "host", "a", "b"]).unwrap_err(),
-            "a second device b"
-        );
-    }
-
-    #[test]
-    fn the_memory_modes_parse_alone() {
-        assert_eq!(p(&[]).unwrap().memory, Memory::Shared);
-        assert_eq!(p(&["--private-memory"]).unwrap().memory, Memory::Private);
-        let o = p(&["--unshared-memory", "/dev/tee1"]).unwrap();
-        assert_eq!((o.memory, o.dev), (Memory::Unshared, "/dev/tee1".into()));
-        assert_eq!(
-            p(&["--private-memory", "--private-memory"]).unwrap_err(),
-            "--private-memory given twice"
-        );
-        assert_eq!(
-            p(&["--private-memory", "--unshared-memory"]).unwrap_err(),
-            "--private-memory and --unshared-memory are different modes"
-        );
-        assert_eq!(
-            p(&["--unshared-memory", "--xtest-tas"]).unwrap_err(),
-            "--unshared-memory and --xtest-tas are different modes"
-        );
-        assert_eq!(
-            p(&["--partition-clear", "--private-memory"]).unwrap_err(),
-            "--private-memory and a partition mode are different modes"
-        );
-    }
-
     #[test]
     fn private_memory_goes_with_the_xtest_tas() {
-        let o = p(&["--xtest-tas", "--private-memory", "--bench", "3"]).unwrap();
-        assert_eq!(
-            (o.xtest_tas, o.memory, o.bench),
-            (true, Memory::Private, Some(3))
-        );
         let names: Vec<_> = private::cases(true).iter().map(|c| c.0).collect();
         assert_eq!(names.len(), xtest_tas::CASES.len());
         assert!(names.contains(&"tee_version_reports_optee_without_registered_memory"));
