@@ -121,6 +121,13 @@ cur == "" { next }
 	gcs[cur] = field(l, "cs")
 	next
 }
+# An answer of the VMM's supplicant that the host driver refused: the
+# request's wait had ended (the driver's bound on a VM's unanswered request,
+# vm_supp_timeout_ms), so the partition stalled that long.
+/tosfwd-vmm: warning: supplicant: answering a request: TEE_IOC_SUPPL_SEND failed/ {
+	late[cur]++
+	next
+}
 /tosfwd-vmm: [0-9]+ forwarded calls/ {
 	l = after($0, "tosfwd-vmm: ")
 	split(l, f, " ")
@@ -180,6 +187,7 @@ END {
 		else if (n == 0) why = "the host has no results to compare with"
 		else if (missing != "") why = "cases that did not run in the guest:" missing
 		else if (unexplained > 0) why = unexplained " case(s) pass on the host and fail in the guest"
+		else if (late[run] > 0) why = late[run] " supplicant answer(s) came after the host driver gave up waiting for them (a stalled partition)"
 		result(why == "" ? "PASS" : "FAIL", run, t (why != "" ? ": " why : \
 			": " n " cases, " nok " OK in the guest" \
 			(nlisted > 0 ? ", " nlisted " differ from the host as listed" : ", all as on the host")))
@@ -195,6 +203,8 @@ END {
 		if (run in calls)
 			printf "          the VMM forwarded %d calls: %d CALL_WITH_ARG, %d RETURN_FROM_RPC (%.1f per call)\n", \
 				calls[run], cwa[run], rfr[run], (cwa[run] > 0 ? rfr[run] / cwa[run] : 0)
+		if (late[run] > 0)
+			printf "          %d answers of the VMM's supplicant refused by the host driver (TEE_IOC_SUPPL_SEND: EBADF): their requests had waited past the driver's bound\n", late[run]
 		for (i = 1; i <= n; i++) {
 			c = plancase[i]
 			if (!((run, c) in gran) || hverdict[c] != "OK" || gverdict[run, c] == "OK") continue
