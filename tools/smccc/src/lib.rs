@@ -35,3 +35,8 @@ pub mod std_call {
     /// PSCI SYSTEM_OFF.
     pub const PSCI_SYSTEM_OFF: u32 = 0x8400_0008;
 }
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
