@@ -65,7 +65,8 @@ progress_boot_end() {
 	read -r p f s < <(tail -n +$((PROGRESS_COUNTS + 1)) "$RUN/counts" |
 		awk '{ p += $1; f += $2; s += $3 } END { print p + 0, f + 0, s + 0 }')
 	failed=$(tail -n +$((PROGRESS_BLOCK + 1)) "$RUN/summary" |
-		awk '/^  FAIL  / { n = $2; sub(/:$/, "", n); printf "%s%s", (c++ ? ", " : ""), n }')
+		awk '/^  FAIL  / { n = $2; sub(/:$/, "", n); if (++c <= 5) l = l (c > 1 ? ", " : "") n }
+			END { printf "%s%s", l, (c > 5 ? " and " c - 5 " more" : "") }')
 	log "$BOOT_LABEL: $p passed, $f failed${failed:+ ($failed)}, $s skipped in $((secs / 60)).$((secs % 60 / 6)) min"
 	progress_estimate
 }
