@@ -399,7 +399,7 @@ impl MsgArg {
     /// the `num_params` of that header's copy. The address must be 4 KiB
     /// aligned and the whole argument must fit its page.
     pub fn read(mem: &dyn GuestRam, gpa: u64) -> Result<MsgArg, MsgError> {
-        if gpa % PAGE_SIZE != 0 {
+        if !gpa.is_multiple_of(PAGE_SIZE) {
             return Err(MsgError::Unaligned(gpa));
         }
         let mut hb = [0u8; HEADER_SIZE];

@@ -381,7 +381,7 @@ mod tests {
         let p = place(MAX_MEM_MIB << 20, KERNEL, Some(1 << 20)).unwrap();
         assert_eq!(p.fdt, RAM_BASE + BOOT_WINDOW - FDT_MAX_SIZE);
         assert!(p.initrd.unwrap().0 + (1 << 20) <= RAM_BASE + BOOT_WINDOW);
-        const { assert!(RAM_BASE % (1 << 30) == 0) };
+        const { assert!(RAM_BASE.is_multiple_of(1 << 30)) };
     }
 
     #[test]
@@ -390,7 +390,7 @@ mod tests {
         const {
             assert!(GIC_DIST_BASE + GIC_DIST_SIZE <= GIC_REDIST_BASE);
             assert!(UART_BASE + UART_SIZE <= RAM_BASE);
-            assert!(RAM_BASE % 0x20_0000 == 0);
+            assert!(RAM_BASE.is_multiple_of(0x20_0000));
             assert!(RAM_BASE + (MAX_MEM_MIB << 20) <= 1 << 40);
         }
         assert!(redist_end <= UART_BASE);

@@ -175,7 +175,7 @@ impl<B: Backend> Mediator<B> {
         if pa == 0 {
             return None;
         }
-        let why = if pa % PAGE_SIZE != 0 {
+        let why = if !pa.is_multiple_of(PAGE_SIZE) {
             "not 4 KiB aligned"
         } else if !mem.is_ram(pa, PAGE_SIZE) {
             "not guest RAM"
