@@ -15,7 +15,7 @@ use tee_uapi::sys::{
 };
 use tee_uapi::{ioc, ArgBuf, ShmMapping};
 
-use crate::device::{AllocatedShm, CallResult, Shm, TeeDevice, TeeParam};
+use crate::device::{AllocatedShm, CallResult, ClientLogin, Shm, TeeDevice, TeeParam};
 use crate::error::HostTeeError;
 use crate::partition::{Partition, PartitionConfig, PartitionError};
 use crate::supplicant::SupplicantThread;
@@ -213,16 +213,21 @@ impl TeeDevice for DevTee {
         Ok(v)
     }
 
+    fn passes_logins(&self) -> bool {
+        self.partition.is_some()
+    }
+
     fn open_session(
         &self,
         uuid: [u8; 16],
-        login: u32,
+        login: ClientLogin,
         cancel_id: u32,
         params: &mut [TeeParam],
     ) -> Result<(u32, CallResult), HostTeeError> {
         let arg = tee_ioctl_open_session_arg {
             uuid,
-            clnt_login: login,
+            clnt_login: login.method,
+            clnt_uuid: login.uuid,
             cancel_id,
             num_params: params.len() as u32,
             ..Default::default()

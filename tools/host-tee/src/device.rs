@@ -15,6 +15,24 @@ use crate::error::HostTeeError;
 /// and `c` the shared memory id (or [`tee_uapi::MEMREF_NULL`]).
 pub type TeeParam = tee_uapi::sys::tee_ioctl_param;
 
+/// Who opens a session: the login class (TEE_IOCTL_LOGIN_*) and the
+/// client's UUID, as TEE_IOC_OPEN_SESSION takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLogin {
+    /// TEE_IOCTL_LOGIN_*.
+    pub method: u32,
+    /// The client's UUID (the connection data for a group login).
+    pub uuid: [u8; 16],
+}
+
+impl ClientLogin {
+    /// A public login with the nil client UUID.
+    pub const PUBLIC: ClientLogin = ClientLogin {
+        method: tee_uapi::sys::TEE_IOCTL_LOGIN_PUBLIC,
+        uuid: [0; 16],
+    };
+}
+
 /// The TEE's verdict on a call (the argument's `ret` and `ret_origin`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallResult {
@@ -55,14 +73,21 @@ pub trait TeeDevice: std::fmt::Debug + Send + Sync + 'static {
 
     /// TEE_IOC_VERSION.
     fn version(&self) -> Result<tee_ioctl_version_data, HostTeeError>;
-    /// TEE_IOC_OPEN_SESSION of the TA `uuid` with `login`
-    /// (TEE_IOCTL_LOGIN_*) and a nil client UUID; `params` are updated
-    /// with the outputs. Returns the session (meaningful when the result is
-    /// success) and the TEE's verdict.
+    /// Whether the context passes a session's login and client UUID to
+    /// the TEE as given: a VM's context (TEE_IOC_VM_CREATE, whose logins
+    /// the TEE series passes through to the VM's partition). On other
+    /// contexts the kernel computes the client's identity from the
+    /// caller's credentials and refuses REE kernel logins.
+    fn passes_logins(&self) -> bool {
+        false
+    }
+    /// TEE_IOC_OPEN_SESSION of the TA `uuid` as `login`; `params` are
+    /// updated with the outputs. Returns the session (meaningful when the
+    /// result is success) and the TEE's verdict.
     fn open_session(
         &self,
         uuid: [u8; 16],
-        login: u32,
+        login: ClientLogin,
         cancel_id: u32,
         params: &mut [TeeParam],
     ) -> Result<(u32, CallResult), HostTeeError>;

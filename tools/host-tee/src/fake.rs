@@ -19,7 +19,7 @@ use tee_uapi::sys::{
 };
 use tee_uapi::MEMREF_NULL;
 
-use crate::device::{AllocatedShm, CallResult, Shm, TeeDevice, TeeParam};
+use crate::device::{AllocatedShm, CallResult, ClientLogin, Shm, TeeDevice, TeeParam};
 use crate::error::HostTeeError;
 
 /// The UUID of the fake TA.
@@ -58,7 +58,8 @@ struct Inner {
     held: usize,
     cancels: Vec<(u32, u32)>,
     fail_next: Option<(&'static str, i32)>,
-    logins: Vec<u32>,
+    logins: Vec<ClientLogin>,
+    passes_logins: bool,
     cancel_calls: Vec<(u32, u32)>,
 }
 
@@ -143,8 +144,14 @@ impl FakeTee {
         self.state.lock().fail_next = Some((ioctl, errno));
     }
 
+    /// Makes the context pass logins through, as a VM's context does
+    /// ([`TeeDevice::passes_logins`]).
+    pub fn pass_logins(&self) {
+        self.state.lock().passes_logins = true;
+    }
+
     /// The logins of every OPEN_SESSION so far.
-    pub fn logins(&self) -> Vec<u32> {
+    pub fn logins(&self) -> Vec<ClientLogin> {
         self.state.lock().logins.clone()
     }
 
@@ -291,10 +298,14 @@ impl TeeDevice for FakeTee {
         })
     }
 
+    fn passes_logins(&self) -> bool {
+        self.state.lock().passes_logins
+    }
+
     fn open_session(
         &self,
         uuid: [u8; 16],
-        login: u32,
+        login: ClientLogin,
         cancel_id: u32,
         params: &mut [TeeParam],
     ) -> Result<(u32, CallResult), HostTeeError> {

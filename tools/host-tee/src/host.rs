@@ -12,9 +12,8 @@ use optee_mediator::backend::{
 use optee_mediator::msg::teec;
 use optee_mediator::shm::GuestBuffer;
 use optee_mediator::{GuestRam, Progress};
-use tee_uapi::sys::TEE_IOCTL_LOGIN_PUBLIC;
 
-use crate::device::{CallResult, Shm, TeeDevice};
+use crate::device::{CallResult, ClientLogin, Shm, TeeDevice};
 use crate::error::HostTeeError;
 use crate::memory::host_span;
 use crate::params::{plan, write_back};
@@ -78,9 +77,13 @@ type Opener<D> = Box<dyn FnMut() -> Result<D, HostTeeError> + Send>;
 /// context (one open of the device), its calls run on worker threads, its
 /// buffers are registered from the VMM's mapping of guest RAM.
 ///
-/// Login rule: the TA sees the VMM's host identity, never the guest's;
-/// every session is opened PUBLIC with a nil client UUID, whatever login
-/// the guest asked and the VM's `Policy` let through.
+/// Login rule: in a partition of the VM's own (a context that
+/// [passes logins](TeeDevice::passes_logins)), a session is opened with
+/// the login and client UUID the guest's kernel gave it, as the VM's
+/// `Policy` let them through: the guest's kernel is the REE kernel of that
+/// partition. Anywhere else (the host's partition, a TEE without VMs) the
+/// TA would see the guest's claim as the host's, so every session is
+/// opened PUBLIC with a nil client UUID.
 ///
 /// Use one `HostTee` per VM where possible: teardown waits for the VM's
 /// calls still in the TEE (after cancelling them), and a backend shared
@@ -215,12 +218,17 @@ impl<D: TeeDevice> Client<D> {
                 .and_then(|r| r.host.as_ref().map(|h| h.id()))
         };
         match call.command.clone() {
-            // The login rule: the TA sees the VMM's host identity, so every
-            // session is opened PUBLIC with a nil client UUID, whatever the
-            // guest (and the VM's Policy) asked.
-            Command::OpenSession { ta, .. } => Ok(Job::Open {
+            // The login rule (see HostTee).
+            Command::OpenSession { ta, client, login } => Ok(Job::Open {
                 uuid: ta.0,
-                login: TEE_IOCTL_LOGIN_PUBLIC,
+                login: if self.dev.passes_logins() {
+                    ClientLogin {
+                        method: login,
+                        uuid: client.0,
+                    }
+                } else {
+                    ClientLogin::PUBLIC
+                },
                 cancel_id: call.cancel_id,
                 params: plan(&call.params, &registered, mem).map_err(|r| fail(call, r))?,
             }),

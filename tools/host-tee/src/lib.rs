@@ -34,7 +34,7 @@ pub mod supplicant;
 mod worker;
 
 pub use dev_tee::DevTee;
-pub use device::{AllocatedShm, CallResult, Shm, TeeDevice, TeeParam};
+pub use device::{AllocatedShm, CallResult, ClientLogin, Shm, TeeDevice, TeeParam};
 pub use error::HostTeeError;
 pub use fake::FakeTee;
 pub use host::{HostTee, HostTeeConfig};

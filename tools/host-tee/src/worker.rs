@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use crate::device::{CallResult, TeeDevice, TeeParam};
+use crate::device::{CallResult, ClientLogin, TeeDevice, TeeParam};
 use crate::error::HostTeeError;
 use crate::memory::HostPtr;
 use optee_mediator::Progress;
@@ -22,8 +22,8 @@ pub(crate) enum Job<D: TeeDevice> {
     Open {
         /// The TA.
         uuid: [u8; 16],
-        /// TEE_IOCTL_LOGIN_*.
-        login: u32,
+        /// Who opens it.
+        login: ClientLogin,
         /// Cancellation id.
         cancel_id: u32,
         /// Parameters.

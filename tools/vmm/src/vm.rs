@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc, Mutex, PoisonError, TryLockError};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use host_tee::HostTee;
+use host_tee::{HostTee, TeeDevice};
 
 use crate::tee::Ready;
 use kvm_bindings::{
@@ -775,12 +775,13 @@ pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
 
     let policy = Policy {
         tas: args.allowed_tas().map_or(TaFilter::Any, TaFilter::Only),
-        // The host backend opens every session PUBLIC whatever the guest
-        // asks (the TA sees the VMM's host identity): said here too.
-        login: if matches!(tee, Ready::Host(_)) {
-            LoginPolicy::ForcePublic
-        } else {
-            LoginPolicy::PassThrough
+        // The host backend passes the guest's login on only in a
+        // partition of the guest's own; elsewhere it opens every session
+        // PUBLIC (the TA would take the guest's claim for the host's):
+        // said here too.
+        login: match &tee {
+            Ready::Host(dev) if !dev.passes_logins() => LoginPolicy::ForcePublic,
+            _ => LoginPolicy::PassThrough,
         },
         ..Policy::default()
     };

@@ -21,8 +21,27 @@ fn open_session_passes_public_login_whatever_the_guest_asked() {
     let mut tee = backend(&fake);
     let s = open(&mut tee, &mem);
     assert_ne!(s, 0);
-    assert_eq!(fake.logins(), vec![TEE_IOCTL_LOGIN_PUBLIC]);
+    assert_eq!(fake.logins(), vec![ClientLogin::PUBLIC]);
+    assert_eq!(ClientLogin::PUBLIC.method, TEE_IOCTL_LOGIN_PUBLIC);
     assert_eq!((tee.session_count(VM), fake.session_count()), (1, 1));
+}
+
+#[test]
+fn in_a_partition_of_its_own_the_guests_login_and_client_uuid_pass_through() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    fake.pass_logins();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    assert_ne!(s, 0);
+    // open_command(): a USER login with client UUID 7...7.
+    assert_eq!(
+        fake.logins(),
+        vec![ClientLogin {
+            method: 1,
+            uuid: [7; 16]
+        }]
+    );
 }
 
 #[test]

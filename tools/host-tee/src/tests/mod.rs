@@ -16,7 +16,7 @@ use optee_mediator::{GuestRam, Uuid};
 use vm_memory::{GuestAddress, GuestMemoryMmap};
 
 use crate::fake::FAKE_TA;
-use crate::{FakeTee, HostTee, HostTeeConfig};
+use crate::{ClientLogin, FakeTee, HostTee, HostTeeConfig};
 
 /// The VM of the tests.
 const VM: ClientId = ClientId(1);
