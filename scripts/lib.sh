@@ -127,10 +127,44 @@ for f in sorted(os.listdir(d)):
 PY
 }
 
-# need_value OPTION ARGC: dies with a one-line usage error unless the option
-# OPTION (at $1 of a parser with ARGC arguments left) has a value.
+# usage_error MSG: one line on standard error, exit status 2 (a usage error,
+# as a script's usage line on a bad option).
+usage_error() {
+	printf '%s: error: %s (see --help)\n' "$(basename "$0")" "$*" >&2
+	exit 2
+}
+
+# need_value OPTION ARGC: a usage error unless the option OPTION (at $1 of
+# a parser with ARGC arguments left) has a value.
 need_value() {
-	[ "$2" -ge 2 ] || die "option $1 needs a value (see --help)"
+	[ "$2" -ge 2 ] || usage_error "option $1 needs a value"
+}
+
+# Option values are checked once parsed, before anything waits (the cache
+# lock) or runs long, so a typo fails at once.
+
+# check_kernel_version VERSION [OPTION]: a usage error unless VERSION is a
+# supported kernel tree (KERNELS).
+check_kernel_version() {
+	local KV=$1
+	kernel_package >/dev/null ||
+		usage_error "${2:+$2: }kernel version '$1' is not supported (supported: $(kernel_versions | xargs))"
+}
+
+# check_series NAME: a usage error unless NAME is one of SERIES.
+check_series() {
+	case " ${SERIES[*]} " in
+	*" $1 "*) ;;
+	*) usage_error "-s: unknown series '$1' (known: ${SERIES[*]})" ;;
+	esac
+}
+
+# check_count OPTION VALUE: a usage error unless VALUE is a positive decimal
+# integer.
+check_count() {
+	case "$2" in
+	"" | *[!0-9]* | 0*) usage_error "$1: '$2' is not a positive integer" ;;
+	esac
 }
 
 # Suites added to a private apt configuration (never to the machine's).
