@@ -148,7 +148,7 @@ impl TeeDevice for SlowTee {
     fn open_session(
         &self,
         uuid: [u8; 16],
-        login: u32,
+        login: host_tee::ClientLogin,
         cancel_id: u32,
         params: &mut [TeeParam],
     ) -> Result<(u32, CallResult), HostTeeError> {
