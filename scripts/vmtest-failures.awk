@@ -12,10 +12,11 @@ function clip(s, w) {
 	return length(s) <= w ? s : substr(s, 1, w) " [... " length(s) - w " more characters, in the block below]"
 }
 
-# frame(name): sets fb and fe to the first and last line of the log that
-# belong to result `name` (0 when the log has none). From the markers of
-# scripts/vmtest's init scripts.
-function frame(name,    b, e, i, g) {
+# frame(name, detail): sets fb and fe to the first and last line of the log
+# that belong to result `name` (0 when the log has none): its own frame of
+# markers (scripts/vmtest's init scripts), else the first line that says
+# what the report said of it (`detail`), else the markers of its part.
+function frame(name, detail,    b, e, i, g) {
 	fb = fe = 0
 	# A test binary, a benchmark, an end-to-end run or a guest's xtest:
 	# its own @@...BEGIN NAME / @@...END NAME frame.
@@ -28,6 +29,8 @@ function frame(name,    b, e, i, g) {
 		}
 	}
 	if (fb) { fe = nlog; return }
+	for (i = 1; length(detail) >= 12 && i <= nlog; i++)
+		if (index(loglines[i], detail)) { fb = fe = i; return }
 	b = ""
 	if (name == "kvm_initialised_at_el2") { b = "^@@KERNEL "; e = "^@@DEVKVM " }
 	else if (name ~ /^xtest_regression_/) { b = "^@@XTESTBEGIN "; e = "^@@XTESTEND " }
@@ -70,6 +73,10 @@ function load(logf,    l) {
 	fline[nfail] = $0
 	fname[nfail] = $2
 	sub(/:$/, "", fname[nfail])
+	d = substr($0, 9 + length($2))
+	sub(/^ \([0-9.]+s\)/, "", d)
+	sub(/^:? */, "", d)
+	fdetail[nfail] = d
 	next
 }
 
@@ -86,7 +93,7 @@ END {
 		logf = run "/" logf ".log"
 		if (logf != loaded) { load(logf); loaded = logf }
 		if (nlog == 0) { printf "      see %s (not found)\n", logf; continue }
-		frame(fname[k])
+		frame(fname[k], fdetail[k])
 		if (!fb) {
 			printf "      %s:%d: %s (no line of the log is %s's; this is where it ends)\n", logf, nlog, \
 				clip(loglines[nlog], width), fname[k]
