@@ -193,7 +193,7 @@ pub struct Args {
     pub tee_wait_us: Option<u32>,
 }
 
-/// --tee-wait-us by default: no wait (measured in the README).
+/// --tee-wait-us by default: no wait (measured: docs/measurements.md).
 pub const DEFAULT_TEE_WAIT_US: u32 = 0;
 
 /// The most --tee-wait-us accepts: one 100 Hz tick.
