@@ -5,43 +5,19 @@
 //! standard error and exit status 2, and without a TEE device the
 //! kselftest skip (exit 4).
 
-use std::process::{Command, Output};
+#[path = "../../tosfwd-log/testsupport/cli.rs"]
+mod cli;
 
-/// Runs this build's tosfwd-tee-client, or the binary TOSFWD_TEE_CLIENT_BIN
-/// names (to try another build).
-fn run(args: &[&str]) -> Output {
-    let bin = std::env::var_os("TOSFWD_TEE_CLIENT_BIN")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tosfwd-tee-client").into());
-    Command::new(bin)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-/// The one line of standard error of a usage error (exit status 2,
-/// nothing on standard output).
-fn usage_error(args: &[&str]) -> String {
-    let out = run(args);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert_eq!(stdout, "", "{args:?}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
-    assert!(
-        lines[0].starts_with("tosfwd-tee-client: error: ")
-            && lines[0].ends_with(" (see tosfwd-tee-client --help)"),
-        "{stderr}"
-    );
-    lines[0].to_owned()
-}
+/// This build's tosfwd-tee-client, or the one TOSFWD_TEE_CLIENT_BIN names (to try another build).
+const CLIENT: cli::Bin = cli::Bin {
+    name: "tosfwd-tee-client",
+    env: "TOSFWD_TEE_CLIENT_BIN",
+    built: env!("CARGO_BIN_EXE_tosfwd-tee-client"),
+};
 
 #[test]
 fn help_and_version_print_to_standard_output_and_exit_0() {
-    let out = run(&["--help"]);
+    let out = CLIENT.run(&["--help"]);
     let help = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0), "{help}");
     assert!(
@@ -66,9 +42,9 @@ fn help_and_version_print_to_standard_output_and_exit_0() {
     }
     let widest = help.lines().map(|l| l.chars().count()).max().unwrap();
     assert!(widest <= 100, "{widest} columns: {help}");
-    assert_eq!(run(&["-h"]).status.code(), Some(0));
+    assert_eq!(CLIENT.run(&["-h"]).status.code(), Some(0));
 
-    let out = run(&["--version"]);
+    let out = CLIENT.run(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
@@ -78,22 +54,22 @@ fn help_and_version_print_to_standard_output_and_exit_0() {
 
 #[test]
 fn usage_errors_are_one_line_naming_the_culprit_and_exit_2() {
-    let e = usage_error(&["--bogus"]);
+    let e = CLIENT.usage_error(&["--bogus"]);
     assert!(
         e.starts_with("tosfwd-tee-client: error: unexpected argument '--bogus' found"),
         "{e}"
     );
     assert_eq!(
-        usage_error(&["--bench", "5"]),
+        CLIENT.usage_error(&["--bench", "5"]),
         "tosfwd-tee-client: error: --bench needs --xtest-tas (see tosfwd-tee-client --help)"
     );
-    let e = usage_error(&["--partition-mark", "a b"]);
+    let e = CLIENT.usage_error(&["--partition-mark", "a b"]);
     assert!(
         e.contains("'a b'") && e.contains("a NAME is 1 to 64"),
         "{e}"
     );
     assert_eq!(
-        usage_error(&["--service-fault", "--xtest-tas"]),
+        CLIENT.usage_error(&["--service-fault", "--xtest-tas"]),
         "tosfwd-tee-client: error: --service-fault and --xtest-tas are different modes \
          (see tosfwd-tee-client --help)"
     );
@@ -102,7 +78,7 @@ fn usage_errors_are_one_line_naming_the_culprit_and_exit_2() {
 #[test]
 fn without_a_tee_device_every_case_is_skipped_with_exit_4() {
     let missing = "/nonexistent/tee9";
-    let out = run(&[missing]);
+    let out = CLIENT.run(&[missing]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(4), "{stdout}");
     assert!(

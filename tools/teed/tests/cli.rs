@@ -6,41 +6,21 @@
 
 mod support;
 
-use std::process::{Command, Output};
+#[path = "../../tosfwd-log/testsupport/cli.rs"]
+mod cli;
 
 use support::*;
 
-/// Runs this build's tosfwd-teed, or the binary TOSFWD_TEED_BIN names
-/// (as tests/support's Teed does: to try another build).
-fn run(args: &[&str]) -> Output {
-    let bin = std::env::var_os("TOSFWD_TEED_BIN")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tosfwd-teed").into());
-    Command::new(bin)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-/// The one line of standard error of a run that exits `status` and prints
-/// nothing on standard output.
-fn one_error_line(args: &[&str], status: i32) -> String {
-    let out = run(args);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(status), "{args:?}: {stderr}");
-    assert_eq!(stdout, "", "{args:?}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
-    assert!(lines[0].starts_with("tosfwd-teed: error: "), "{stderr}");
-    lines[0].to_owned()
-}
+/// This build's tosfwd-teed, or the one TOSFWD_TEED_BIN names (to try another build).
+const TEED: cli::Bin = cli::Bin {
+    name: "tosfwd-teed",
+    env: "TOSFWD_TEED_BIN",
+    built: env!("CARGO_BIN_EXE_tosfwd-teed"),
+};
 
 #[test]
 fn help_and_version_print_to_standard_output_and_exit_0() {
-    let out = run(&["--help"]);
+    let out = TEED.run(&["--help"]);
     let help = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(
@@ -60,9 +40,9 @@ fn help_and_version_print_to_standard_output_and_exit_0() {
     // Wrapped (clap's width without a terminal), not 474 columns.
     let widest = help.lines().map(|l| l.chars().count()).max().unwrap();
     assert!(widest <= 100, "{widest} columns: {help}");
-    assert_eq!(run(&["-h"]).status.code(), Some(0));
+    assert_eq!(TEED.run(&["-h"]).status.code(), Some(0));
 
-    let out = run(&["--version"]);
+    let out = TEED.run(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
@@ -73,18 +53,18 @@ fn help_and_version_print_to_standard_output_and_exit_0() {
 #[test]
 fn usage_errors_are_one_line_and_exit_2() {
     assert_eq!(
-        one_error_line(&["--listen", "unix:/x", "--bogus"], 2),
+        TEED.one_error_line(&["--listen", "unix:/x", "--bogus"], 2),
         "tosfwd-teed: error: unexpected argument '--bogus' found (see tosfwd-teed --help)"
     );
-    let e = one_error_line(&[], 2);
+    let e = TEED.one_error_line(&[], 2);
     assert!(e.contains("--listen <ADDR>"), "{e}");
-    let e = one_error_line(&["--listen", "t.sock"], 2);
+    let e = TEED.one_error_line(&["--listen", "t.sock"], 2);
     assert!(
         e.contains("'t.sock': want unix:PATH or tcp:HOST:PORT"),
         "{e}"
     );
     assert_eq!(
-        one_error_line(&["--listen", "unix:/x", "--tee-device", "/dev/tee1"], 2),
+        TEED.one_error_line(&["--listen", "unix:/x", "--tee-device", "/dev/tee1"], 2),
         "tosfwd-teed: error: --tee-device applies to --tee host only (see tosfwd-teed --help)"
     );
 }
@@ -93,7 +73,7 @@ fn usage_errors_are_one_line_and_exit_2() {
 fn the_same_listen_address_twice_is_named_not_blamed_on_another_service() {
     let (dir, sock) = scratch("cli-twice");
     let a = format!("unix:{}", sock.display());
-    let e = one_error_line(&["--listen", &a, "--listen", &a], 2);
+    let e = TEED.one_error_line(&["--listen", &a, "--listen", &a], 2);
     assert_eq!(
         e,
         format!("tosfwd-teed: error: --listen {a} given twice (see tosfwd-teed --help)")
@@ -106,7 +86,7 @@ fn the_same_listen_address_twice_is_named_not_blamed_on_another_service() {
 fn a_policy_files_toml_error_is_file_line_column_and_message() {
     let (dir, sock) = scratch("cli-toml");
     let policy = write_policy(&dir, "[[peer]]\nuid = 1\nlogin = \n");
-    let e = one_error_line(
+    let e = TEED.one_error_line(
         &[
             "--listen",
             &format!("unix:{}", sock.display()),
@@ -134,7 +114,7 @@ fn a_bad_tee_device_is_named() {
         ("/nonexistent/tee9", "no such TEE device"),
         ("/", "cannot open the TEE device"),
     ] {
-        let e = one_error_line(
+        let e = TEED.one_error_line(
             &["--listen", &listen, "--tee", "host", "--tee-device", device],
             1,
         );

@@ -4,43 +4,19 @@
 //! --help and --version, and a command line it does not take as one line
 //! on standard error and exit status 2, as in every tosfwd binary.
 
-use std::process::{Command, Output};
+#[path = "../../tosfwd-log/testsupport/cli.rs"]
+mod cli;
 
-/// Runs this build's tosfwd-vmm, or the binary TOSFWD_VMM_BIN names (to
-/// try another build).
-fn run(args: &[&str]) -> Output {
-    let bin = std::env::var_os("TOSFWD_VMM_BIN")
-        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tosfwd-vmm").into());
-    Command::new(bin)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .unwrap()
-}
-
-/// The one line of standard error of a usage error (exit status 2,
-/// nothing on standard output).
-fn usage_error(args: &[&str]) -> String {
-    let out = run(args);
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
-    assert_eq!(stdout, "", "{args:?}");
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
-    assert!(
-        lines[0].starts_with("tosfwd-vmm: error: ")
-            && lines[0].ends_with(" (see tosfwd-vmm --help)"),
-        "{stderr}"
-    );
-    lines[0].to_owned()
-}
+/// This build's tosfwd-vmm, or the one TOSFWD_VMM_BIN names (to try another build).
+const VMM: cli::Bin = cli::Bin {
+    name: "tosfwd-vmm",
+    env: "TOSFWD_VMM_BIN",
+    built: env!("CARGO_BIN_EXE_tosfwd-vmm"),
+};
 
 #[test]
 fn help_and_version_print_to_standard_output_and_exit_0() {
-    let out = run(&["--help"]);
+    let out = VMM.run(&["--help"]);
     let help = String::from_utf8(out.stdout).unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(
@@ -65,11 +41,11 @@ fn help_and_version_print_to_standard_output_and_exit_0() {
     // Wrapped (clap's width without a terminal), not 474 columns.
     let widest = help.lines().map(|l| l.chars().count()).max().unwrap();
     assert!(widest <= 100, "{widest} columns: {help}");
-    let short = run(&["-h"]);
+    let short = VMM.run(&["-h"]);
     assert_eq!(short.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&short.stdout).contains("Exit status:"));
 
-    let out = run(&["--version"]);
+    let out = VMM.run(&["--version"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
@@ -80,24 +56,24 @@ fn help_and_version_print_to_standard_output_and_exit_0() {
 #[test]
 fn usage_errors_are_one_line_naming_the_culprit_and_exit_2() {
     assert_eq!(
-        usage_error(&["--kernel", "Image", "--bogus"]),
+        VMM.usage_error(&["--kernel", "Image", "--bogus"]),
         "tosfwd-vmm: error: unexpected argument '--bogus' found (see tosfwd-vmm --help)"
     );
-    let e = usage_error(&[]);
+    let e = VMM.usage_error(&[]);
     assert!(e.contains("--kernel <KERNEL>"), "{e}");
-    let e = usage_error(&["-k", "Image", "--vcpus", "9"]);
+    let e = VMM.usage_error(&["-k", "Image", "--vcpus", "9"]);
     assert!(e.contains("'9'") && e.contains("--vcpus"), "{e}");
-    let e = usage_error(&["-k", "Image", "--tee", "remote:nowhere"]);
+    let e = VMM.usage_error(&["-k", "Image", "--tee", "remote:nowhere"]);
     assert!(
         e.contains("'nowhere': want unix:PATH or tcp:HOST:PORT"),
         "{e}"
     );
     // What clap cannot check is a usage error too.
     assert_eq!(
-        usage_error(&["-k", "Image", "--tee-shared"]),
+        VMM.usage_error(&["-k", "Image", "--tee-shared"]),
         "tosfwd-vmm: error: --tee-shared applies to --tee host only (see tosfwd-vmm --help)"
     );
     let long = "x".repeat(3000);
-    let e = usage_error(&["-k", "Image", "--cmdline", &long]);
+    let e = VMM.usage_error(&["-k", "Image", "--cmdline", &long]);
     assert!(e.contains("COMMAND_LINE_SIZE"), "{e}");
 }
