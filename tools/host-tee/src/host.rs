@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
-use std::thread::JoinHandle;
 
 use optee_mediator::backend::{
     Backend, BackendError, CacheDisable, ClientId, Command, OsRevision, RpcReply, RpcRequest,
@@ -17,7 +16,7 @@ use crate::device::{CallResult, ClientLogin, Shm, TeeDevice};
 use crate::error::HostTeeError;
 use crate::memory::host_span;
 use crate::params::{plan, write_back};
-use crate::worker::{Call, Finished, Job, Outcome};
+use crate::worker::{Abandoned, Call, Finished, Job, Outcome, Pool};
 
 /// Configuration of the host TEE backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +54,6 @@ struct Registered<D: TeeDevice> {
     host: Option<D::Registered>,
 }
 
-/// What TEE_IOC_CANCEL takes: (session, cancellation id).
-type CancelArgs = (u32, u32);
-
 /// One VM: its TEE context and what it holds in it.
 #[derive(Debug)]
 struct Client<D: TeeDevice> {
@@ -65,9 +61,11 @@ struct Client<D: TeeDevice> {
     sessions: HashSet<u32>,
     buffers: HashMap<u64, Registered<D>>,
     calls: HashMap<ThreadId, Call<D>>,
-    /// Workers of abandoned calls, joined at teardown (cancelled first
-    /// with what TEE_IOC_CANCEL needs, if they can be).
-    abandoned: Vec<(JoinHandle<()>, Option<CancelArgs>)>,
+    /// Abandoned calls not finished yet: cancelled at teardown with what
+    /// TEE_IOC_CANCEL needs, if they can be, and waited for.
+    abandoned: Vec<Abandoned<D>>,
+    /// The workers of its calls, for as long as the VM lives.
+    pool: Pool<D>,
 }
 
 /// The opener of a VM's TEE context.
@@ -195,6 +193,14 @@ impl<D: TeeDevice> HostTee<D> {
     /// Calls of `client` in progress.
     pub fn calls_in_progress(&self, client: ClientId) -> usize {
         self.clients.get(&client).map_or(0, |c| c.calls.len())
+    }
+
+    /// Worker threads started so far for `client`'s calls: one per call
+    /// its calls ran at once at most, not one per call.
+    pub fn threads_created(&self, client: ClientId) -> u64 {
+        self.clients
+            .get(&client)
+            .map_or(0, |c| c.pool.threads_created())
     }
 
     /// Buffers `client` registered, and how many of them are registered
@@ -348,10 +354,11 @@ impl<D: TeeDevice> Client<D> {
     /// cancellation id may be shared by its other calls).
     fn abandon(&mut self, thread: ThreadId) {
         if let Some(c) = self.calls.remove(&thread) {
-            let cancel = c.cancel;
-            let handle = c.abandon(&self.dev);
-            self.abandoned.retain(|(h, _)| !h.is_finished());
-            self.abandoned.push((handle, cancel));
+            let a = c.abandon(&self.dev);
+            self.abandoned.retain(|a| !a.is_done());
+            if !a.is_done() {
+                self.abandoned.push(a);
+            }
         }
     }
 
@@ -363,18 +370,19 @@ impl<D: TeeDevice> Client<D> {
         for t in threads {
             self.abandon(t);
         }
-        for (h, cancel) in &self.abandoned {
-            if let (false, Some((session, cancel_id))) = (h.is_finished(), cancel) {
-                if let Err(e) = self.dev.cancel(*session, *cancel_id) {
+        for a in self.abandoned.drain(..) {
+            if let (false, Some((session, cancel_id))) = (a.is_done(), a.cancel) {
+                if let Err(e) = self.dev.cancel(session, cancel_id) {
                     log::warn!("host TEE: cancelling a call at VM teardown: {e}");
                 }
             }
         }
-        for (h, _) in self.abandoned.drain(..) {
-            if h.join().is_err() {
-                log::warn!("host TEE: a call's worker panicked");
-            }
-        }
+        log::debug!(
+            "host TEE: VM's calls ran on {} worker thread(s)",
+            self.pool.threads_created()
+        );
+        // Waits for every job the VM's calls left running.
+        drop(self.pool);
         for s in self.sessions.drain() {
             if let Err(e) = self.dev.close_session(s) {
                 log::warn!("host TEE: closing session {s} at VM teardown: {e}");
@@ -397,11 +405,13 @@ impl<D: TeeDevice> Backend for HostTee<D> {
         if self.clients.contains_key(&client) {
             return Err(BackendError::ClientExists(client));
         }
-        let dev = (self.open)().map_err(|e| BackendError::Refused(e.to_string()))?;
+        let dev = Arc::new((self.open)().map_err(|e| BackendError::Refused(e.to_string()))?);
+        let keep_idle = usize::try_from(self.config.thread_count).unwrap_or(usize::MAX);
         self.clients.insert(
             client,
             Client {
-                dev: Arc::new(dev),
+                pool: Pool::new(dev.clone(), self.progress.clone(), keep_idle),
+                dev,
                 sessions: HashSet::new(),
                 buffers: HashMap::new(),
                 calls: HashMap::new(),
@@ -446,8 +456,9 @@ impl<D: TeeDevice> Backend for HostTee<D> {
         };
         // SAFETY: the host memory the job names is guest RAM the VMM
         // mapped; `new`'s caller keeps it mapped until vm_destroyed, which
-        // joins every worker and drops every registration before returning.
-        match unsafe { Call::spawn(c.dev.clone(), job, self.progress.clone()) } {
+        // drops the pool (waiting for every job) and every registration
+        // before returning.
+        match unsafe { c.pool.submit(job) } {
             Ok(w) => {
                 c.calls.insert(thread, w);
                 Step::Rpc(RpcRequest::ForeignIntr)

@@ -1,11 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 //! Standard calls on worker threads: a TEE ioctl blocks while OP-TEE runs,
-//! so each call runs on its own thread, and the vCPU collects the result
-//! when the guest comes back ([`Call::poll`]). A call nobody will collect
-//! ([`Call::abandon`]) cleans up after itself: a session its OPEN_SESSION
-//! opened is closed, its registrations released.
+//! so a VM's calls run on a [`Pool`] of workers that lives as long as the
+//! VM, and the vCPU collects the result when the guest comes back
+//! ([`Call::poll`]). A call nobody will collect ([`Call::abandon`]) cleans
+//! up after itself: a session its OPEN_SESSION opened is closed, its
+//! registrations released.
+//!
+//! The pool starts a worker only when every worker it has is busy, and
+//! keeps up to `keep_idle` of them waiting for the next call, so that a VM
+//! that makes one call after another creates one thread in all, not one per
+//! call (each thread creation is a clone, a stack mapping and, on the
+//! emulator, far more). It never makes a job wait for a busy worker: a
+//! TEE_IOC_CANCEL queued behind the call it cancels would wait for ever.
+//! The number of workers busy at once is bounded by the mediator, which
+//! lets a VM have at most its thread count of calls in progress.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::device::{CallResult, ClientLogin, TeeDevice, TeeParam};
@@ -87,18 +100,39 @@ pub(crate) struct Finished<D: TeeDevice> {
 
 #[derive(Debug)]
 enum Slot<D: TeeDevice> {
+    /// Queued or running.
     Running,
+    /// The result, to collect.
     Finished(Finished<D>),
+    /// Collected, or abandoned and cleaned up: nothing more will happen.
+    Done,
+    /// Nobody will collect it; the worker has not finished it yet.
     Abandoned,
+    /// The worker panicked while running it.
+    Lost,
 }
 
-/// A call in progress on a worker.
+/// A call in progress on the pool.
 #[derive(Debug)]
 pub(crate) struct Call<D: TeeDevice> {
     slot: Arc<Mutex<Slot<D>>>,
-    handle: JoinHandle<()>,
     /// What TEE_IOC_CANCEL needs to stop it, if it can be stopped.
     pub cancel: Option<(u32, u32)>,
+}
+
+/// An abandoned call, until its worker is done with it.
+#[derive(Debug)]
+pub(crate) struct Abandoned<D: TeeDevice> {
+    slot: Arc<Mutex<Slot<D>>>,
+    /// What TEE_IOC_CANCEL needs to stop it, if it can be stopped.
+    pub cancel: Option<(u32, u32)>,
+}
+
+impl<D: TeeDevice> Abandoned<D> {
+    /// Whether its worker is done with it (or never started it).
+    pub fn is_done(&self) -> bool {
+        matches!(*lock(&self.slot), Slot::Done | Slot::Lost)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -188,56 +222,11 @@ fn orphan<D: TeeDevice>(dev: &D, fin: Finished<D>) {
 }
 
 impl<D: TeeDevice> Call<D> {
-    /// Starts `job` on a new worker thread, which advances `progress`
-    /// once its result is there to collect.
-    ///
-    /// # Safety
-    /// As for [`run`]: the host memory the job names stays mapped until
-    /// the worker has finished (joined) and its result is dropped.
-    pub unsafe fn spawn(
-        dev: Arc<D>,
-        job: Job<D>,
-        progress: Arc<Progress>,
-    ) -> std::io::Result<Call<D>> {
-        let cancel = match &job {
-            Job::Open { cancel_id, .. } => Some((0, *cancel_id)),
-            Job::Invoke {
-                session, cancel_id, ..
-            } => Some((*session, *cancel_id)),
-            _ => None,
-        };
-        let slot = Arc::new(Mutex::new(Slot::Running));
-        let theirs = slot.clone();
-        let handle = std::thread::Builder::new()
-            .name("host-tee-call".into())
-            .spawn(move || {
-                // SAFETY: the promise of spawn's caller.
-                let fin = unsafe { run(&*dev, job) };
-                let mut s = lock(&theirs);
-                if matches!(*s, Slot::Abandoned) {
-                    drop(s);
-                    orphan(&*dev, fin);
-                } else {
-                    *s = Slot::Finished(fin);
-                    drop(s);
-                    progress.advance();
-                }
-            })?;
-        Ok(Call {
-            slot,
-            handle,
-            cancel,
-        })
-    }
-
     /// The result, if the worker is done.
     pub fn poll(&self) -> Option<Finished<D>> {
         let mut s = lock(&self.slot);
-        match std::mem::replace(&mut *s, Slot::Running) {
-            Slot::Finished(f) => {
-                *s = Slot::Abandoned;
-                Some(f)
-            }
+        match std::mem::replace(&mut *s, Slot::Done) {
+            Slot::Finished(f) => Some(f),
             other => {
                 *s = other;
                 None
@@ -247,16 +236,215 @@ impl<D: TeeDevice> Call<D> {
 
     /// Whether the worker died without a result (it panicked).
     pub fn is_lost(&self) -> bool {
-        self.handle.is_finished() && matches!(*lock(&self.slot), Slot::Running)
+        matches!(*lock(&self.slot), Slot::Lost)
     }
 
     /// Nobody will collect the result: it is cleaned up when it arrives
-    /// (or now, if it is there). Returns the worker, to join.
-    pub fn abandon(self, dev: &D) -> JoinHandle<()> {
-        let prev = std::mem::replace(&mut *lock(&self.slot), Slot::Abandoned);
-        if let Slot::Finished(f) = prev {
+    /// (or now, if it is there).
+    pub fn abandon(self, dev: &D) -> Abandoned<D> {
+        let finished = {
+            let mut s = lock(&self.slot);
+            match std::mem::replace(&mut *s, Slot::Abandoned) {
+                Slot::Finished(f) => {
+                    *s = Slot::Done;
+                    Some(f)
+                }
+                Slot::Running => None,
+                other => {
+                    *s = other;
+                    None
+                }
+            }
+        };
+        if let Some(f) = finished {
             orphan(dev, f);
         }
-        self.handle
+        Abandoned {
+            slot: self.slot,
+            cancel: self.cancel,
+        }
+    }
+}
+
+/// A job and where its result goes.
+struct Task<D: TeeDevice> {
+    job: Job<D>,
+    slot: Arc<Mutex<Slot<D>>>,
+}
+
+#[derive(Default)]
+struct Queue<D: TeeDevice> {
+    tasks: VecDeque<Task<D>>,
+    /// Workers waiting for a task.
+    idle: usize,
+    /// Set when the pool is dropped: workers finish the queue and leave.
+    stopping: bool,
+}
+
+struct Shared<D: TeeDevice> {
+    dev: Arc<D>,
+    progress: Arc<Progress>,
+    queue: Mutex<Queue<D>>,
+    ready: Condvar,
+    keep_idle: usize,
+    created: AtomicU64,
+}
+
+/// A VM's workers: see the module's documentation.
+pub(crate) struct Pool<D: TeeDevice> {
+    shared: Arc<Shared<D>>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl<D: TeeDevice> std::fmt::Debug for Pool<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("keep_idle", &self.shared.keep_idle)
+            .field("created", &self.threads_created())
+            .finish()
+    }
+}
+
+impl<D: TeeDevice> Pool<D> {
+    /// A pool running jobs on `dev`, advancing `progress` when a result is
+    /// in, keeping up to `keep_idle` idle workers. No thread is started
+    /// before the first job.
+    pub fn new(dev: Arc<D>, progress: Arc<Progress>, keep_idle: usize) -> Self {
+        Pool {
+            shared: Arc::new(Shared {
+                dev,
+                progress,
+                queue: Mutex::new(Queue {
+                    tasks: VecDeque::new(),
+                    idle: 0,
+                    stopping: false,
+                }),
+                ready: Condvar::new(),
+                keep_idle,
+                created: AtomicU64::new(0),
+            }),
+            workers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Threads the pool has started so far.
+    pub fn threads_created(&self) -> u64 {
+        self.shared.created.load(Ordering::Relaxed)
+    }
+
+    /// Runs `job` on an idle worker, or on a new one if none is idle.
+    ///
+    /// # Safety
+    /// As for [`run`]: the host memory the job names stays mapped until
+    /// the pool is dropped (which waits for every job) or the call's
+    /// result has been collected and dropped.
+    pub unsafe fn submit(&self, job: Job<D>) -> std::io::Result<Call<D>> {
+        let cancel = match &job {
+            Job::Open { cancel_id, .. } => Some((0, *cancel_id)),
+            Job::Invoke {
+                session, cancel_id, ..
+            } => Some((*session, *cancel_id)),
+            _ => None,
+        };
+        let slot = Arc::new(Mutex::new(Slot::Running));
+        let mut q = lock(&self.shared.queue);
+        q.tasks.push_back(Task {
+            job,
+            slot: slot.clone(),
+        });
+        if q.tasks.len() <= q.idle {
+            drop(q);
+            self.shared.ready.notify_one();
+        } else {
+            drop(q);
+            if let Err(e) = self.start_worker() {
+                // Take the task back, unless a worker that was busy took it
+                // meanwhile: then it runs, and the call is the caller's as
+                // usual.
+                let mut q = lock(&self.shared.queue);
+                if let Some(i) = q.tasks.iter().position(|t| Arc::ptr_eq(&t.slot, &slot)) {
+                    q.tasks.remove(i);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Call { slot, cancel })
+    }
+
+    fn start_worker(&self) -> std::io::Result<()> {
+        let shared = self.shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("host-tee-call".into())
+            .spawn(move || shared.work())?;
+        self.shared.created.fetch_add(1, Ordering::Relaxed);
+        let mut w = lock(&self.workers);
+        w.retain(|h| !h.is_finished());
+        w.push(handle);
+        Ok(())
+    }
+}
+
+impl<D: TeeDevice> Shared<D> {
+    /// A worker: runs tasks until the pool stops, or until enough others
+    /// are idle.
+    fn work(&self) {
+        let mut q = lock(&self.queue);
+        loop {
+            if let Some(task) = q.tasks.pop_front() {
+                drop(q);
+                self.execute(task);
+                q = lock(&self.queue);
+                continue;
+            }
+            if q.stopping || q.idle >= self.keep_idle {
+                return;
+            }
+            q.idle += 1;
+            q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.idle -= 1;
+        }
+    }
+
+    fn execute(&self, task: Task<D>) {
+        if matches!(*lock(&task.slot), Slot::Abandoned) {
+            // Abandoned before it started: nothing to run or undo (a
+            // release's registration is dropped with the job).
+            *lock(&task.slot) = Slot::Done;
+            return;
+        }
+        // SAFETY: the promise of submit's caller.
+        let fin = catch_unwind(AssertUnwindSafe(|| unsafe { run(&*self.dev, task.job) }));
+        let mut s = lock(&task.slot);
+        match fin {
+            Ok(fin) if matches!(*s, Slot::Abandoned) => {
+                *s = Slot::Done;
+                drop(s);
+                orphan(&*self.dev, fin);
+            }
+            Ok(fin) => {
+                *s = Slot::Finished(fin);
+                drop(s);
+                self.progress.advance();
+            }
+            Err(_) => {
+                log::warn!("host TEE: a call's worker panicked");
+                *s = Slot::Lost;
+                drop(s);
+                self.progress.advance();
+            }
+        }
+    }
+}
+
+impl<D: TeeDevice> Drop for Pool<D> {
+    /// Waits for every job, queued or running.
+    fn drop(&mut self) {
+        lock(&self.shared.queue).stopping = true;
+        self.shared.ready.notify_all();
+        for h in lock(&self.workers).drain(..) {
+            if h.join().is_err() {
+                log::warn!("host TEE: a call's worker panicked");
+            }
+        }
     }
 }

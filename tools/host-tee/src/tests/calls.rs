@@ -321,3 +321,50 @@ fn a_thread_already_in_a_call_cannot_start_another() {
     drive(&mut tee, 1, &mut c, &mem);
     assert_result(&c, teec::SUCCESS, teec::ORIGIN_TRUSTED_APP);
 }
+
+#[test]
+fn calls_one_after_another_run_on_one_worker_thread() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    for i in 0..50 {
+        let mut c = invoke(s, fake_cmd::INC, vec![value_inout(i)]);
+        run(&mut tee, 1, &mut c, &mem);
+        assert_result(&c, teec::SUCCESS, teec::ORIGIN_TRUSTED_APP);
+        assert_eq!(c.params[0], value_inout(i + 1));
+    }
+    assert_eq!(
+        tee.threads_created(VM),
+        1,
+        "one worker for 51 calls in a row"
+    );
+}
+
+#[test]
+fn calls_at_once_get_a_worker_each_and_the_workers_stay_for_the_next_ones() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    for round in 0..3 {
+        fake.close_gate();
+        let mut calls: Vec<StdCall> = (0..3)
+            .map(|i| invoke(s, fake_cmd::INC, vec![value_inout(i)]))
+            .collect();
+        for (t, c) in (1..).zip(calls.iter_mut()) {
+            assert_eq!(
+                tee.start(VM, t, c, &mem),
+                Step::Rpc(RpcRequest::ForeignIntr)
+            );
+        }
+        // All three in the TEE at once: none waits for another's worker.
+        fake.wait_held(3);
+        fake.open_gate();
+        for (t, c) in (1..).zip(calls.iter_mut()) {
+            drive(&mut tee, t, c, &mem);
+            assert_result(c, teec::SUCCESS, teec::ORIGIN_TRUSTED_APP);
+        }
+        assert_eq!(tee.threads_created(VM), 3, "round {round}");
+    }
+}
