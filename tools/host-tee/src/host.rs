@@ -297,17 +297,19 @@ impl<D: TeeDevice> Client<D> {
             call.finish(r.ret, r.origin);
             Step::Done
         };
+        call.cost.tee_requests += fin.cost.tee_requests;
+        call.cost.bytes_copied += fin.cost.bytes_copied;
         match fin.outcome {
             Outcome::Opened(Ok((session, r)), out) => {
                 if r.ret == teec::SUCCESS {
                     self.sessions.insert(session);
                     call.session = session;
                 }
-                write_back(call, &out, &fin.temps, mem);
+                call.cost.bytes_copied += write_back(call, &out, &fin.temps, mem);
                 verdict(call, r)
             }
             Outcome::Invoked(Ok(r), out) => {
-                write_back(call, &out, &fin.temps, mem);
+                call.cost.bytes_copied += write_back(call, &out, &fin.temps, mem);
                 verdict(call, r)
             }
             Outcome::Opened(Err(e), _) => device_error(call, "OPEN_SESSION", &e),
@@ -338,6 +340,7 @@ impl<D: TeeDevice> Client<D> {
             return fail(call, teec::ERROR_BAD_STATE);
         };
         if let Some(fin) = c.poll() {
+            call.cost.threads_started += u32::from(c.started_thread);
             self.calls.remove(&thread);
             return self.finish(call, fin, mem);
         }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use optee_mediator::backend::{Param, StdCall};
 use optee_mediator::msg::{teec, Dir};
 use optee_mediator::shm::GuestBuffer;
-use optee_mediator::GuestRam;
+use optee_mediator::{CallCost, GuestRam};
 use tee_uapi::sys::{
     TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INOUT, TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INPUT,
     TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_OUTPUT, TEE_IOCTL_PARAM_ATTR_TYPE_VALUE_INOUT,
@@ -146,6 +146,26 @@ pub(crate) fn plan(
         .collect()
 }
 
+/// What [`materialize`] will cost: an ioctl per registration or bounce
+/// buffer, and for each bounced input two copies of its bytes (read from
+/// the guest by [`plan`], written into the bounce buffer).
+pub(crate) fn setup_cost(planned: &[Planned]) -> CallCost {
+    let mut cost = CallCost::default();
+    for p in planned {
+        match p {
+            Planned::Ready(_) => {}
+            Planned::Host { .. } => cost.tee_requests += 1,
+            Planned::Bounce { attr, data } => {
+                cost.tee_requests += 1;
+                if *attr != TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_OUTPUT {
+                    cost.bytes_copied += 2 * data.len() as u64;
+                }
+            }
+        }
+    }
+    cost
+}
+
 /// Makes the planned parameters real on `dev`: registrations and bounce
 /// buffers (at least one byte: the driver refuses empty ones).
 ///
@@ -188,13 +208,16 @@ pub(crate) unsafe fn materialize<D: TeeDevice>(
 /// and the bytes of bounced output references when the size the TEE
 /// reports fits the reference (a larger one asks for a bigger buffer and
 /// carries no data). A bounced output that can no longer be written to the
-/// guest is logged and its size set to 0.
+/// guest is logged and its size set to 0. Returns the bytes copied: two
+/// copies of each bounced output (out of the bounce buffer, into the
+/// guest).
 pub(crate) fn write_back<D: TeeDevice>(
     call: &mut StdCall,
     out: &[TeeParam],
     temps: &[Temp<D>],
     mem: &dyn GuestRam,
-) {
+) -> u64 {
+    let mut copied = 0;
     for (p, o) in call.params.iter_mut().zip(out) {
         match p {
             Param::Value { dir, a, b, c } if dir.is_output() => {
@@ -226,6 +249,9 @@ pub(crate) fn write_back<D: TeeDevice>(
         if !shm.read(0, &mut data) || r.write(mem, 0, &data).is_err() {
             log::warn!("host TEE: output parameter {index} could not be copied back to the guest");
             *size = 0;
+        } else {
+            copied += 2 * len as u64;
         }
     }
+    copied
 }

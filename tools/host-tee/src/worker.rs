@@ -24,9 +24,9 @@ use std::thread::JoinHandle;
 use crate::device::{CallResult, ClientLogin, TeeDevice, TeeParam};
 use crate::error::HostTeeError;
 use crate::memory::HostPtr;
-use optee_mediator::Progress;
+use optee_mediator::{CallCost, Progress};
 
-use crate::params::{materialize, Planned, Temp};
+use crate::params::{materialize, setup_cost, Planned, Temp};
 
 /// What a worker does.
 #[derive(Debug)]
@@ -96,6 +96,9 @@ pub(crate) struct Finished<D: TeeDevice> {
     pub outcome: Outcome<D>,
     /// Registrations and bounce buffers, released when dropped.
     pub temps: Vec<Temp<D>>,
+    /// The ioctls made and the bytes copied in (the copies out are
+    /// counted when they are made, by [`crate::params::write_back`]).
+    pub cost: CallCost,
 }
 
 #[derive(Debug)]
@@ -118,6 +121,8 @@ pub(crate) struct Call<D: TeeDevice> {
     slot: Arc<Mutex<Slot<D>>>,
     /// What TEE_IOC_CANCEL needs to stop it, if it can be stopped.
     pub cancel: Option<(u32, u32)>,
+    /// Whether the pool started a worker for it.
+    pub started_thread: bool,
 }
 
 /// An abandoned call, until its worker is done with it.
@@ -149,7 +154,23 @@ unsafe fn run<D: TeeDevice>(dev: &D, job: Job<D>) -> Finished<D> {
         // SAFETY: the caller's promise, passed on.
         unsafe { materialize(dev, planned) }
     };
-    match job {
+    let finished = |outcome, temps| Finished {
+        outcome,
+        temps,
+        cost: CallCost::default(),
+    };
+    // The job's own ioctl (a release closes a file descriptor), and what
+    // its parameters need first.
+    let mut cost = CallCost {
+        tee_requests: u32::from(!matches!(job, Job::Release(_))),
+        ..CallCost::default()
+    };
+    if let Job::Open { params, .. } | Job::Invoke { params, .. } = &job {
+        let setup = setup_cost(params);
+        cost.tee_requests += setup.tee_requests;
+        cost.bytes_copied = setup.bytes_copied;
+    }
+    let mut fin = match job {
         Job::Open {
             uuid,
             login,
@@ -158,15 +179,9 @@ unsafe fn run<D: TeeDevice>(dev: &D, job: Job<D>) -> Finished<D> {
         } => match call(params) {
             Ok((mut p, temps)) => {
                 let r = dev.open_session(uuid, login, cancel_id, &mut p);
-                Finished {
-                    outcome: Outcome::Opened(r, p),
-                    temps,
-                }
+                finished(Outcome::Opened(r, p), temps)
             }
-            Err(e) => Finished {
-                outcome: Outcome::Opened(Err(e), Vec::new()),
-                temps: Vec::new(),
-            },
+            Err(e) => finished(Outcome::Opened(Err(e), Vec::new()), Vec::new()),
         },
         Job::Invoke {
             session,
@@ -176,37 +191,26 @@ unsafe fn run<D: TeeDevice>(dev: &D, job: Job<D>) -> Finished<D> {
         } => match call(params) {
             Ok((mut p, temps)) => {
                 let r = dev.invoke(session, func, cancel_id, &mut p);
-                Finished {
-                    outcome: Outcome::Invoked(r, p),
-                    temps,
-                }
+                finished(Outcome::Invoked(r, p), temps)
             }
-            Err(e) => Finished {
-                outcome: Outcome::Invoked(Err(e), Vec::new()),
-                temps: Vec::new(),
-            },
+            Err(e) => finished(Outcome::Invoked(Err(e), Vec::new()), Vec::new()),
         },
-        Job::Close { session } => Finished {
-            outcome: Outcome::Done(dev.close_session(session)),
-            temps: Vec::new(),
-        },
-        Job::Cancel { session, cancel_id } => Finished {
-            outcome: Outcome::Done(dev.cancel(session, cancel_id)),
-            temps: Vec::new(),
-        },
-        Job::Register { ptr, len } => Finished {
+        Job::Close { session } => finished(Outcome::Done(dev.close_session(session)), Vec::new()),
+        Job::Cancel { session, cancel_id } => {
+            finished(Outcome::Done(dev.cancel(session, cancel_id)), Vec::new())
+        }
+        Job::Register { ptr, len } => {
             // SAFETY: the caller's promise, passed on.
-            outcome: Outcome::Registered(unsafe { dev.shm_register(ptr.0, len) }),
-            temps: Vec::new(),
-        },
+            let r = unsafe { dev.shm_register(ptr.0, len) };
+            finished(Outcome::Registered(r), Vec::new())
+        }
         Job::Release(reg) => {
             drop(reg);
-            Finished {
-                outcome: Outcome::Done(Ok(())),
-                temps: Vec::new(),
-            }
+            finished(Outcome::Done(Ok(())), Vec::new())
         }
-    }
+    };
+    fin.cost = cost;
+    fin
 }
 
 /// Undoes what a result nobody will collect left behind: a session opened
@@ -352,7 +356,8 @@ impl<D: TeeDevice> Pool<D> {
             job,
             slot: slot.clone(),
         });
-        if q.tasks.len() <= q.idle {
+        let started_thread = q.tasks.len() > q.idle;
+        if !started_thread {
             drop(q);
             self.shared.ready.notify_one();
         } else {
@@ -368,7 +373,11 @@ impl<D: TeeDevice> Pool<D> {
                 }
             }
         }
-        Ok(Call { slot, cancel })
+        Ok(Call {
+            slot,
+            cancel,
+            started_thread,
+        })
     }
 
     fn start_worker(&self) -> std::io::Result<()> {

@@ -12,6 +12,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::cost::CallCost;
 use crate::mem::GuestRam;
 use crate::msg::{Dir, MsgArg};
 use crate::policy::Uuid;
@@ -117,6 +118,9 @@ pub struct StdCall {
     pub ret: u32,
     /// Origin of the result (TEEC_ORIGIN_*).
     pub ret_origin: u32,
+    /// What the backend spent on the call: it adds its counts when it
+    /// finishes the call (zero if it counts nothing).
+    pub cost: CallCost,
 }
 
 impl StdCall {

@@ -19,6 +19,7 @@
 pub mod abi;
 pub mod backend;
 pub mod caller;
+pub mod cost;
 pub mod mediator;
 pub mod mem;
 pub mod msg;
@@ -34,6 +35,7 @@ pub mod kvm;
 
 pub use abi::{kvm_filters, Function, FILTER_RANGES};
 pub use backend::{Backend, ClientId};
+pub use cost::{CallCost, SessionCost};
 pub use mediator::{Mediator, MediatorError, SmcCall, SmcResult, Usage};
 pub use mem::{FakeGuestMemory, GuestRam, MemError};
 pub use policy::{LoginPolicy, Policy, Quotas, TaFilter, Uuid, DEFAULT_REFUSAL_LOGS_PER_SECOND};

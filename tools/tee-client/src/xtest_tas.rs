@@ -207,7 +207,9 @@ fn time(n: u32, warm: u32, mut call: impl FnMut() -> CaseResult) -> Result<u128,
 /// bounces it), the driver's shared memory is contiguous (the VMM
 /// registers the guest's pages with the host: zero-copy). Without
 /// `registered` (a guest whose driver offers no registered memory) the
-/// first reference is left out, and a line says so.
+/// first reference is left out, and a line says so. Each kind has a
+/// session of its own, so that a VMM's cost report (one line per session,
+/// `optee_mediator::cost`) tells them apart.
 pub fn bench(tee: &Tee, n: u32, registered: bool) -> CaseResult {
     let warm = (n / 10).max(1);
     let s = open(tee, SIMS_UUID, "the sims TA")?;
@@ -229,7 +231,9 @@ pub fn bench(tee: &Tee, n: u32, registered: bool) -> CaseResult {
     } else {
         println!("# memref64k_invoke not measured: the driver offers no registered memory");
     }
+    close(tee, s, "the os_test TA")?;
 
+    let s = open(tee, OS_TEST_UUID, "the os_test TA")?;
     let shms = alloc_params_shm(tee)?;
     let ids = shms.each_ref().map(|m| m.id());
     let ns = time_params(tee, s, ids, n, warm)?;

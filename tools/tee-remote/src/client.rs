@@ -566,6 +566,8 @@ impl RemoteTee {
             return Err(format!("{answer:?} in answer to a call"));
         };
         for w in &a.writes {
+            // Out of the frame, then into the guest.
+            call.cost.bytes_copied += 2 * w.data.len() as u64;
             let m = t
                 .slots
                 .get(w.slot as usize)
@@ -663,6 +665,8 @@ impl RemoteTee {
         reply: Option<&RpcReply>,
         mem: &dyn GuestRam,
     ) -> Step {
+        // Its cost (optee_mediator::cost): a request to the service.
+        call.cost.tee_requests += 1;
         let answer = match self.exchange(req) {
             Ok(a) => a,
             Err(Failure::Lost) => return self.lost_step(client, thread, t, call, reply),
@@ -716,6 +720,8 @@ impl RemoteTee {
                 return Step::Done;
             }
         };
+        // Memory goes by value: read from the guest, then into the frame.
+        call.cost.bytes_copied += 2 * span_bytes(&wire_call);
         let t = Thread {
             epoch: self.epoch,
             slots,
@@ -933,4 +939,15 @@ impl Backend for RemoteTee {
             });
         }
     }
+}
+
+/// The bytes of guest memory a call carries by value.
+fn span_bytes(c: &wire::Call) -> u64 {
+    c.params
+        .iter()
+        .map(|p| match p {
+            wire::Param::Memref { mem: Some(s), .. } => s.data.len() as u64,
+            _ => 0,
+        })
+        .sum()
 }

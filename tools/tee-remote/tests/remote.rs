@@ -481,3 +481,31 @@ fn more_parameters_than_a_message_holds_drop_the_connection() {
     eventually("the VM's teardown", || svc.service.vm_count() == 0);
     svc.kill();
 }
+
+#[test]
+fn a_call_through_the_service_costs_one_request_and_its_memory_by_value() {
+    let dir = temp_dir("cost");
+    let svc = TestService::start(dir.join("s"), user_service(), Policy::default());
+    let mut g = remote_guest(&svc.path);
+    let mem = g.open(MEMORY);
+    let data = vec![0x5a; 5000];
+    let n = optee_mediator::cost::REPORT_MIN_CALLS;
+    for _ in 0..n {
+        let (p, _) = g.tmem(attr::TMEM_INOUT, &data, 7);
+        assert_eq!(g.reverse(mem, p).header.ret, 0);
+        g.reuse_pages();
+    }
+    assert_eq!(g.close(mem), 0);
+    let report = g.m.take_session_costs();
+    assert_eq!(report.sessions.len(), 1);
+    let s = &report.sessions[0];
+    assert_eq!((s.calls, s.tee_requests), (n, n), "one request a call");
+    assert_eq!(
+        s.bytes_copied,
+        n * 4 * 5000,
+        "in: from the guest, into the frame; out: from the frame, into the guest"
+    );
+    assert_eq!(s.threads_started, 0);
+    drop(g);
+    svc.kill();
+}

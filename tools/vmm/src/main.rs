@@ -39,6 +39,9 @@ fn run(args: &Args, tee: tee::Ready) -> ExitCode {
                 args.conduit.method()
             );
             eprintln!("tosfwd-vmm: {}", r.calls.summary());
+            for l in r.calls.cost_lines() {
+                eprintln!("tosfwd-vmm: {l}");
+            }
         }
         Err(e) => {
             eprintln!(

@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
-//! Counts of the forwarded calls, by function id, for the report printed
-//! when the guest stops.
+//! Counts of the forwarded calls, by function id, and what the sessions'
+//! calls cost ([`optee_mediator::cost`]), for the report printed when the
+//! guest stops.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use optee_mediator::abi::{self, Function};
+use optee_mediator::cost::CostReport;
 use smccc::FunctionId;
 
 /// Forwarded calls by function id.
@@ -18,6 +20,9 @@ pub struct CallCounts {
     /// SMC64 calls from an AArch32 vCPU, answered NOT_SUPPORTED by the VMM
     /// (SMCCC's rule) without reaching the mediator: not in `by_id`.
     pub refused_smc64_from_aarch32: u64,
+    /// The costs of the sessions with enough calls to report, from the
+    /// mediator when the VM ends.
+    pub costs: CostReport,
 }
 
 /// OP-TEE's name of a function id (optee_smc.h without the OPTEE_SMC_
@@ -56,6 +61,10 @@ impl CallCounts {
         }
         self.returns_for_guest += other.returns_for_guest;
         self.refused_smc64_from_aarch32 += other.refused_smc64_from_aarch32;
+        self.costs
+            .sessions
+            .extend(other.costs.sessions.iter().cloned());
+        self.costs.not_kept += other.costs.not_kept;
     }
 
     /// All calls.
@@ -93,6 +102,25 @@ impl CallCounts {
             );
         }
         s
+    }
+
+    /// One line per reported session (`cost: TA ... session ...: N calls;
+    /// per call: ...`), and one for those not kept, if any.
+    pub fn cost_lines(&self) -> Vec<String> {
+        let mut l: Vec<String> = self
+            .costs
+            .sessions
+            .iter()
+            .map(|s| format!("cost: {s}"))
+            .collect();
+        if self.costs.not_kept > 0 {
+            l.push(format!(
+                "cost: {} more sessions of at least {} calls not kept",
+                self.costs.not_kept,
+                optee_mediator::cost::REPORT_MIN_CALLS
+            ));
+        }
+        l
     }
 }
 
@@ -149,6 +177,33 @@ mod tests {
             c.summary(),
             "1 forwarded calls: 0xbf00ff01 CALLS_UID x1; 3 SMC64 calls from AArch32 refused"
         );
+    }
+
+    #[test]
+    fn cost_lines_name_each_session_and_the_ones_not_kept() {
+        use optee_mediator::{SessionCost, Uuid};
+        let mut s = SessionCost::new(Uuid::NIL, 3);
+        s.calls = 2;
+        s.guest_exits = 5;
+        let c = CallCounts {
+            costs: CostReport {
+                sessions: vec![s],
+                not_kept: 4,
+            },
+            ..CallCounts::default()
+        };
+        let l = c.cost_lines();
+        assert_eq!(l.len(), 2);
+        assert!(
+            l[0].starts_with(
+                "cost: TA 00000000-0000-0000-0000-000000000000 session 0x3: 2 calls; per call: \
+                 2.50 guest exits"
+            ),
+            "{}",
+            l[0]
+        );
+        assert_eq!(l[1], "cost: 4 more sessions of at least 50 calls not kept");
+        assert!(CallCounts::default().cost_lines().is_empty());
     }
 
     #[test]

@@ -924,7 +924,9 @@ pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
     let calls = match try_lock(&machine.forwarder) {
         Some(mut f) => {
             f.mediator.teardown();
-            f.calls.clone()
+            let mut calls = f.calls.clone();
+            calls.costs = f.mediator.take_session_costs();
+            calls
         }
         None => CallCounts::default(),
     };

@@ -170,3 +170,44 @@ fn a_vmm_waiting_on_progress_completes_the_call_without_the_guest() {
     assert_eq!(opened.header.ret, teec::SUCCESS);
     assert_eq!(fake.session_count(), 1);
 }
+
+#[test]
+fn a_sessions_cost_counts_the_guests_exits_and_the_backends_work_per_call() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let f = fake.clone();
+    // SAFETY: `mem` is declared before the mediator that owns the backend.
+    let tee = unsafe { HostTee::new(HostTeeConfig::default(), move || Ok(f.clone())) };
+    let mut vm = Mediator::new(VM, Policy::default(), tee).unwrap();
+    let (r, _) = call(&mut vm, &mem, &open_fake_ta());
+    assert_eq!(r.a0(), 0);
+    let session = MsgArg::read(&mem, ARG).unwrap().header.session;
+    let n = optee_mediator::cost::REPORT_MIN_CALLS;
+    let mut exits = 0;
+    for i in 0..n {
+        let mut inc = MsgArg::new(
+            cmd::INVOKE_COMMAND,
+            vec![MsgParam::new(attr::VALUE_INOUT, i, 0, 0)],
+        );
+        inc.header.session = session;
+        inc.header.func = fake_cmd::INC;
+        let (r, rounds) = call(&mut vm, &mem, &inc);
+        assert_eq!(r.a0(), 0);
+        exits += 1 + u64::from(rounds);
+    }
+    let mut close = MsgArg::new(cmd::CLOSE_SESSION, vec![]);
+    close.header.session = session;
+    call(&mut vm, &mem, &close);
+    let report = vm.take_session_costs();
+    assert_eq!(report.sessions.len(), 1);
+    let s = &report.sessions[0];
+    assert_eq!((s.session, s.calls, s.ta.0), (session, n, FAKE_TA));
+    assert_eq!(
+        s.guest_exits, exits,
+        "CALL_WITH_ARG and each RETURN_FROM_RPC"
+    );
+    assert_eq!(s.vmm_returns, 0);
+    assert_eq!(s.tee_requests, n, "one TEE_IOC_INVOKE a call");
+    assert_eq!((s.bytes_copied, s.threads_started), (0, 0));
+    assert!(vm.take_session_costs().sessions.is_empty(), "taken once");
+}

@@ -4,7 +4,7 @@
 
 use optee_mediator::backend::{Backend, Command, Param, RpcRequest, Step};
 use optee_mediator::msg::{teec, Dir};
-use optee_mediator::FakeGuestMemory;
+use optee_mediator::{CallCost, FakeGuestMemory};
 
 use super::*;
 use crate::fake::{fake_cmd, GREETING};
@@ -58,6 +58,15 @@ fn a_guest_contiguous_memref_is_registered_zero_copy_for_the_call_only() {
     assert_eq!(back, want, "the TA worked on the guest's own pages");
     assert!(matches!(c.params[1], Param::Value { a: 0x200, .. }));
     assert_eq!(fake.shm_count(), 0, "released with the call");
+    assert_eq!(
+        c.cost,
+        CallCost {
+            tee_requests: 2,
+            bytes_copied: 0,
+            threads_started: 0,
+        },
+        "SHM_REGISTER and INVOKE, nothing copied, the open's worker reused"
+    );
 }
 
 #[test]
@@ -79,6 +88,11 @@ fn a_scattered_memref_is_bounced_in_and_out() {
     want.reverse();
     assert_eq!(back, want);
     assert_eq!(fake.shm_count(), 0);
+    assert_eq!(
+        (c.cost.tee_requests, c.cost.bytes_copied),
+        (2, 4 * 0x1100),
+        "SHM_ALLOC and INVOKE; in: guest to buffer, buffer to shm; out: back"
+    );
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn std_call(command: Command, session: u32, params: Vec<Param>) -> StdCall {
         params,
         ret: 0,
         ret_origin: 0,
+        cost: Default::default(),
     }
 }
 

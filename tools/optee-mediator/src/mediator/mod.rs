@@ -6,12 +6,14 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 use log::{debug, warn};
 use smccc::{Conduit, FunctionId};
 
 use crate::abi::{self, caps, reg_pair, ret, split_pair, Function};
 use crate::backend::{Backend, BackendError, CacheDisable, ClientId, Command, StdCall, ThreadId};
+use crate::cost::{CostReport, Ledger};
 use crate::mem::GuestRam;
 use crate::msg::{cmd, off, teec, MsgArg, MsgError, MsgParam};
 use crate::pagelist::PageListError;
@@ -261,6 +263,13 @@ struct Thread {
     /// Page counts of the temporary buffers this call holds.
     temps: Vec<u64>,
     pending: Option<Pending>,
+    /// The guest's exits for this call so far (its CALL_WITH_ARG and
+    /// RETURN_FROM_RPCs).
+    guest_exits: u64,
+    /// RETURN_FROM_RPCs the VMM made for the guest.
+    vmm_returns: u64,
+    /// When the CALL_WITH_ARG came.
+    started: Instant,
 }
 
 /// Counters, for tests and monitoring.
@@ -297,6 +306,8 @@ pub struct Mediator<B: Backend> {
     /// Refusal logs: the guest decides how often they happen.
     log_limit: LogLimiter,
     clock: Box<dyn Clock>,
+    /// What each session's calls cost.
+    costs: Ledger,
 }
 
 impl<B: Backend> std::fmt::Debug for Mediator<B> {
@@ -341,6 +352,7 @@ impl<B: Backend> Mediator<B> {
             alive: true,
             log_limit,
             clock: Box::new(SystemClock),
+            costs: Ledger::default(),
         })
     }
 
@@ -381,6 +393,14 @@ impl<B: Backend> Mediator<B> {
         self.threads.len() as u32
     }
 
+    /// What the calls of the sessions closed so far cost (those of at
+    /// least [`crate::cost::REPORT_MIN_CALLS`] calls), once: a VMM reports
+    /// them when its guest stops. After [`Mediator::teardown`], the
+    /// sessions left open are among them.
+    pub fn take_session_costs(&mut self) -> CostReport {
+        self.costs.take()
+    }
+
     /// Frees everything the VM holds (parked calls, buffers, sessions) and
     /// tells the backend the VM is gone. Idempotent; `Drop` calls it.
     pub fn teardown(&mut self) {
@@ -396,6 +416,7 @@ impl<B: Backend> Mediator<B> {
         self.shm.clear();
         self.rpc_args.clear();
         self.sessions.clear();
+        self.costs.close_all();
         self.buffers = 0;
         self.pages = 0;
         self.opening = 0;
@@ -421,7 +442,7 @@ impl<B: Backend> Mediator<B> {
         answer: &SmcResult,
         conduit: Conduit,
     ) -> Option<SmcResult> {
-        if answer.a0() != u64::from(ret::RPC_FOREIGN_INTR) {
+        if answer.a0() != u64::from(ret::RPC_FOREIGN_INTR) || !self.alive {
             return None;
         }
         let a = |n: usize| answer.regs().get(n).copied().unwrap_or(0);
@@ -430,7 +451,7 @@ impl<B: Backend> Mediator<B> {
             conduit,
             args: [a(1), a(2), a(3), 0, 0, 0, 0],
         };
-        Some(self.handle(mem, &call))
+        Some(self.return_from_rpc(mem, &call, true))
     }
 
     /// Answers one forwarded call.
@@ -480,7 +501,7 @@ impl<B: Backend> Mediator<B> {
                 SmcResult::code(ret::ENOTAVAIL)
             }
             Function::CallWithArg => self.call_with_arg(mem, call),
-            Function::ReturnFromRpc => self.return_from_rpc(mem, call),
+            Function::ReturnFromRpc => self.return_from_rpc(mem, call, false),
             Function::Unknown => {
                 debug!(
                     "client {}: unknown function {:#x}",
@@ -558,6 +579,9 @@ impl<B: Backend> Mediator<B> {
             call: std_call,
             temps,
             pending: None,
+            guest_exits: 1,
+            vmm_returns: 0,
+            started: self.clock.now(),
         };
         let step = self
             .backend

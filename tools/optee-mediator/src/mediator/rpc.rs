@@ -8,6 +8,7 @@ use crate::abi::{reg_pair, ret, split_pair};
 use crate::backend::{
     Backend, Command, Param, RpcCmdReply, RpcOut, RpcReply, RpcRequest, Step, ThreadId,
 };
+use crate::cost::CallCounts;
 use crate::mem::GuestRam;
 use crate::msg::{
     self, arg_size, attr, off, rpc_cmd, teec, Dir, MsgArg, MsgHeader, MsgParam, ParamType,
@@ -137,10 +138,23 @@ impl<B: Backend> Mediator<B> {
         }
     }
 
-    pub(super) fn return_from_rpc(&mut self, mem: &dyn GuestRam, call: &SmcCall) -> SmcResult {
+    /// RETURN_FROM_RPC, made by the guest or (`by_vmm`) by the VMM for it.
+    pub(super) fn return_from_rpc(
+        &mut self,
+        mem: &dyn GuestRam,
+        call: &SmcCall,
+        by_vmm: bool,
+    ) -> SmcResult {
         let tid = call.w(3) as usize;
         let pending = match self.threads.get_mut(tid) {
-            Some(Some(t)) => t.pending.take(),
+            Some(Some(t)) => {
+                if by_vmm {
+                    t.vmm_returns += 1;
+                } else {
+                    t.guest_exits += 1;
+                }
+                t.pending.take()
+            }
             _ => None,
         };
         let Some(pending) = pending else {
@@ -288,14 +302,25 @@ impl<B: Backend> Mediator<B> {
         }
         let c = &t.call;
         match &c.command {
-            Command::OpenSession { .. } => {
+            Command::OpenSession { ta, .. } => {
                 self.opening = self.opening.saturating_sub(1);
                 if c.ret == teec::SUCCESS {
                     self.sessions.insert(c.session);
+                    self.costs.opened(*ta, c.session);
                 }
             }
+            Command::Invoke { .. } => self.costs.invoked(
+                c.session,
+                CallCounts {
+                    guest_exits: t.guest_exits,
+                    vmm_returns: t.vmm_returns,
+                    time: self.clock.now().saturating_duration_since(t.started),
+                    backend: c.cost,
+                },
+            ),
             Command::CloseSession => {
                 self.sessions.remove(&c.session);
+                self.costs.closed(c.session);
             }
             Command::RegisterShm { cookie, .. } if c.ret != teec::SUCCESS => {
                 self.drop_registered(*cookie);

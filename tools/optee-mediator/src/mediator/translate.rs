@@ -89,6 +89,7 @@ impl<B: Backend> Mediator<B> {
             params: Vec::new(),
             ret: teec::SUCCESS,
             ret_origin: teec::ORIGIN_TEE,
+            cost: Default::default(),
         };
         let mut base = 0;
         match h.cmd {

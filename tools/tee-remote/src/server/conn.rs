@@ -606,6 +606,7 @@ impl Connection {
             params,
             ret: teec::SUCCESS,
             ret_origin: teec::ORIGIN_TEE,
+            cost: Default::default(),
         })
     }
 
