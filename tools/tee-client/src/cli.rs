@@ -59,6 +59,12 @@ pub struct Cli {
     /// A protected guest whose driver shares nothing.
     #[arg(long)]
     pub unshared_memory: bool,
+    /// The guest's side of tosfwd-vmm --hostile-host (a test tool that
+    /// makes the VMM lie to its guest): one call per forgery that
+    /// /proc/cmdline's tosfwd.hostile= lists, each of which must end with
+    /// an error.
+    #[arg(long)]
+    pub hostile_host: bool,
     /// The TEE device.
     #[arg(value_name = "DEVICE", default_value = "/dev/tee0")]
     pub device: PathBuf,
@@ -123,6 +129,7 @@ pub struct Options {
     pub service_fault: bool,
     pub partition: Option<partition::Mode>,
     pub memory: Memory,
+    pub hostile_host: bool,
 }
 
 /// The options of `cli`, if its modes go together.
@@ -155,7 +162,13 @@ pub fn options(cli: Cli) -> Result<Options, String> {
         service_fault: cli.service_fault,
         partition,
         memory,
+        hostile_host: cli.hostile_host,
     };
+    if o.hostile_host
+        && (o.xtest_tas || o.service_fault || o.partition.is_some() || o.memory != Memory::Shared)
+    {
+        return Err("--hostile-host is a mode of its own".to_owned());
+    }
     if o.bench.is_some() && !o.xtest_tas {
         return Err("--bench needs --xtest-tas".to_owned());
     }
@@ -356,6 +369,25 @@ mod tests {
             (o.xtest_tas, o.memory, o.bench),
             (true, Memory::Private, Some(3))
         );
+    }
+
+    #[test]
+    fn hostile_host_is_a_mode_of_its_own() {
+        let o = p(&["--hostile-host"]).unwrap();
+        assert!(o.hostile_host);
+        assert!(!p(&[]).unwrap().hostile_host);
+        for other in [
+            &["--hostile-host", "--xtest-tas"][..],
+            &["--hostile-host", "--private-memory"][..],
+            &["--hostile-host", "--service-fault"][..],
+            &["--hostile-host", "--partition-clear"][..],
+        ] {
+            assert_eq!(
+                p(other).unwrap_err(),
+                "--hostile-host is a mode of its own",
+                "{other:?}"
+            );
+        }
     }
 
     #[test]

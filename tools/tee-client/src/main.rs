@@ -6,7 +6,7 @@
 //!
 //! Usage ([`cli`]; `--help`): tosfwd-tee-client [--xtest-tas [--bench N] |
 //! --service-fault | --partition-mark NAME | --partition-expect NAME|none |
-//! --partition-clear] [--private-memory | --unshared-memory] [-v|-q]
+//! --partition-clear | --hostile-host] [--private-memory | --unshared-memory] [-v|-q]
 //! [DEVICE] (default /dev/tee0). Without options, the cases against the VMM's userspace TEE and its
 //! built-in TAs; with `--xtest-tas`, the cases
 //! against a real OP-TEE with Debian's xtest TAs ([`xtest_tas`]), then with
@@ -15,7 +15,9 @@
 //! is killed and restarted during the cases ([`service_fault`]); with
 //! `--private-memory` (alone or with `--xtest-tas`) or `--unshared-memory`,
 //! the cases of a protected guest whose driver shares what it hands to the
-//! TEE, or shares nothing ([`private`]).
+//! TEE, or shares nothing ([`private`]); with `--hostile-host`, one call per
+//! forgery of `tosfwd-vmm --hostile-host`, each of which must end with an
+//! error ([`hostile`]).
 //!
 //! The partition modes ([`partition`]) are for a real OP-TEE with
 //! NS-virtualization: `--partition-mark NAME` leaves NAME in the caller's
@@ -63,6 +65,7 @@ macro_rules! ensure {
 }
 
 mod cli;
+mod hostile;
 mod partition;
 mod private;
 mod service_fault;
@@ -473,6 +476,17 @@ fn main() -> ExitCode {
     if o.service_fault {
         let mut k = Ktap::stdout(names.len());
         service_fault::run(&tee, &mut k);
+        return ktap::exit(k.finish());
+    }
+    if o.hostile_host {
+        let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+        let forgeries = hostile::forgeries(&cmdline);
+        if forgeries.is_empty() {
+            let why = "no tosfwd.hostile= on the kernel command line (tosfwd-vmm --hostile-host)";
+            return ktap::exit(ktap::skip_all(std::io::stdout(), why));
+        }
+        let mut k = Ktap::stdout(forgeries.len());
+        hostile::run(&tee, &forgeries, &mut k);
         return ktap::exit(k.finish());
     }
     let plan = cases.len() + usize::from(o.bench.is_some());

@@ -9,6 +9,7 @@ use optee_mediator::utee::ta::{DEVICE_PTA_UUID, HELLO_UUID, MEMORY_UUID};
 use optee_mediator::Uuid;
 use tee_remote::Address;
 
+use crate::hostile::{self, Forgeries};
 use crate::layout;
 
 /// The longest kernel command line arm64 Linux keeps (COMMAND_LINE_SIZE,
@@ -191,6 +192,15 @@ pub struct Args {
     #[arg(long, value_name = "US",
           value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_TEE_WAIT_US)))]
     pub tee_wait_us: Option<u32>,
+    /// A TEST TOOL: make this VMM lie to its own guest, as a hostile host
+    /// would, to test the guest's OP-TEE driver (`all`, or forgery names
+    /// separated by commas: tools/vmm/src/hostile.rs). The guest's client
+    /// marks one call per forgery (tosfwd-tee-client --hostile-host, which
+    /// reads the list from the guest's command line, where this VMM
+    /// appends `tosfwd.hostile=...`); every other call is answered as
+    /// usual. Never for anything but testing a guest kernel.
+    #[arg(long, value_name = "FORGERY[,...]|all", value_parser = hostile::parse_forgeries)]
+    pub hostile_host: Option<Forgeries>,
 }
 
 /// --tee-wait-us by default: no wait (measured: docs/measurements.md).
@@ -200,15 +210,19 @@ pub const DEFAULT_TEE_WAIT_US: u32 = 0;
 pub const MAX_TEE_WAIT_US: u32 = 10_000;
 
 impl Args {
-    /// The kernel command line: the default (or --cmdline) plus --append.
+    /// The kernel command line: the default (or --cmdline) plus --append,
+    /// plus the forgeries' list with --hostile-host.
     pub fn kernel_cmdline(&self) -> String {
-        let base = self.cmdline.clone().unwrap_or_else(layout::default_cmdline);
+        let mut line = self.cmdline.clone().unwrap_or_else(layout::default_cmdline);
         let extra = self.append.trim();
-        if extra.is_empty() {
-            base
-        } else {
-            format!("{base} {extra}")
+        if !extra.is_empty() {
+            line = format!("{line} {extra}");
         }
+        // The hostile host tells the guest's client which forgeries come.
+        if let Some(f) = &self.hostile_host {
+            line = format!("{line} {}", hostile::cmdline_word(&f.0));
+        }
+        line
     }
 
     /// Whether a storage quota option is given.
@@ -604,6 +618,34 @@ mod tests {
         let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
         assert!(
             flat.contains("shares its TA instances and secure storage"),
+            "{help}"
+        );
+    }
+
+    #[test]
+    fn hostile_host_takes_all_or_names_and_lists_them_on_the_guests_command_line() {
+        use crate::hostile::Forgery;
+        let a = parse(&["-k", "I", "--hostile-host", "rpc-free-zero,bogus-thread"]).unwrap();
+        assert_eq!(
+            a.hostile_host,
+            Some(Forgeries(vec![Forgery::RpcFreeZero, Forgery::BogusThread]))
+        );
+        assert!(a
+            .kernel_cmdline()
+            .ends_with(" tosfwd.hostile=rpc-free-zero,bogus-thread"));
+        let a = parse(&["-k", "I", "--hostile-host", "all", "--append", "x"]).unwrap();
+        assert_eq!(a.hostile_host, Some(Forgeries(Forgery::ALL.to_vec())));
+        assert_eq!(a.check(), Ok(()));
+        assert!(a
+            .kernel_cmdline()
+            .contains(" x tosfwd.hostile=answer-unknown-ref,"));
+        assert!(parse(&["-k", "I", "--hostile-host", "kind"]).is_err());
+        assert_eq!(parse(&["-k", "I"]).unwrap().hostile_host, None);
+        let help = <Args as clap::CommandFactory>::command()
+            .render_long_help()
+            .to_string();
+        assert!(
+            help.contains("A TEST TOOL: make this VMM lie to its own guest"),
             "{help}"
         );
     }

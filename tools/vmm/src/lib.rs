@@ -13,6 +13,7 @@
 pub mod args;
 pub mod console;
 pub mod fdt;
+pub mod hostile;
 pub mod layout;
 pub mod outcome;
 pub mod private_ram;

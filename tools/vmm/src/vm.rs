@@ -31,7 +31,7 @@ use optee_mediator::abi::ret;
 use optee_mediator::kvm::{self as adapter, AdapterError, Forwarded};
 use optee_mediator::{
     kvm_filters, Backend, ClientId, GuestRam, LoginPolicy, Mediator, MediatorError, Policy,
-    Progress, TaFilter, UserTee, UteeConfig,
+    Progress, SmcCall, SmcResult, TaFilter, UserTee, UteeConfig,
 };
 use smccc::kvm::{filter_attr, CoreReg, KVM_VM_TYPE_ARM_PROTECTED};
 use smccc::FunctionId;
@@ -42,6 +42,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use crate::args::Args;
 use crate::console::LineOut;
 use crate::fdt::{self, FdtConfig};
+use crate::hostile::Hostile;
 use crate::layout::{self, ImageError, KernelImage, LayoutError, MmioTarget};
 use crate::outcome::{Ending, VcpuEnd};
 use crate::private_ram::PrivateRam;
@@ -239,6 +240,27 @@ struct Machine {
     /// `None` for a backend that only progresses when the guest calls, or
     /// with --tee-wait-us 0.
     tee_wait: Option<TeeWait>,
+    /// --hostile-host (a test tool): the forger, before the mediator.
+    hostile: Option<Mutex<HostileHost>>,
+}
+
+/// The most a flipping thread runs: it stops when the guest comes back,
+/// or after this.
+const FLIP_MAX: Duration = Duration::from_secs(2);
+
+/// --hostile-host: the forger and its flipping thread, if one runs.
+struct HostileHost {
+    forger: Hostile,
+    flip: Option<(Arc<AtomicBool>, thread::JoinHandle<u64>)>,
+}
+
+impl HostileHost {
+    /// Stops the flipping thread, if one runs; how many times it flipped.
+    fn stop_flip(&mut self) -> Option<u64> {
+        let (stop, t) = self.flip.take()?;
+        stop.store(true, Ordering::SeqCst);
+        t.join().ok()
+    }
 }
 
 /// Guest RAM as the mediator reaches it.
@@ -323,9 +345,60 @@ impl Machine {
         )))
     }
 
+    /// --hostile-host: the forger's answer to `call`, if it forges one
+    /// (starting or stopping its flipping thread as it asks).
+    fn hostile_answer(
+        self: &Arc<Self>,
+        h: &Mutex<HostileHost>,
+        call: &SmcCall,
+    ) -> Option<SmcResult> {
+        let mut h = lock(h);
+        let v = h.forger.intercept(self.mem.ram(), call);
+        if v.stop_flip {
+            h.stop_flip();
+        }
+        if let Some(flip) = v.start_flip {
+            h.stop_flip();
+            let m = Arc::clone(self);
+            let stop = Arc::new(AtomicBool::new(false));
+            let stopped = Arc::clone(&stop);
+            let spawned = thread::Builder::new()
+                .name("hostile-flip".to_owned())
+                .spawn(move || {
+                    let deadline = Instant::now() + FLIP_MAX;
+                    let mut n = 0u64;
+                    while !stopped.load(Ordering::SeqCst) && Instant::now() < deadline {
+                        for state in &flip.states {
+                            // A page the guest took back is not written:
+                            // the forgery goes on with what it can.
+                            let _ = m.mem.ram().write(flip.gpa, state);
+                        }
+                        n += 1;
+                    }
+                    n
+                });
+            match spawned {
+                Ok(t) => h.flip = Some((stop, t)),
+                Err(e) => {
+                    eprintln!("tosfwd-vmm: hostile-host: cannot start a flipping thread: {e}")
+                }
+            }
+        }
+        if let Some(r) = &v.report {
+            eprintln!("tosfwd-vmm: hostile-host: {r}");
+        }
+        v.answer
+    }
+
     /// One forwarded call: the registers it needs, the mediator's answer,
     /// the result registers.
-    fn forward(&self, id: usize, vcpu: &VcpuFd, nr: u64, flags: u64) -> Result<(), Error> {
+    fn forward(
+        self: &Arc<Self>,
+        id: usize,
+        vcpu: &VcpuFd,
+        nr: u64,
+        flags: u64,
+    ) -> Result<(), Error> {
         let call = match adapter::read_call(vcpu, nr, flags)
             .map_err(|err| Error::Adapter { vcpu: id, err })?
         {
@@ -337,6 +410,12 @@ impl Machine {
                     .map_err(|err| Error::Adapter { vcpu: id, err });
             }
         };
+        if let Some(h) = &self.hostile {
+            if let Some(forged) = self.hostile_answer(h, &call) {
+                return adapter::write_result(vcpu, &forged)
+                    .map_err(|err| Error::Adapter { vcpu: id, err });
+            }
+        }
         // What the backend had finished before this call.
         let waiting = self.tee_wait.as_ref().map(|w| (w, w.progress.seen()));
         let mut result = {
@@ -372,7 +451,7 @@ impl Machine {
 
     /// Runs one vCPU until the guest stops, it fails, or the run ends
     /// ([`Machine::stopping`], with a kick out of KVM_RUN).
-    fn vcpu_loop(&self, id: usize, vcpu: &mut VcpuFd) -> VcpuEnd<Error> {
+    fn vcpu_loop(self: &Arc<Self>, id: usize, vcpu: &mut VcpuFd) -> VcpuEnd<Error> {
         loop {
             if self.stopping.load(Ordering::SeqCst) {
                 return VcpuEnd::Kicked;
@@ -817,6 +896,18 @@ pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
         stray_mmio: Mutex::new(0),
         stopping: AtomicBool::new(false),
         tee_wait,
+        hostile: args.hostile_host.as_ref().map(|f| {
+            let names: Vec<&str> = f.0.iter().map(|f| f.name()).collect();
+            eprintln!(
+                "tosfwd-vmm: hostile-host: a TEST TOOL: this VMM lies to its guest, forging \
+                 the answers of the calls its client marks: {}",
+                names.join(", ")
+            );
+            Mutex::new(HostileHost {
+                forger: Hostile::new(f.0.clone()),
+                flip: None,
+            })
+        }),
     });
 
     install_kick_handler()?;
@@ -919,6 +1010,14 @@ pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
 
     if let Some(mut serial) = try_lock(&machine.serial) {
         serial.writer_mut().drain();
+    }
+    if let Some(mut h) = machine.hostile.as_ref().and_then(try_lock) {
+        h.stop_flip();
+        eprintln!(
+            "tosfwd-vmm: hostile-host: {} of {} forgeries made",
+            h.forger.done(),
+            h.forger.forgeries().len()
+        );
     }
     // The TEE learns the VM is gone; the counts are final.
     let calls = match try_lock(&machine.forwarder) {
