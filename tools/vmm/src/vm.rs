@@ -346,17 +346,19 @@ impl Machine {
     }
 
     /// --hostile-host: the forger's answer to `call`, if it forges one
-    /// (starting or stopping its flipping thread as it asks).
+    /// (starting its flipping thread as it asks; any call of the guest
+    /// stops the one running).
     fn hostile_answer(
         self: &Arc<Self>,
         h: &Mutex<HostileHost>,
         call: &SmcCall,
     ) -> Option<SmcResult> {
         let mut h = lock(h);
+        // The guest is back: whatever it was reading has been read. A flip
+        // stops before the forger looks at guest memory again (the forger
+        // asks for that too: `Verdict::stop_flip`).
+        h.stop_flip();
         let v = h.forger.intercept(self.mem.ram(), call);
-        if v.stop_flip {
-            h.stop_flip();
-        }
         if let Some(flip) = v.start_flip {
             h.stop_flip();
             let m = Arc::clone(self);
