@@ -5,7 +5,8 @@
 # same boot. Reads the serial log: the host's @@X lines (see
 # scripts/xtest-filter.awk), the @@GXTESTBEGIN/@@GXTESTEND frame of each
 # guest run written by /optee/run, the guest's own @@GX lines and the
-# VMM's closing count of forwarded calls.
+# VMM's closing count of forwarded calls and cost lines (one per session
+# of the benchmark, in its order: tools/optee-mediator/src/cost.rs).
 # Variables: logf (the log's path), subset (space-separated xtest ids of a
 # subset run), differ (file of "id reason" lines: cases whose guest result
 # differs from the host's by design), counts (file to append
@@ -40,6 +41,7 @@ function tc(who, l,    name) {
 		split(after(l, "# bench: "), f, " ")
 		bench[who, f[1]] = f[2]
 		if (!(f[1] in benchseen)) { benchseen[f[1]] = 1; benchorder[++nbench] = f[1] }
+		if (who != "host") benchat[who, f[1]] = ++nb[who]
 		return
 	}
 	if (l ~ /^ok [0-9]+ /) { tcok[who]++; return }
@@ -136,6 +138,13 @@ cur == "" { next }
 	if (match(l, /CALL_WITH_ARG x[0-9]+/)) cwa[cur] = substr(l, RSTART + 15, RLENGTH - 15)
 	next
 }
+# The benchmark's sessions close first, one per kind of call, so the
+# run's first cost lines are theirs, in the benchmark's order.
+/tosfwd-vmm: cost: TA / {
+	l = after($0, "session ")
+	cost[cur, ++ncost[cur]] = after(l, "per call: ")
+	next
+}
 /@@GXTESTEND / {
 	l = after($0, "@@GXTESTEND ")
 	vended[cur] = 1
@@ -228,6 +237,8 @@ END {
 			printf "          bench %s: host %s, guest %s per call, guest/host %.2f\n", k, \
 				us(bench["host", k]), us(bench[run, k]), \
 				(bench["host", k] > 0 ? bench[run, k] / bench["host", k] : 0)
+			if ((run, benchat[run, k]) in cost)
+				printf "            cost per call: %s\n", cost[run, benchat[run, k]]
 		}
 	}
 	printf "%d %d %d\n", np, nf, ns >> counts
