@@ -14,7 +14,7 @@ use optee_mediator::{GuestRam, Progress};
 
 use crate::device::{CallResult, ClientLogin, Shm, TeeDevice};
 use crate::error::HostTeeError;
-use crate::memory::host_span;
+use crate::memory::{host_span, Pinned, Window};
 use crate::params::{plan, write_back};
 use crate::worker::{Abandoned, Call, Finished, Job, Outcome, Pool};
 
@@ -51,7 +51,7 @@ struct Registered<D: TeeDevice> {
     buffer: Weak<GuestBuffer>,
     /// The host registration of the guest's pages; `None` if they are not
     /// contiguous in the VMM (each call then bounces what it references).
-    host: Option<D::Registered>,
+    host: Option<Pinned<D::Registered>>,
 }
 
 /// One VM: its TEE context and what it holds in it.
@@ -203,6 +203,17 @@ impl<D: TeeDevice> HostTee<D> {
             .map_or(0, |c| c.pool.threads_created())
     }
 
+    /// Buffers of `client` registered with the host through a window onto
+    /// their scattered pages.
+    pub fn windowed_buffers(&self, client: ClientId) -> usize {
+        self.clients.get(&client).map_or(0, |c| {
+            c.buffers
+                .values()
+                .filter(|b| b.host.as_ref().is_some_and(Pinned::windowed))
+                .count()
+        })
+    }
+
     /// Buffers `client` registered, and how many of them are registered
     /// with the host (zero-copy) rather than bounced.
     pub fn buffer_counts(&self, client: ClientId) -> (usize, usize) {
@@ -221,7 +232,7 @@ impl<D: TeeDevice> Client<D> {
             buffers
                 .values()
                 .find(|r| std::ptr::eq(r.buffer.as_ptr(), Arc::as_ptr(b)))
-                .and_then(|r| r.host.as_ref().map(|h| h.id()))
+                .and_then(|r| r.host.as_ref().map(|h| h.reg.id()))
         };
         match call.command.clone() {
             // The login rule (see HostTee).
@@ -268,8 +279,13 @@ impl<D: TeeDevice> Client<D> {
                 let Ok(len) = usize::try_from(buffer.size()) else {
                     return Err(fail(call, teec::ERROR_OUT_OF_MEMORY));
                 };
-                match host_span(mem, &buffer, 0, buffer.size()) {
-                    Some(ptr) => Ok(Job::Register { ptr, len }),
+                let placed = host_span(mem, &buffer, 0, buffer.size())
+                    .map(|ptr| (ptr, None))
+                    .or_else(|| {
+                        Window::map(mem, &buffer, 0, buffer.size()).map(|(w, ptr)| (ptr, Some(w)))
+                    });
+                match placed {
+                    Some((ptr, window)) => Ok(Job::Register { ptr, len, window }),
                     None => {
                         let buffer = Arc::downgrade(&buffer);
                         self.buffers

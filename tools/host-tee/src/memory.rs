@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 //! Where a guest buffer is in the VMM: one host-contiguous piece (so the
-//! host driver can register, and pin, the guest's own pages) or not (so
-//! the call goes through a bounce buffer).
+//! host driver can register, and pin, the guest's own pages), pages that
+//! can be mapped side by side into one ([`Window`]: guest RAM backed by a
+//! file, such as a memfd), or neither (so the call goes through a bounce
+//! buffer).
 
+use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 
 use optee_mediator::msg::PAGE_SIZE;
@@ -48,6 +51,121 @@ pub(crate) fn host_span(
     }
     let at = base.checked_add(usize::try_from(pos % PAGE_SIZE).ok()?)?;
     NonNull::new(at as *mut u8).map(HostPtr)
+}
+
+/// Scattered guest pages mapped side by side into one range of this
+/// process, from the file behind guest RAM ([`GuestRam::file_offset`]):
+/// the host's TEE driver can then register, and pin, the guest's own pages
+/// as one buffer, where otherwise each call would copy them through a
+/// bounce buffer. The pages are the guest's (a shared mapping of the same
+/// file pages), so nothing is copied either way. Unmapped when dropped,
+/// which must come after the registration made of it is released.
+#[derive(Debug)]
+pub(crate) struct Window {
+    base: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the window is an address range this process owns; dropping it
+// (munmap) is valid from any thread, and nothing here dereferences it.
+unsafe impl Send for Window {}
+
+impl Window {
+    /// A window onto the pages of `len` bytes at `start` in `buffer`, and
+    /// where that start is in it; `None` if a page has no file behind it or
+    /// a mapping fails (the caller bounces instead).
+    pub fn map(
+        mem: &dyn GuestRam,
+        buffer: &GuestBuffer,
+        start: u64,
+        len: u64,
+    ) -> Option<(Window, HostPtr)> {
+        if len == 0 || start.checked_add(len)? > buffer.size() {
+            return None;
+        }
+        let pos = buffer.offset().checked_add(start)?;
+        let last = pos.checked_add(len - 1)?;
+        let first_page = usize::try_from(pos / PAGE_SIZE).ok()?;
+        let last_page = usize::try_from(last / PAGE_SIZE).ok()?;
+        let pages = buffer.pages().get(first_page..=last_page)?;
+        let page = usize::try_from(PAGE_SIZE).ok()?;
+        let size = pages.len().checked_mul(page)?;
+        // SAFETY: a new private, inaccessible reservation at an address the
+        // kernel chooses: it changes no existing mapping.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return None;
+        }
+        let window = Window {
+            base: NonNull::new(base.cast())?,
+            len: size,
+        };
+        for (i, &gpa) in pages.iter().enumerate() {
+            let (fd, offset) = mem.file_offset(gpa, PAGE_SIZE)?;
+            if offset % PAGE_SIZE != 0 {
+                return None;
+            }
+            let offset = libc::off_t::try_from(offset).ok()?;
+            // SAFETY: MAP_FIXED replaces one page of the reservation made
+            // above, which this window owns, with a shared mapping of the
+            // guest's page; no other mapping is touched.
+            let at = unsafe {
+                libc::mmap(
+                    window.base.as_ptr().add(i * page).cast(),
+                    page,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_FIXED,
+                    fd.as_raw_fd(),
+                    offset,
+                )
+            };
+            if at == libc::MAP_FAILED {
+                return None;
+            }
+        }
+        let inner = usize::try_from(pos % PAGE_SIZE).ok()?;
+        // SAFETY: inner < PAGE_SIZE: inside the window's first page.
+        let at = unsafe { window.base.as_ptr().add(inner) };
+        Some((window, HostPtr(NonNull::new(at)?)))
+    }
+}
+
+impl Drop for Window {
+    fn drop(&mut self) {
+        // SAFETY: the range is this window's own mapping, made in `map`.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+    }
+}
+
+/// A registration of guest pages with the host's TEE, and the [`Window`]
+/// they were mapped into for it, if they needed one: the registration is
+/// released first, then the window unmapped.
+#[derive(Debug)]
+pub(crate) struct Pinned<R> {
+    /// The registration.
+    pub reg: R,
+    window: Option<Window>,
+}
+
+impl<R> Pinned<R> {
+    /// `reg`, made of `window`'s pages if there is one.
+    pub fn new(reg: R, window: Option<Window>) -> Self {
+        Pinned { reg, window }
+    }
+
+    /// Whether its pages were mapped into a window for it.
+    pub fn windowed(&self) -> bool {
+        self.window.is_some()
+    }
 }
 
 #[cfg(test)]

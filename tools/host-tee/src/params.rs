@@ -26,14 +26,15 @@ use tee_uapi::{MAX_PARAMS, MEMREF_NULL};
 
 use crate::device::{AllocatedShm, Shm, TeeDevice, TeeParam};
 use crate::error::HostTeeError;
-use crate::memory::{host_span, HostPtr};
+use crate::memory::{host_span, HostPtr, Pinned, Window};
 
 /// One planned parameter.
 #[derive(Debug)]
 pub(crate) enum Planned {
     /// Ready as it is (none, value, NULL or registered memory reference).
     Ready(TeeParam),
-    /// Register `len` bytes of the VMM's mapping of guest RAM for the call.
+    /// Register `len` bytes of the VMM's mapping of guest RAM for the call
+    /// (in a window of its own if the pages are scattered).
     Host {
         /// The uapi attribute.
         attr: u32,
@@ -41,6 +42,8 @@ pub(crate) enum Planned {
         ptr: HostPtr,
         /// How many bytes.
         len: usize,
+        /// The window `ptr` is in, if the pages needed one.
+        window: Option<Window>,
     },
     /// Copy through driver memory: the bytes in (zeros for an output).
     Bounce {
@@ -55,7 +58,7 @@ pub(crate) enum Planned {
 #[derive(Debug)]
 pub(crate) enum Temp<D: TeeDevice> {
     /// The guest's pages, registered for the call.
-    Registered(D::Registered),
+    Registered(Pinned<D::Registered>),
     /// A bounce buffer for parameter `index`.
     Bounce {
         /// The driver memory.
@@ -133,7 +136,20 @@ pub(crate) fn plan(
                 }
                 let len = usize::try_from(r.size()).map_err(|_| teec::ERROR_OUT_OF_MEMORY)?;
                 if let Some(ptr) = host_span(mem, r.buffer(), r.offset(), r.size()) {
-                    return Ok(Planned::Host { attr, ptr, len });
+                    return Ok(Planned::Host {
+                        attr,
+                        ptr,
+                        len,
+                        window: None,
+                    });
+                }
+                if let Some((window, ptr)) = Window::map(mem, r.buffer(), r.offset(), r.size()) {
+                    return Ok(Planned::Host {
+                        attr,
+                        ptr,
+                        len,
+                        window: Some(window),
+                    });
                 }
                 let data = if dir.is_input() {
                     r.read_all(mem).map_err(|_| teec::ERROR_BAD_PARAMETERS)?
@@ -181,12 +197,18 @@ pub(crate) unsafe fn materialize<D: TeeDevice>(
     for (index, p) in planned.into_iter().enumerate() {
         match p {
             Planned::Ready(p) => params.push(p),
-            Planned::Host { attr, ptr, len } => {
-                // SAFETY: the caller keeps the range mapped as long as the
-                // registration, which lives in `temps`.
+            Planned::Host {
+                attr,
+                ptr,
+                len,
+                window,
+            } => {
+                // SAFETY: the caller keeps guest RAM mapped as long as the
+                // registration, which lives in `temps` (with the window
+                // `ptr` is in, if any).
                 let reg = unsafe { dev.shm_register(ptr.0, len) }?;
                 params.push(param(attr, 0, len as u64, reg.id() as u64));
-                temps.push(Temp::Registered(reg));
+                temps.push(Temp::Registered(Pinned::new(reg, window)));
             }
             Planned::Bounce { attr, data } => {
                 let mut shm = dev.shm_alloc(data.len().max(1))?;

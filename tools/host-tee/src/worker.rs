@@ -23,7 +23,7 @@ use std::thread::JoinHandle;
 
 use crate::device::{CallResult, ClientLogin, TeeDevice, TeeParam};
 use crate::error::HostTeeError;
-use crate::memory::HostPtr;
+use crate::memory::{HostPtr, Pinned, Window};
 use optee_mediator::{CallCost, Progress};
 
 use crate::params::{materialize, setup_cost, Planned, Temp};
@@ -71,9 +71,11 @@ pub(crate) enum Job<D: TeeDevice> {
         ptr: HostPtr,
         /// How many bytes.
         len: usize,
+        /// The window `ptr` is in, if the pages needed one.
+        window: Option<Window>,
     },
     /// Release of a registration (closing its fd).
-    Release(D::Registered),
+    Release(Pinned<D::Registered>),
 }
 
 /// What a worker found.
@@ -86,7 +88,7 @@ pub(crate) enum Outcome<D: TeeDevice> {
     /// CLOSE_SESSION, CANCEL, a release.
     Done(Result<(), HostTeeError>),
     /// SHM_REGISTER.
-    Registered(Result<D::Registered, HostTeeError>),
+    Registered(Result<Pinned<D::Registered>, HostTeeError>),
 }
 
 /// A finished call and the memory it held for its parameters.
@@ -199,10 +201,14 @@ unsafe fn run<D: TeeDevice>(dev: &D, job: Job<D>) -> Finished<D> {
         Job::Cancel { session, cancel_id } => {
             finished(Outcome::Done(dev.cancel(session, cancel_id)), Vec::new())
         }
-        Job::Register { ptr, len } => {
-            // SAFETY: the caller's promise, passed on.
+        Job::Register { ptr, len, window } => {
+            // SAFETY: the caller's promise, passed on (the window, if any,
+            // lives as long as the registration).
             let r = unsafe { dev.shm_register(ptr.0, len) };
-            finished(Outcome::Registered(r), Vec::new())
+            finished(
+                Outcome::Registered(r.map(|reg| Pinned::new(reg, window))),
+                Vec::new(),
+            )
         }
         Job::Release(reg) => {
             drop(reg);

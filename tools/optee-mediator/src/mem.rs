@@ -51,6 +51,16 @@ pub trait GuestRam {
         let _ = (gpa, len);
         None
     }
+    /// Where `gpa..gpa+len` is in a file this process can map again (guest
+    /// RAM backed by a memfd): the file and the offset of `gpa` in it, if
+    /// the range is RAM within one region that has a file. A backend maps
+    /// scattered guest pages side by side from there, to hand them to the
+    /// host's TEE driver as one range. `None` (the default) otherwise; the
+    /// file is borrowed for as long as the guest memory is.
+    fn file_offset(&self, gpa: u64, len: u64) -> Option<(std::os::fd::BorrowedFd<'_>, u64)> {
+        let _ = (gpa, len);
+        None
+    }
 }
 
 #[cfg(feature = "vm-memory")]
@@ -109,6 +119,19 @@ impl<T: vm_memory::GuestMemory + ?Sized> GuestRam for T {
             return None;
         }
         std::ptr::NonNull::new(first.ptr_guard_mut().as_ptr())
+    }
+
+    fn file_offset(&self, gpa: u64, len: u64) -> Option<(std::os::fd::BorrowedFd<'_>, u64)> {
+        use std::os::fd::AsFd;
+        use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+        let end = gpa.checked_add(len)?;
+        let ram = vm_memory::GuestMemory::physical_memory(self)?;
+        let (region, at) = ram.to_region_addr(vm_memory::GuestAddress(gpa))?;
+        if len == 0 || end - region.start_addr().0 > region.len() {
+            return None;
+        }
+        let file = region.file_offset()?;
+        Some((file.file().as_fd(), file.start().checked_add(at.0)?))
     }
 }
 
@@ -249,6 +272,38 @@ mod tests {
         assert!(!m.is_ram(0x4000_0000, 0x2001));
         assert!(m.read(0x3fff_ffff, &mut b).is_err());
         assert!(!m.is_ram(u64::MAX, 2));
+    }
+
+    #[test]
+    fn file_backed_guest_ram_tells_each_ranges_file_and_offset() {
+        use std::os::fd::AsRawFd;
+        use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap};
+        let file = tempfile::tempfile().unwrap();
+        file.set_len(0x5000).unwrap();
+        let raw = file.as_raw_fd();
+        let m: GuestMemoryMmap<()> = GuestMemoryMmap::from_ranges_with_files([
+            (
+                GuestAddress(0x4000_0000),
+                0x2000,
+                Some(FileOffset::new(file.try_clone().unwrap(), 0x1000)),
+            ),
+            (GuestAddress(0x4000_2000), 0x1000, None),
+        ])
+        .unwrap();
+        let (fd, at) = m.file_offset(0x4000_1010, 0xff0).unwrap();
+        assert_eq!(at, 0x2010, "the region starts 0x1000 into the file");
+        assert_ne!(fd.as_raw_fd(), raw, "the region's own copy of the file");
+        assert!(
+            m.file_offset(0x4000_1010, 0xff1).is_none(),
+            "past its region"
+        );
+        assert!(m.file_offset(0x4000_2000, 0x10).is_none(), "anonymous");
+        assert!(m.file_offset(0x4000_0000, 0).is_none());
+        assert!(m.file_offset(0x5000_0000, 1).is_none());
+        assert!(m.file_offset(0x4000_0000, u64::MAX).is_none());
+        assert!(FakeGuestMemory::new(&[(0x1000, 0x1000)])
+            .file_offset(0x1000, 1)
+            .is_none());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! The pure parts (command line, memory layout, device tree, call counts,
 //! console line buffering, how a run ends and its exit status, the host
-//! TEE's start-up checks and lock, a protected guest's RAM)
+//! TEE's start-up checks and lock, guest RAM and a protected guest's)
 //! build and are tested on any host; the machine itself (the `vm` module)
 //! is aarch64 only.
 
@@ -17,6 +17,7 @@ pub mod hostile;
 pub mod layout;
 pub mod outcome;
 pub mod private_ram;
+pub mod ram;
 pub mod stats;
 pub mod tee;
 #[cfg(target_arch = "aarch64")]

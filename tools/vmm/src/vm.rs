@@ -99,7 +99,7 @@ pub enum Error {
         /// Size.
         mib: u64,
         /// Why.
-        err: vm_memory::mmap::FromRangesError,
+        err: crate::ram::RamError,
     },
     /// The images do not fit.
     #[error(transparent)]
@@ -753,12 +753,11 @@ pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
     };
     install_filters(&vm)?;
 
-    let mem =
-        GuestMemoryMmap::<()>::from_ranges(&[(GuestAddress(layout::RAM_BASE), mem_size as usize)])
-            .map_err(|err| Error::Memory {
-                mib: args.memory,
-                err,
-            })?;
+    let mem = crate::ram::guest_ram(layout::RAM_BASE, mem_size as usize, !args.protected)
+        .map_err(|err| Error::Memory {
+            mib: args.memory,
+            err,
+        })?;
     let host = mem
         .get_host_address(GuestAddress(layout::RAM_BASE))
         .map_err(|err| Error::GuestWrite {

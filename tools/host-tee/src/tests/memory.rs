@@ -256,3 +256,81 @@ fn a_failed_bounce_allocation_is_out_of_memory_from_comms() {
     assert_result(&c, teec::ERROR_OUT_OF_MEMORY, teec::ORIGIN_COMMS);
     assert_eq!(fake.shm_count(), 0);
 }
+
+#[test]
+fn a_scattered_memref_in_file_backed_ram_is_registered_zero_copy_through_a_window() {
+    let mem = file_ram();
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    let data = ramp(0x1100);
+    mem.write(0x4000_5f00, &data[..0x100]).unwrap();
+    mem.write(0x4000_2000, &data[0x100..]).unwrap();
+    let buf = GuestBuffer::new(vec![0x4000_5000, 0x4000_2000], 0xf00, 0x1100).unwrap();
+    let mut c = reverse(s, memref(Dir::InOut, buf.clone()));
+    assert_eq!(
+        held_kinds(&mut tee, &fake, &mut c, &mem),
+        (1, 0),
+        "registered, not bounced"
+    );
+    assert_result(&c, teec::SUCCESS, teec::ORIGIN_TRUSTED_APP);
+    let mut back = vec![0u8; 0x1100];
+    buf.read(&mem, 0, &mut back).unwrap();
+    let mut want = data;
+    want.reverse();
+    assert_eq!(back, want, "the TA worked on the guest's own pages");
+    assert_eq!(fake.shm_count(), 0, "released with the call");
+    assert_eq!((c.cost.tee_requests, c.cost.bytes_copied), (2, 0));
+}
+
+#[test]
+fn a_scattered_registered_buffer_in_file_backed_ram_is_registered_once_through_a_window() {
+    let mem = file_ram();
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    let buffer = Arc::new(GuestBuffer::new(vec![0x4000_6000, 0x4000_3000], 0, 0x2000).unwrap());
+    let mut reg = std_call(
+        Command::RegisterShm {
+            cookie: 1,
+            buffer: buffer.clone(),
+        },
+        0,
+        vec![],
+    );
+    run(&mut tee, 0, &mut reg, &mem);
+    assert_result(&reg, teec::SUCCESS, teec::ORIGIN_TEE);
+    assert_eq!(tee.buffer_counts(VM), (1, 1));
+    assert_eq!(tee.windowed_buffers(VM), 1);
+    assert_eq!(fake.shm_count(), 1);
+
+    for round in 0..2u8 {
+        mem.write(0x4000_6ffe, &[1, 2 + round]).unwrap();
+        mem.write(0x4000_3000, &[3, 4]).unwrap();
+        let p = Param::Memref {
+            dir: Dir::InOut,
+            mem: Some(MemRef::new(buffer.clone(), 0xffe, 4).unwrap()),
+            size: 4,
+        };
+        let mut c = reverse(s, p);
+        assert_eq!(
+            held_kinds(&mut tee, &fake, &mut c, &mem),
+            (1, 0),
+            "the registration made once, nothing bounced"
+        );
+        let (mut lo, mut hi) = ([0u8; 2], [0u8; 2]);
+        mem.read(0x4000_6ffe, &mut lo).unwrap();
+        mem.read(0x4000_3000, &mut hi).unwrap();
+        assert_eq!((lo, hi), ([4, 3], [2 + round, 1]));
+        assert_eq!(
+            (c.cost.tee_requests, c.cost.bytes_copied),
+            (1, 0),
+            "INVOKE only"
+        );
+    }
+
+    let mut unreg = std_call(Command::UnregisterShm { cookie: 1 }, 0, vec![]);
+    run(&mut tee, 0, &mut unreg, &mem);
+    assert_eq!(tee.buffer_counts(VM), (0, 0));
+    assert_eq!(fake.shm_count(), 0);
+}

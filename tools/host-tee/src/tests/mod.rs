@@ -26,6 +26,19 @@ fn ram() -> GuestMemoryMmap<()> {
     GuestMemoryMmap::from_ranges(&[(GuestAddress(0x4000_0000), 0x10000)]).unwrap()
 }
 
+/// Guest RAM as `ram`, backed by a file (as the VMM backs it by a memfd):
+/// scattered pages can be mapped side by side.
+fn file_ram() -> GuestMemoryMmap<()> {
+    let file = tempfile::tempfile().unwrap();
+    file.set_len(0x10000).unwrap();
+    GuestMemoryMmap::from_ranges_with_files([(
+        GuestAddress(0x4000_0000),
+        0x10000,
+        Some(vm_memory::FileOffset::new(file, 0)),
+    )])
+    .unwrap()
+}
+
 /// A backend whose VMs all use `fake`'s context, with VM created.
 ///
 /// The guest memory of each test is declared before the backend, so it is
