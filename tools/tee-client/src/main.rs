@@ -66,6 +66,7 @@ macro_rules! ensure {
 
 mod cli;
 mod hostile;
+mod kernel_client;
 mod partition;
 mod private;
 mod service_fault;
@@ -449,10 +450,16 @@ fn main() -> ExitCode {
         Memory::Shared if o.xtest_tas => &xtest_tas::CASES,
         Memory::Shared => &CASES,
     };
+    // With --xtest-tas, then a kernel client's case.
+    let kernel_case = o.xtest_tas.then_some(kernel_client::CASE);
     let names: Vec<&str> = if o.service_fault {
         service_fault::CASES.iter().map(|c| c.0).collect()
     } else {
-        cases.iter().map(|c| c.0).collect()
+        cases
+            .iter()
+            .map(|c| c.0)
+            .chain(kernel_case.map(|c| c.0))
+            .collect()
     };
     let tee = match Tee::open(&o.dev) {
         Ok(t) => t,
@@ -489,13 +496,16 @@ fn main() -> ExitCode {
         hostile::run(&tee, &forgeries, &mut k);
         return ktap::exit(k.finish());
     }
-    let plan = cases.len() + usize::from(o.bench.is_some());
+    let plan = names.len() + usize::from(o.bench.is_some());
     let mut k = Ktap::stdout(plan);
     for (name, case) in cases {
         k.run(name, || match case(&tee) {
             Ok(()) => Outcome::Pass,
             Err(why) => Outcome::Fail(why),
         });
+    }
+    if let Some((name, case)) = kernel_case {
+        k.run(name, case);
     }
     if let Some(n) = o.bench {
         k.run(
