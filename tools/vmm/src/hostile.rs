@@ -97,11 +97,13 @@ pub enum Forgery {
     UnknownRpcFunc,
     /// RPC ALLOC of almost 4 GiB.
     RpcAllocHuge,
+    /// RPC CMD whose memory reference runs far past its buffer.
+    RpcMemrefSize,
 }
 
 impl Forgery {
     /// Every forgery, in the order of `--hostile-host all`.
-    pub const ALL: [Forgery; 15] = [
+    pub const ALL: [Forgery; 16] = [
         Forgery::AnswerUnknownRef,
         Forgery::AnswerStaleRef,
         Forgery::AnswerMemrefSize,
@@ -117,6 +119,7 @@ impl Forgery {
         Forgery::BogusThread,
         Forgery::UnknownRpcFunc,
         Forgery::RpcAllocHuge,
+        Forgery::RpcMemrefSize,
     ];
 
     /// The name `--hostile-host` takes.
@@ -137,6 +140,7 @@ impl Forgery {
             Forgery::BogusThread => "bogus-thread",
             Forgery::UnknownRpcFunc => "unknown-rpc-func",
             Forgery::RpcAllocHuge => "rpc-alloc-huge",
+            Forgery::RpcMemrefSize => "rpc-memref-size",
         }
     }
 
@@ -162,6 +166,9 @@ impl Forgery {
             Forgery::BogusThread => "RPC with a thread id OP-TEE never gave",
             Forgery::UnknownRpcFunc => "RPC with an undefined function code",
             Forgery::RpcAllocHuge => "RPC ALLOC of almost 4 GiB",
+            Forgery::RpcMemrefSize => {
+                "RPC CMD (LOAD_TA) whose memref into its own buffer runs far past it"
+            }
         }
     }
 }
@@ -321,6 +328,17 @@ pub fn shm_free_arg() -> Vec<u8> {
     .encode()
 }
 
+/// The RPC argument of `rpc-memref-size`: LOAD_TA (which tee-supplicant
+/// serves) whose temporary memory reference starts at its own buffer
+/// (`pa`, `cookie`) and runs far past it.
+pub fn memref_size_arg(pa: u64, cookie: u64) -> Vec<u8> {
+    MsgArg::new(
+        rpc_cmd::LOAD_TA,
+        vec![MsgParam::new(attr::TMEM_INOUT, pa, HUGE_SIZE, cookie)],
+    )
+    .encode()
+}
+
 /// The two states of `rpc-flip`'s argument: GET_TIME as OP-TEE sends it
 /// (served in the guest's kernel, no tee-supplicant), and the same with
 /// num_params far past the buffer and a temporary memory reference at a
@@ -460,6 +478,13 @@ impl Hostile {
             ],
             Forgery::UnknownRpcFunc => vec![Op::Raw([UNKNOWN_RPC, 0, 0]), Op::End(END)],
             Forgery::RpcAllocHuge => vec![Op::Alloc(HUGE_ALLOC), Op::FreeIfAllocated, Op::End(END)],
+            // The argument names the buffer, known once allocated (`play`).
+            Forgery::RpcMemrefSize => vec![
+                Op::Alloc(4096),
+                Op::Cmd(Cookie::Buf, None, None, 1),
+                Op::FreeIfAllocated,
+                Op::End(END),
+            ],
         };
         (ops, note)
     }
@@ -658,6 +683,12 @@ impl Hostile {
                 }
             },
             Op::Cmd(_, arg, flip, _) => {
+                let arg = match (a.forgery, a.buf) {
+                    (Forgery::RpcMemrefSize, Some((pa, cookie))) => {
+                        Some(memref_size_arg(pa, cookie))
+                    }
+                    _ => arg,
+                };
                 if let (Some((pa, _)), Some(arg)) = (a.buf, &arg) {
                     if mem.write(pa, arg).is_err() {
                         a.notes
@@ -893,6 +924,24 @@ mod tests {
         let v = h.intercept(&m, &from_rpc(t, [0, 3, 0, 0, 0]));
         assert_eq!(regs(&v), [u64::from(END)]);
         assert!(v.report.unwrap().contains("ret 0xffff0006"));
+    }
+
+    #[test]
+    fn rpc_memref_size_names_the_guests_own_buffer_with_a_huge_size() {
+        let m = mem();
+        let mut h = Hostile::new(vec![Forgery::RpcMemrefSize]);
+        let t = THREAD_BASE;
+        h.intercept(&m, &marked_call(&m, 0));
+        let v = h.intercept(&m, &from_rpc(t, [0, BUF, 0, 0, 6]));
+        assert_eq!(regs(&v), [u64::from(ret::RPC_CMD), 0, 6, u64::from(t)]);
+        let a = MsgArg::read(&m, BUF).unwrap();
+        assert_eq!(a.header.cmd, rpc_cmd::LOAD_TA);
+        assert_eq!(
+            a.params,
+            vec![MsgParam::new(attr::TMEM_INOUT, BUF, HUGE_SIZE, 6)]
+        );
+        let v = h.intercept(&m, &from_rpc(t, [0, 6, 0, 0, 0]));
+        assert_eq!(regs(&v), [u64::from(ret::RPC_FREE), 0, 6, u64::from(t)]);
     }
 
     #[test]
