@@ -753,11 +753,12 @@ pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
     };
     install_filters(&vm)?;
 
-    let mem = crate::ram::guest_ram(layout::RAM_BASE, mem_size as usize, !args.protected)
-        .map_err(|err| Error::Memory {
+    let mem = crate::ram::guest_ram(layout::RAM_BASE, mem_size as usize, !args.protected).map_err(
+        |err| Error::Memory {
             mib: args.memory,
             err,
-        })?;
+        },
+    )?;
     let host = mem
         .get_host_address(GuestAddress(layout::RAM_BASE))
         .map_err(|err| Error::GuestWrite {
