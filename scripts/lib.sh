@@ -178,7 +178,7 @@ TEE_SELFTESTS=(tee_vm)
 # KUnit suites built into the kernel (scripts/kernel-VERSION.config) that
 # run at boot: each is a test of the bench, passed when the kernel's log
 # has the suite's "ok" line (vmtest's kunit:SUITE).
-KUNIT_SUITES=(optee_rpc_dispatch optee_smc_answers)
+KUNIT_SUITES=(optee_rpc_dispatch optee_smc_answers tee_shm_bounce)
 
 # kunit_check SUITE: a test (a shell script) that passes when the kernel's
 # log has the KUnit suite SUITE's "ok" line; it prints the suite's KTAP
