@@ -49,6 +49,11 @@ pub struct Cli {
     /// anything.
     #[arg(long, value_name = "NAME|none", value_parser = parse_name)]
     pub partition_expect: Option<String>,
+    /// Check that the object holds NAME and the sims_keepalive instance is
+    /// fresh: the partition was made again (a reboot, a kexec), its storage
+    /// kept.
+    #[arg(long, value_name = "NAME", value_parser = parse_mark)]
+    pub partition_expect_stored: Option<String>,
     /// Remove the partition's mark and end the sims_keepalive instance.
     #[arg(long)]
     pub partition_clear: bool,
@@ -138,6 +143,8 @@ pub fn options(cli: Cli) -> Result<Options, String> {
         cli.partition_mark.map(partition::Mode::Mark),
         cli.partition_expect
             .map(|n| partition::Mode::Expect(Some(n).filter(|n| n != "none"))),
+        cli.partition_expect_stored
+            .map(partition::Mode::ExpectStored),
         cli.partition_clear.then_some(partition::Mode::Clear),
     ];
     let mut partition: Option<partition::Mode> = None;
@@ -288,6 +295,10 @@ mod tests {
             (o.xtest_tas, o.service_fault, o.bench, o.partition),
             (false, false, None, Some(Mode::Clear))
         );
+        let o = p(&["--partition-expect-stored", "host"]).unwrap();
+        assert_eq!(o.partition, Some(Mode::ExpectStored("host".into())));
+        assert!(p(&["--partition-expect-stored", "none"]).is_err());
+        assert!(p(&["--partition-expect-stored", "a", "--partition-expect", "a"]).is_err());
         assert_eq!(p(&[]).unwrap().partition, None);
     }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
-//! `--partition-mark NAME`, `--partition-expect NAME|none` and
-//! `--partition-clear`: marks left in one OP-TEE NS-virtualization
+//! `--partition-mark NAME`, `--partition-expect NAME|none`,
+//! `--partition-expect-stored NAME` and `--partition-clear`: marks left in one OP-TEE NS-virtualization
 //! partition (its secure storage and its TA instances), then looked for
 //! from another, to show that partitions do not see each other's. They use
 //! two TAs that Debian's optee-test package installs in /lib/optee_armtz:
@@ -30,6 +30,11 @@
 //!   `--partition-expect none`: the object must not exist (OPEN answers
 //!   TEE_ERROR_ITEM_NOT_FOUND) and the slot must be empty, as it is in a
 //!   fresh instance (the slots are a zero-initialized static array);
+//! - `--partition-expect-stored NAME`: the object's data must be NAME and
+//!   the slot empty: the partition was destroyed and made again (a reboot,
+//!   or a kexec: the TEE series destroys every partition at shutdown), so
+//!   its TA instances are new while its secure storage, in the normal
+//!   world's file system, is kept;
 //! - `--partition-clear`: removes the object (OPEN, then UNLINK) and ends the
 //!   sims_keepalive instance with its PANIC command (TEE_ERROR_TARGET_DEAD),
 //!   as xtest leaves them: xtest 1021 expects a fresh sims_keepalive
@@ -143,6 +148,8 @@ pub enum Mode {
     Mark(String),
     /// `--partition-expect NAME`, or `none` (`None`).
     Expect(Option<String>),
+    /// `--partition-expect-stored NAME`.
+    ExpectStored(String),
     /// `--partition-clear`.
     Clear,
 }
@@ -153,6 +160,7 @@ impl Mode {
         match self {
             Mode::Mark(_) => "--partition-mark",
             Mode::Expect(_) => "--partition-expect",
+            Mode::ExpectStored(_) => "--partition-expect-stored",
             Mode::Clear => "--partition-clear",
         }
     }
@@ -533,6 +541,7 @@ pub fn run(tee: &Tee, mode: &Mode) -> bool {
         Mode::Mark(n) => format!("mark {}", quoted(n.as_bytes())),
         Mode::Expect(Some(n)) => format!("expect {}", quoted(n.as_bytes())),
         Mode::Expect(None) => "expect none".to_owned(),
+        Mode::ExpectStored(n) => format!("expect stored {}", quoted(n.as_bytes())),
         Mode::Clear => "clear".to_owned(),
     };
     println!(
@@ -560,20 +569,8 @@ pub fn run(tee: &Tee, mode: &Mode) -> bool {
             let b = report(Subject::Sims, Some(n), sims, " (read back after writing)");
             a && b
         }
-        Mode::Expect(n) => {
-            let n = n.as_deref();
-            let object = with_session(tee, STORAGE2_UUID, STORAGE2, |s| read_object(tee, s));
-            let a = report(Subject::Object, n, object, "");
-            let sims = with_session(tee, SIMS_KEEPALIVE_UUID, SIMS, |s| {
-                let c = sims_counter(tee, s)?;
-                println!(
-                    "# partition: the sims_keepalive instance opened {c} sessions before this one"
-                );
-                read_sims(tee, s)
-            });
-            let b = report(Subject::Sims, n, sims, "");
-            a && b
-        }
+        Mode::Expect(n) => expect(tee, n.as_deref(), n.as_deref()),
+        Mode::ExpectStored(n) => expect(tee, Some(n), None),
         Mode::Clear => {
             let object = with_session(tee, STORAGE2_UUID, STORAGE2, |s| {
                 let removed = remove_object(tee, s)?;
@@ -603,6 +600,20 @@ pub fn run(tee: &Tee, mode: &Mode) -> bool {
             a && b
         }
     }
+}
+
+/// The checks of `--partition-expect` (`object` and `slot` alike) and
+/// `--partition-expect-stored` (an empty slot): one line each.
+fn expect(tee: &Tee, object: Option<&str>, slot: Option<&str>) -> bool {
+    let found = with_session(tee, STORAGE2_UUID, STORAGE2, |s| read_object(tee, s));
+    let a = report(Subject::Object, object, found, "");
+    let sims = with_session(tee, SIMS_KEEPALIVE_UUID, SIMS, |s| {
+        let c = sims_counter(tee, s)?;
+        println!("# partition: the sims_keepalive instance opened {c} sessions before this one");
+        read_sims(tee, s)
+    });
+    let b = report(Subject::Sims, slot, sims, "");
+    a && b
 }
 
 /// The partition modes' `main`: opens `dev`, runs `mode`.
