@@ -21,6 +21,20 @@ pub(crate) struct HostPtr(pub NonNull<u8>);
 // makes the call; this process never dereferences it through this value.
 unsafe impl Send for HostPtr {}
 
+/// The guest pages that `len` bytes at `start` in `buffer` touch, and
+/// where the range starts counted from the first page of the buffer; `None`
+/// for an empty range or one past the buffer.
+fn touched(buffer: &GuestBuffer, start: u64, len: u64) -> Option<(u64, &[u64])> {
+    if len == 0 || start.checked_add(len)? > buffer.size() {
+        return None;
+    }
+    let pos = buffer.offset().checked_add(start)?;
+    let last = pos.checked_add(len - 1)?;
+    let first_page = usize::try_from(pos / PAGE_SIZE).ok()?;
+    let last_page = usize::try_from(last / PAGE_SIZE).ok()?;
+    Some((pos, buffer.pages().get(first_page..=last_page)?))
+}
+
 /// Where `len` bytes at `start` in `buffer` are in this process, if they
 /// are one contiguous piece of it: every guest page the range touches must
 /// be mapped right after the one before. Guest RAM is one mapping per
@@ -32,14 +46,7 @@ pub(crate) fn host_span(
     start: u64,
     len: u64,
 ) -> Option<HostPtr> {
-    if len == 0 || start.checked_add(len)? > buffer.size() {
-        return None;
-    }
-    let pos = buffer.offset().checked_add(start)?;
-    let last = pos.checked_add(len - 1)?;
-    let first_page = usize::try_from(pos / PAGE_SIZE).ok()?;
-    let last_page = usize::try_from(last / PAGE_SIZE).ok()?;
-    let pages = buffer.pages().get(first_page..=last_page)?;
+    let (pos, pages) = touched(buffer, start, len)?;
     let (&head, tail) = pages.split_first()?;
     let base = mem.host_address(head, PAGE_SIZE)?.as_ptr() as usize;
     let page = usize::try_from(PAGE_SIZE).ok()?;
@@ -80,14 +87,7 @@ impl Window {
         start: u64,
         len: u64,
     ) -> Option<(Window, HostPtr)> {
-        if len == 0 || start.checked_add(len)? > buffer.size() {
-            return None;
-        }
-        let pos = buffer.offset().checked_add(start)?;
-        let last = pos.checked_add(len - 1)?;
-        let first_page = usize::try_from(pos / PAGE_SIZE).ok()?;
-        let last_page = usize::try_from(last / PAGE_SIZE).ok()?;
-        let pages = buffer.pages().get(first_page..=last_page)?;
+        let (pos, pages) = touched(buffer, start, len)?;
         let page = usize::try_from(PAGE_SIZE).ok()?;
         let size = pages.len().checked_mul(page)?;
         // SAFETY: a new private, inaccessible reservation at an address the
