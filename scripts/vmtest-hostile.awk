@@ -2,7 +2,7 @@
 #
 # The hostile host's part of a boot's summary block (scripts/vmtest: the
 # protected boot of a kernel with a guest series). tosfwd-vmm --hostile-host
-# (a test tool: the VMM lies to its guest, tools/vmm/src/hostile.rs) forges
+# (a test tool: the VMM lies to its guest, tools/vmm/src/hostile/mod.rs) forges
 # OP-TEE's answers:
 #   - e2e_optee_pvm_hostile, a protected guest with the series, meets every
 #     forgery in one boot: one result, hostile_host_guest_kernel_intact,

@@ -49,8 +49,9 @@ struct Registered<D: TeeDevice> {
     /// reference, because the mediator refuses UNREGISTER_SHM of a buffer
     /// someone else still holds (it takes that for a call in progress).
     buffer: Weak<GuestBuffer>,
-    /// The host registration of the guest's pages; `None` if they are not
-    /// contiguous in the VMM (each call then bounces what it references).
+    /// The host registration of the guest's pages (through a window if
+    /// they are scattered); `None` if they could be neither (each call then
+    /// bounces what it references).
     host: Option<Pinned<D::Registered>>,
 }
 
@@ -195,8 +196,8 @@ impl<D: TeeDevice> HostTee<D> {
         self.clients.get(&client).map_or(0, |c| c.calls.len())
     }
 
-    /// Worker threads started so far for `client`'s calls: one per call
-    /// its calls ran at once at most, not one per call.
+    /// Worker threads started so far for `client`'s calls: as many as it
+    /// had calls in the TEE at once, not one per call.
     pub fn threads_created(&self, client: ClientId) -> u64 {
         self.clients
             .get(&client)

@@ -5,11 +5,13 @@
 //!
 //! - [`TeeDevice`]: one method per ioctl; [`DevTee`] on the real device,
 //!   [`FakeTee`] in memory for tests.
-//! - [`HostTee`]: the [`optee_mediator::Backend`]. Calls run on worker
-//!   threads; the guest's thread waits with RPC_FOREIGN_INTR until the
-//!   result is in (the VMM may hold it a little on the backend's
-//!   [`optee_mediator::Progress`] first). Guest buffers contiguous in the VMM are registered with
-//!   the host driver (zero-copy); others go through bounce buffers.
+//! - [`HostTee`]: the [`optee_mediator::Backend`]. Calls run on a pool of
+//!   workers per VM; the guest's thread waits with RPC_FOREIGN_INTR until
+//!   the result is in (the VMM may hold it a little on the backend's
+//!   [`optee_mediator::Progress`] first). Guest buffers contiguous in the
+//!   VMM, or scattered over RAM with a file behind it (mapped side by side
+//!   into a window), are registered with the host driver (zero-copy);
+//!   others go through bounce buffers.
 //! - [`supplicant`]: for a VM whose context is an OP-TEE VM partition of
 //!   its own, the partition's supplicant requests (TA loading, secure
 //!   storage, supplicant shared memory) served by the VMM

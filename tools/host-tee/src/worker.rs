@@ -362,20 +362,23 @@ impl<D: TeeDevice> Pool<D> {
             job,
             slot: slot.clone(),
         });
-        let started_thread = q.tasks.len() > q.idle;
-        if !started_thread {
+        let mut started_thread = false;
+        if q.tasks.len() <= q.idle {
             drop(q);
             self.shared.ready.notify_one();
         } else {
             drop(q);
-            if let Err(e) = self.start_worker() {
-                // Take the task back, unless a worker that was busy took it
-                // meanwhile: then it runs, and the call is the caller's as
-                // usual.
-                let mut q = lock(&self.shared.queue);
-                if let Some(i) = q.tasks.iter().position(|t| Arc::ptr_eq(&t.slot, &slot)) {
-                    q.tasks.remove(i);
-                    return Err(e);
+            match self.start_worker() {
+                Ok(()) => started_thread = true,
+                Err(e) => {
+                    // Take the task back, unless a worker that was busy took
+                    // it meanwhile: then it runs, and the call is the
+                    // caller's as usual.
+                    let mut q = lock(&self.shared.queue);
+                    if let Some(i) = q.tasks.iter().position(|t| Arc::ptr_eq(&t.slot, &slot)) {
+                        q.tasks.remove(i);
+                        return Err(e);
+                    }
                 }
             }
         }

@@ -65,7 +65,7 @@ pub struct SessionCost {
 
 /// One call's counts, as the mediator finishes it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct CallCounts {
+pub(crate) struct CallTally {
     pub guest_exits: u64,
     pub vmm_returns: u64,
     pub time: Duration,
@@ -82,7 +82,7 @@ impl SessionCost {
         }
     }
 
-    pub(crate) fn add(&mut self, c: CallCounts) {
+    pub(crate) fn add(&mut self, c: CallTally) {
         self.calls += 1;
         self.guest_exits += c.guest_exits;
         self.vmm_returns += c.vmm_returns;
@@ -141,7 +141,7 @@ impl Ledger {
         self.open.insert(session, SessionCost::new(ta, session));
     }
 
-    pub fn invoked(&mut self, session: u32, c: CallCounts) {
+    pub fn invoked(&mut self, session: u32, c: CallTally) {
         if let Some(s) = self.open.get_mut(&session) {
             s.add(c);
         }
@@ -186,7 +186,7 @@ mod tests {
     fn a_session_line_gives_per_call_figures() {
         let mut s = SessionCost::new(Uuid([0x11; 16]), 7);
         for exits in [1, 3] {
-            s.add(CallCounts {
+            s.add(CallTally {
                 guest_exits: exits,
                 vmm_returns: 1,
                 time: Duration::from_micros(300),
@@ -205,8 +205,8 @@ mod tests {
         );
     }
 
-    fn counts(exits: u64) -> CallCounts {
-        CallCounts {
+    fn counts(exits: u64) -> CallTally {
+        CallTally {
             guest_exits: exits,
             vmm_returns: 0,
             time: Duration::ZERO,

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 //! `--hostile-host`: the guest's side of `tosfwd-vmm --hostile-host`, a test
-//! tool that makes the VMM lie to its guest (tools/vmm/src/hostile.rs).
+//! tool that makes the VMM lie to its guest (tools/vmm/src/hostile/mod.rs).
 //!
 //! The VMM appends `tosfwd.hostile=NAME,...` to the guest's command line:
 //! the forgeries it will make, in order. This client opens a session with
@@ -33,7 +33,7 @@ use tosfwd_tee_client::{param, Tee};
 
 use crate::{open, PAGE};
 
-/// The marker of a forgery's target call, as tools/vmm/src/hostile.rs
+/// The marker of a forgery's target call, as tools/vmm/src/hostile/mod.rs
 /// defines it: the first parameter's `a` ("hostile!" in ASCII).
 pub const MARK_A: u64 = 0x686f_7374_696c_6521;
 /// The marker's `c` ("tosfwd!!").

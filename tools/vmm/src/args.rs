@@ -196,7 +196,7 @@ pub struct Args {
     pub tee_wait_us: Option<u32>,
     /// A TEST TOOL: make this VMM lie to its own guest, as a hostile host
     /// would, to test the guest's OP-TEE driver (`all`, or forgery names
-    /// separated by commas: tools/vmm/src/hostile.rs). The guest's client
+    /// separated by commas: tools/vmm/src/hostile/mod.rs). The guest's client
     /// marks one call per forgery (tosfwd-tee-client --hostile-host, which
     /// reads the list from the guest's command line, where this VMM
     /// appends `tosfwd.hostile=...`); every other call is answered as

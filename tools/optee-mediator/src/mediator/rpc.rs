@@ -8,7 +8,7 @@ use crate::abi::{reg_pair, ret, split_pair};
 use crate::backend::{
     Backend, Command, Param, RpcCmdReply, RpcOut, RpcReply, RpcRequest, Step, ThreadId,
 };
-use crate::cost::CallCounts;
+use crate::cost::CallTally;
 use crate::mem::GuestRam;
 use crate::msg::{
     self, arg_size, attr, off, rpc_cmd, teec, Dir, MsgArg, MsgHeader, MsgParam, ParamType,
@@ -311,7 +311,7 @@ impl<B: Backend> Mediator<B> {
             }
             Command::Invoke { .. } => self.costs.invoked(
                 c.session,
-                CallCounts {
+                CallTally {
                     guest_exits: t.guest_exits,
                     vmm_returns: t.vmm_returns,
                     time: self.clock.now().saturating_duration_since(t.started),
