@@ -21,18 +21,20 @@ KERNELS=(
 # its own (kvm-api-: the one-line api.rst fix; kvm-tos-: documentation and
 # selftests of Trusted OS call forwarding as KVM does it today; kvm-pvm-: the
 # RFC that lets protected VMs use the SMCCC filter, built on kvm-tos), the TEE
-# driver's for the host (tee-) and for a guest whose memory is private
-# (guest-).
-SERIES=(linux kvm-api kvm-tos kvm-pvm tee guest)
+# driver's for a guest whose memory is private (guest-: it hardens the SMC ABI
+# driver for every kernel, so it goes first) and for the host (tee-, the RFC
+# built on it).
+SERIES=(linux kvm-api kvm-tos kvm-pvm guest tee)
 # A series built on another one (NAME=BASE): BASE's patches come first
 # (series-check applies them before checking; series-export exports the
 # topic branch from branch BASE of the same tree).
-declare -A SERIES_BASE=([kvm-pvm]=kvm-tos [guest]=tee)
+declare -A SERIES_BASE=([kvm-pvm]=kvm-tos [tee]=guest)
 # The subject prefix of a series that asks for comments rather than for a
 # merge (scripts/series-export; the others are "PATCH").
 declare -A SERIES_PREFIX=([kvm-pvm]="RFC PATCH" [tee]="RFC PATCH")
-# Series that only a guest's kernel uses (last in SERIES): scripts/kernel-build also builds
-# an Image without them, the bench's unpatched guest.
+# Series that only a guest's kernel needs: scripts/kernel-build also builds an Image
+# without them and without the series after them in SERIES (tee-, built on guest-,
+# only matters to a host), the bench's unpatched guest.
 GUEST_SERIES=(guest)
 # A directory of patches/ with a quilt "series" file is a distribution patch
 # set (linux-6.12: what a distribution kernel carries, never mailed
