@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
+use std::sync::Arc;
 
 use tee_uapi::sys::{
     tee_iocl_supp_recv_arg, tee_iocl_supp_send_arg, tee_ioctl_buf_data, tee_ioctl_cancel_arg,
@@ -17,7 +18,8 @@ use tee_uapi::{ioc, ArgBuf, ShmMapping};
 
 use crate::device::{AllocatedShm, CallResult, ClientLogin, Shm, TeeDevice, TeeParam};
 use crate::error::HostTeeError;
-use crate::partition::{Partition, PartitionConfig, PartitionError};
+use crate::partition::{Partition, PartitionConfig, PartitionError, SupplicantMode};
+use crate::relay::Relay;
 use crate::supplicant::SupplicantThread;
 use crate::supplicant::{SupplicantChannel, RECV_PARAMS};
 
@@ -158,22 +160,27 @@ impl DevTee {
         // From here the context is the VM's: whatever fails, the partition
         // goes with it.
         self.fd = fd;
+        let relay = (config.supplicant == SupplicantMode::Guest).then(|| Arc::new(Relay::new()));
         let mut partition = Partition {
             id,
             config,
             supplicant: None,
+            relay: relay.clone(),
         };
         let channel = self.try_clone().map_err(|err| PartitionError::Create {
             path: self.path.clone(),
             err,
         })?;
-        partition.supplicant = Some(
-            SupplicantThread::spawn(channel, Partition::supplicant_config(&partition.config))
-                .map_err(|err| PartitionError::Supplicant {
-                    path: self.path.clone(),
-                    err,
-                })?,
-        );
+        let thread = match relay {
+            Some(relay) => SupplicantThread::spawn_relay(channel, relay),
+            None => {
+                SupplicantThread::spawn(channel, Partition::supplicant_config(&partition.config))
+            }
+        };
+        partition.supplicant = Some(thread.map_err(|err| PartitionError::Supplicant {
+            path: self.path.clone(),
+            err,
+        })?);
         Ok(self.partition.insert(partition))
     }
 
@@ -215,6 +222,10 @@ impl TeeDevice for DevTee {
 
     fn passes_logins(&self) -> bool {
         self.partition.is_some()
+    }
+
+    fn relay(&self) -> Option<std::sync::Arc<crate::relay::Relay>> {
+        self.partition.as_ref().and_then(|p| p.relay.clone())
     }
 
     fn open_session(

@@ -81,6 +81,12 @@ pub trait TeeDevice: std::fmt::Debug + Send + Sync + 'static {
     fn passes_logins(&self) -> bool {
         false
     }
+    /// Where the context's partition relays its supplicant requests to
+    /// the guest (`--tee-supplicant guest`, [`crate::relay`]); `None`
+    /// when they are served here or there is no partition.
+    fn relay(&self) -> Option<std::sync::Arc<crate::relay::Relay>> {
+        None
+    }
     /// TEE_IOC_OPEN_SESSION of the TA `uuid` as `login`; `params` are
     /// updated with the outputs. Returns the session (meaningful when the
     /// result is success) and the TEE's verdict.

@@ -61,6 +61,7 @@ struct Inner {
     logins: Vec<ClientLogin>,
     passes_logins: bool,
     cancel_calls: Vec<(u32, u32)>,
+    relay: Option<Arc<crate::relay::Relay>>,
 }
 
 #[derive(Debug, Default)]
@@ -148,6 +149,12 @@ impl FakeTee {
     /// ([`TeeDevice::passes_logins`]).
     pub fn pass_logins(&self) {
         self.state.lock().passes_logins = true;
+    }
+
+    /// Makes the context relay its partition's supplicant requests
+    /// through `relay` ([`TeeDevice::relay`]).
+    pub fn set_relay(&self, relay: Arc<crate::relay::Relay>) {
+        self.state.lock().relay = Some(relay);
     }
 
     /// The logins of every OPEN_SESSION so far.
@@ -300,6 +307,10 @@ impl TeeDevice for FakeTee {
 
     fn passes_logins(&self) -> bool {
         self.state.lock().passes_logins
+    }
+
+    fn relay(&self) -> Option<Arc<crate::relay::Relay>> {
+        self.state.lock().relay.clone()
     }
 
     fn open_session(

@@ -8,14 +8,16 @@ use optee_mediator::backend::{
     Backend, BackendError, CacheDisable, ClientId, Command, OsRevision, RpcReply, RpcRequest,
     StdCall, Step, ThreadId,
 };
-use optee_mediator::msg::teec;
+use optee_mediator::msg::{arg_size, teec};
 use optee_mediator::shm::GuestBuffer;
 use optee_mediator::{GuestRam, Progress};
 
+use crate::carry::{self, GuestBuffers};
 use crate::device::{CallResult, ClientLogin, Shm, TeeDevice};
 use crate::error::HostTeeError;
 use crate::memory::{host_span, Pinned, Window};
 use crate::params::{plan, write_back};
+use crate::relay::{Answer, Forwarded, Relay};
 use crate::worker::{Abandoned, Call, Finished, Job, Outcome, Pool};
 
 /// Configuration of the host TEE backend.
@@ -55,6 +57,28 @@ struct Registered<D: TeeDevice> {
     host: Option<Pinned<D::Registered>>,
 }
 
+/// Where a guest thread is in carrying a relayed supplicant request.
+#[derive(Debug)]
+enum Carry<D: TeeDevice> {
+    /// Waiting for the TEE like any call.
+    Idle,
+    /// RPC_ALLOC asked for request `.0`.
+    Allocating(u64, Forwarded),
+    /// Request `.0` is with the guest (RPC_CMD).
+    Asking(u64, Forwarded),
+    /// The call is finished: RPC_FREE of its argument buffer asked, the
+    /// result kept until the guest has freed it.
+    Freeing(Finished<D>),
+}
+
+/// A guest thread that carries, or carried, relayed requests: the RPC
+/// argument buffer it asked the guest for (freed when its call ends).
+#[derive(Debug)]
+struct Carrier<D: TeeDevice> {
+    rpc_arg: Option<u64>,
+    phase: Carry<D>,
+}
+
 /// One VM: its TEE context and what it holds in it.
 #[derive(Debug)]
 struct Client<D: TeeDevice> {
@@ -67,6 +91,13 @@ struct Client<D: TeeDevice> {
     abandoned: Vec<Abandoned<D>>,
     /// The workers of its calls, for as long as the VM lives.
     pool: Pool<D>,
+    /// Where its partition's supplicant requests reach the guest
+    /// (`--tee-supplicant guest`), `None` if they don't.
+    relay: Option<Arc<Relay>>,
+    /// Buffers the guest's tee-supplicant allocated for the TEE.
+    guest_bufs: GuestBuffers,
+    /// The threads that carry relayed requests.
+    carriers: HashMap<ThreadId, Carrier<D>>,
 }
 
 /// The opener of a VM's TEE context.
@@ -351,7 +382,9 @@ impl<D: TeeDevice> Client<D> {
         }
     }
 
-    /// The step of a call in progress on `thread`.
+    /// The step of a call in progress on `thread`: its result if it is
+    /// in, else a relayed request for the guest if one waits, else
+    /// FOREIGN_INTR.
     fn step(&mut self, thread: ThreadId, call: &mut StdCall, mem: &dyn GuestRam) -> Step {
         let Some(c) = self.calls.get(&thread) else {
             return fail(call, teec::ERROR_BAD_STATE);
@@ -359,20 +392,169 @@ impl<D: TeeDevice> Client<D> {
         if let Some(fin) = c.poll() {
             call.cost.threads_started += u32::from(c.started_thread);
             self.calls.remove(&thread);
-            return self.finish(call, fin, mem);
+            return self.end(thread, call, fin, mem);
         }
         if c.is_lost() {
             self.calls.remove(&thread);
+            self.carriers.remove(&thread);
             log::warn!("host TEE: the worker of thread {thread} died without a result");
             return fail(call, teec::ERROR_COMMUNICATION);
         }
-        Step::Rpc(RpcRequest::ForeignIntr)
+        self.carry(thread, mem)
+            .unwrap_or(Step::Rpc(RpcRequest::ForeignIntr))
+    }
+
+    /// A finished call's answer; first the guest frees the RPC argument
+    /// buffer the call carried requests in, if it has one.
+    fn end(
+        &mut self,
+        thread: ThreadId,
+        call: &mut StdCall,
+        fin: Finished<D>,
+        mem: &dyn GuestRam,
+    ) -> Step {
+        match self.carriers.remove(&thread) {
+            Some(Carrier {
+                rpc_arg: Some(cookie),
+                ..
+            }) => {
+                let phase = Carry::Freeing(fin);
+                let carrier = Carrier {
+                    rpc_arg: None,
+                    phase,
+                };
+                self.carriers.insert(thread, carrier);
+                Step::Rpc(RpcRequest::Free { cookie })
+            }
+            _ => self.finish(call, fin, mem),
+        }
+    }
+
+    /// Takes the relayed request waiting, if any, for `thread` to carry:
+    /// the RPC argument buffer asked first if the thread has none.
+    fn carry(&mut self, thread: ThreadId, mem: &dyn GuestRam) -> Option<Step> {
+        let (id, req) = self.relay.as_ref()?.take()?;
+        let carrier = self.carriers.entry(thread).or_insert(Carrier {
+            rpc_arg: None,
+            phase: Carry::Idle,
+        });
+        match carrier.rpc_arg {
+            Some(cookie) => Some(self.deliver(thread, cookie, id, req, mem)),
+            None => {
+                let size = arg_size(req.params.len() as u32);
+                carrier.phase = Carry::Allocating(id, req);
+                Some(Step::Rpc(RpcRequest::Alloc { size }))
+            }
+        }
+    }
+
+    /// Sends request `id` to the guest in the RPC argument buffer
+    /// `cookie`; a request that cannot be delivered is answered with the
+    /// error at once, and the thread waits on.
+    fn deliver(
+        &mut self,
+        thread: ThreadId,
+        cookie: u64,
+        id: u64,
+        req: Forwarded,
+        mem: &dyn GuestRam,
+    ) -> Step {
+        match carry::command(&req, &mut self.guest_bufs, mem) {
+            Ok(arg) => {
+                if let Some(k) = self.carriers.get_mut(&thread) {
+                    k.phase = Carry::Asking(id, req);
+                }
+                Step::Rpc(RpcRequest::Cmd { cookie, arg })
+            }
+            Err(ret) => {
+                log::warn!(
+                    "host TEE: supplicant request {} not relayed to the guest: TEEC {ret:#x}",
+                    req.func
+                );
+                self.answer(id, Answer::failed(ret, req.params.len()));
+                Step::Rpc(RpcRequest::ForeignIntr)
+            }
+        }
+    }
+
+    fn answer(&self, id: u64, answer: Answer) {
+        if let Some(r) = &self.relay {
+            r.answer(id, answer);
+        }
+    }
+
+    /// The guest's answer to an RPC `thread` made for a relayed request
+    /// (or to its FOREIGN_INTR): the step after it.
+    fn resume(
+        &mut self,
+        thread: ThreadId,
+        call: &mut StdCall,
+        reply: RpcReply,
+        mem: &dyn GuestRam,
+    ) -> Step {
+        let phase = self
+            .carriers
+            .get_mut(&thread)
+            .map(|k| std::mem::replace(&mut k.phase, Carry::Idle));
+        match (phase, reply) {
+            (None | Some(Carry::Idle), RpcReply::ForeignIntr) => self.step(thread, call, mem),
+            (Some(Carry::Allocating(id, req)), RpcReply::Alloc(Some(cookie))) => {
+                if let Some(k) = self.carriers.get_mut(&thread) {
+                    k.rpc_arg = Some(cookie);
+                }
+                self.deliver(thread, cookie, id, req, mem)
+            }
+            (Some(Carry::Allocating(id, req)), RpcReply::Alloc(None)) => {
+                self.answer(
+                    id,
+                    Answer::failed(teec::ERROR_OUT_OF_MEMORY, req.params.len()),
+                );
+                self.step(thread, call, mem)
+            }
+            (Some(Carry::Asking(id, req)), RpcReply::Cmd(r)) => {
+                if !r.delivered {
+                    // The buffer is unusable: the mediator forgot it.
+                    if let Some(k) = self.carriers.get_mut(&thread) {
+                        k.rpc_arg = None;
+                    }
+                }
+                let a = carry::answer(&req, &r, &mut self.guest_bufs, mem);
+                self.answer(id, a);
+                self.step(thread, call, mem)
+            }
+            (Some(Carry::Freeing(fin)), RpcReply::Free) => {
+                self.carriers.remove(&thread);
+                self.finish(call, fin, mem)
+            }
+            (phase, _) => {
+                // Not the answer to what was asked: a protocol error, and
+                // the call (and the request it carried) is given up.
+                if let Some(Carry::Allocating(id, req) | Carry::Asking(id, req)) = phase {
+                    self.answer(
+                        id,
+                        Answer::failed(teec::ERROR_COMMUNICATION, req.params.len()),
+                    );
+                }
+                self.abandon(thread);
+                fail(call, teec::ERROR_COMMUNICATION)
+            }
+        }
     }
 
     /// Nobody will collect `thread`'s result: the call runs to its end
     /// and cleans up after itself (it is not cancelled now: a guest's
     /// cancellation id may be shared by its other calls).
     fn abandon(&mut self, thread: ThreadId) {
+        if let Some(Carrier {
+            phase: Carry::Allocating(id, req) | Carry::Asking(id, req),
+            ..
+        }) = self.carriers.remove(&thread)
+        {
+            self.answer(
+                id,
+                Answer::failed(teec::ERROR_COMMUNICATION, req.params.len()),
+            );
+        }
         if let Some(c) = self.calls.remove(&thread) {
             let a = c.abandon(&self.dev);
             self.abandoned.retain(|a| !a.is_done());
@@ -386,6 +568,12 @@ impl<D: TeeDevice> Client<D> {
     /// (TEE_IOC_CANCEL) and waited for, sessions closed, registrations
     /// released.
     fn teardown(mut self) {
+        // A call in the TEE may wait for a request relayed to the guest,
+        // which will not answer now: it fails at once, so that the call
+        // ends and the pool can be waited for.
+        if let Some(r) = &self.relay {
+            r.close();
+        }
         let threads: Vec<ThreadId> = self.calls.keys().copied().collect();
         for t in threads {
             self.abandon(t);
@@ -427,6 +615,10 @@ impl<D: TeeDevice> Backend for HostTee<D> {
         }
         let dev = Arc::new((self.open)().map_err(|e| BackendError::Refused(e.to_string()))?);
         let keep_idle = usize::try_from(self.config.thread_count).unwrap_or(usize::MAX);
+        let relay = dev.relay();
+        if let Some(r) = &relay {
+            r.attach(self.progress.clone());
+        }
         self.clients.insert(
             client,
             Client {
@@ -436,6 +628,9 @@ impl<D: TeeDevice> Backend for HostTee<D> {
                 buffers: HashMap::new(),
                 calls: HashMap::new(),
                 abandoned: Vec::new(),
+                relay,
+                guest_bufs: GuestBuffers::new(),
+                carriers: HashMap::new(),
             },
         );
         Ok(())
@@ -481,7 +676,8 @@ impl<D: TeeDevice> Backend for HostTee<D> {
         match unsafe { c.pool.submit(job) } {
             Ok(w) => {
                 c.calls.insert(thread, w);
-                Step::Rpc(RpcRequest::ForeignIntr)
+                c.carry(thread, mem)
+                    .unwrap_or(Step::Rpc(RpcRequest::ForeignIntr))
             }
             Err(e) => {
                 log::warn!("host TEE: cannot start a worker thread: {e}");
@@ -501,13 +697,7 @@ impl<D: TeeDevice> Backend for HostTee<D> {
         let Some(c) = self.clients.get_mut(&client) else {
             return fail(call, teec::ERROR_BAD_STATE);
         };
-        if reply != RpcReply::ForeignIntr {
-            // Only FOREIGN_INTR is ever asked: any other answer is a
-            // protocol error, and the call is given up.
-            c.abandon(thread);
-            return fail(call, teec::ERROR_COMMUNICATION);
-        }
-        c.step(thread, call, mem)
+        c.resume(thread, call, reply, mem)
     }
 
     fn abandon(&mut self, client: ClientId, thread: ThreadId) {

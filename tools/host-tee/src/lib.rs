@@ -23,6 +23,7 @@
 
 #![deny(missing_docs)]
 
+mod carry;
 pub mod dev_tee;
 pub mod device;
 pub mod error;
@@ -31,6 +32,7 @@ pub mod host;
 mod memory;
 mod params;
 pub mod partition;
+pub mod relay;
 pub mod revision;
 pub mod supplicant;
 mod worker;
@@ -40,7 +42,7 @@ pub use device::{AllocatedShm, CallResult, ClientLogin, Shm, TeeDevice, TeeParam
 pub use error::HostTeeError;
 pub use fake::FakeTee;
 pub use host::{HostTee, HostTeeConfig};
-pub use partition::{Partition, PartitionConfig, PartitionError};
+pub use partition::{Partition, PartitionConfig, PartitionError, SupplicantMode};
 pub use supplicant::{SupplicantChannel, SupplicantConfig, SupplicantError, SupplicantThread};
 
 #[cfg(test)]

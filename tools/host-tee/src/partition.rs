@@ -13,11 +13,27 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::HostTeeError;
+use crate::relay::Relay;
 use crate::supplicant::{
     StorageQuota, SupplicantConfig, SupplicantError, SupplicantThread, DEFAULT_TA_DIR,
 };
+
+/// Who serves a partition's supplicant requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SupplicantMode {
+    /// The VMM: TAs from [`PartitionConfig::ta_dir`], secure storage in
+    /// [`PartitionConfig::storage_dir`] (the host's files); no sockets or
+    /// plugins.
+    #[default]
+    Vmm,
+    /// The guest's own tee-supplicant, through the guest's calls
+    /// ([`crate::relay`]): TAs, storage, sockets and plugins in the
+    /// guest's world. The storage directory and TA directory are not used.
+    Guest,
+}
 
 /// How a VM's partition is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +50,8 @@ pub struct PartitionConfig {
     pub remove_storage: bool,
     /// How much the VM may keep in its storage.
     pub quota: StorageQuota,
+    /// Who serves its supplicant requests.
+    pub supplicant: SupplicantMode,
 }
 
 impl PartitionConfig {
@@ -44,6 +62,7 @@ impl PartitionConfig {
             storage_dir: storage_dir.into(),
             remove_storage: false,
             quota: StorageQuota::default(),
+            supplicant: SupplicantMode::Vmm,
         }
     }
 }
@@ -106,10 +125,16 @@ pub struct Partition {
     /// How it is served.
     pub config: PartitionConfig,
     pub(crate) supplicant: Option<SupplicantThread>,
+    /// The relay to the guest's tee-supplicant ([`SupplicantMode::Guest`]).
+    pub(crate) relay: Option<Arc<Relay>>,
 }
 
 impl Drop for Partition {
     fn drop(&mut self) {
+        if let Some(r) = &self.relay {
+            // A request waiting for the guest fails now, not at the stop.
+            r.close();
+        }
         if let Some(t) = self.supplicant.take() {
             if let Err(e) = t.stop() {
                 log::warn!("OP-TEE VM {}: its supplicant ended with: {e}", self.id);
@@ -161,6 +186,7 @@ mod tests {
                 ..PartitionConfig::new(dir)
             },
             supplicant: None,
+            relay: None,
         }
     }
 

@@ -170,6 +170,11 @@ pub enum RpcOut {
         /// c.
         c: u64,
     },
+    /// The size field of an output memory reference: how much the normal
+    /// world wrote, or (larger than the buffer, with
+    /// TEEC_ERROR_SHORT_BUFFER) how much it needs. As the guest wrote it:
+    /// the backend bounds it by the buffer before it copies anything.
+    MemrefSize(u64),
     /// A buffer the guest allocated (SHM_ALLOC): `mem` is `None` if the
     /// mediator refused it (bad page list, quota); the cookie is still the
     /// guest's, to free it.

@@ -547,3 +547,119 @@ mod misbehaving_backends {
         assert_eq!(g.read_arg(gpa).header.ret, teec::ERROR_OUT_OF_MEMORY);
     }
 }
+
+mod memref_sizes {
+    use super::*;
+    use optee_mediator::backend::{
+        Backend, BackendError, CacheDisable, ClientId, OsRevision, RpcCmdReply, RpcOut, RpcReply,
+        RpcRequest, StdCall, Step, ThreadId,
+    };
+    use optee_mediator::{Mediator, Policy};
+    use std::sync::{Arc, Mutex};
+
+    /// Sends one RPC command whose parameters are an output value, an
+    /// output and an input memory reference, and keeps the guest's answer.
+    struct Asker {
+        reply: Arc<Mutex<Option<RpcCmdReply>>>,
+    }
+
+    impl Backend for Asker {
+        fn thread_count(&self) -> u32 {
+            1
+        }
+        fn os_revision(&self) -> OsRevision {
+            OsRevision {
+                major: 0,
+                minor: 0,
+                build_id: 0,
+            }
+        }
+        fn vm_created(&mut self, _: ClientId) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn vm_destroyed(&mut self, _: ClientId) {}
+        fn enable_shm_cache(&mut self, _: ClientId) -> bool {
+            true
+        }
+        fn disable_shm_cache(&mut self, _: ClientId) -> CacheDisable {
+            CacheDisable::Empty
+        }
+        fn start(&mut self, _: ClientId, _: ThreadId, _: &mut StdCall, _: &dyn GuestRam) -> Step {
+            Step::Rpc(RpcRequest::Alloc { size: 4096 })
+        }
+        fn resume(
+            &mut self,
+            _: ClientId,
+            _: ThreadId,
+            call: &mut StdCall,
+            r: RpcReply,
+            _: &dyn GuestRam,
+        ) -> Step {
+            match r {
+                RpcReply::Alloc(Some(cookie)) => Step::Rpc(RpcRequest::Cmd {
+                    cookie,
+                    arg: MsgArg::new(
+                        rpc_cmd::LOAD_TA,
+                        vec![
+                            MsgParam::new(attr::VALUE_OUTPUT, 0, 0, 0),
+                            MsgParam::new(attr::RMEM_OUTPUT, 0, 64, 0x77),
+                            MsgParam::new(attr::RMEM_INPUT, 0, 64, 0x77),
+                        ],
+                    ),
+                }),
+                RpcReply::Cmd(reply) => {
+                    *self.reply.lock().unwrap() = Some(reply);
+                    call.finish(teec::SUCCESS, teec::ORIGIN_TEE);
+                    Step::Done
+                }
+                _ => {
+                    call.finish(teec::ERROR_COMMUNICATION, teec::ORIGIN_TEE);
+                    Step::Done
+                }
+            }
+        }
+        fn abandon(&mut self, _: ClientId, _: ThreadId) {}
+    }
+
+    #[test]
+    fn an_output_memrefs_size_comes_back_as_the_guest_wrote_it_and_an_inputs_does_not() {
+        let reply = Arc::new(Mutex::new(None));
+        let backend = Asker {
+            reply: reply.clone(),
+        };
+        let mut g =
+            Guest::from_mediator(Mediator::new(ClientId(1), Policy::default(), backend).unwrap());
+        let gpa = g.put_arg(&MsgArg::new(cmd::CANCEL, vec![]));
+        let r = g.call_with_arg_raw(gpa);
+        let page = g.page();
+        let r = g.answer_alloc(&r, page, 0x42);
+        assert_eq!(r.a0(), u64::from(ret::RPC_CMD));
+        // The guest's answer: sizes in both references (the input's is
+        // not the guest's to change), another type and buffer in the
+        // output (ignored: the sent parameters are what counts).
+        let mut arg = MsgArg::read(&g.mem, page).unwrap();
+        arg.header.ret = teec::ERROR_SHORT_BUFFER;
+        arg.params[0] = MsgParam::new(attr::VALUE_OUTPUT, 1, 2, 3);
+        arg.params[1] = MsgParam::new(attr::TMEM_OUTPUT, 0xbad, 100_000, 0xbad);
+        arg.params[2].b = 5;
+        g.mem.write(page, &arg.encode()).unwrap();
+        assert_eq!(g.resume(&r).regs(), &[0]);
+        let got = reply
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the backend got the answer");
+        assert_eq!(
+            got,
+            RpcCmdReply {
+                delivered: true,
+                ret: teec::ERROR_SHORT_BUFFER,
+                params: vec![
+                    RpcOut::Value { a: 1, b: 2, c: 3 },
+                    RpcOut::MemrefSize(100_000),
+                    RpcOut::None,
+                ],
+            }
+        );
+    }
+}

@@ -753,7 +753,10 @@ impl RemoteTee {
                     .params
                     .iter()
                     .map(|p| match p {
-                        RpcOut::None => wire::RpcOut::None,
+                        // The service's own RPCs pass no memory
+                        // references (it serves its supplicant itself):
+                        // a size would answer nothing it sent.
+                        RpcOut::None | RpcOut::MemrefSize(_) => wire::RpcOut::None,
                         RpcOut::Value { a, b, c } => wire::RpcOut::Value {
                             a: *a,
                             b: *b,

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::path::PathBuf;
 
 use host_tee::supplicant::DEFAULT_TA_DIR;
-use host_tee::{DevTee, HostTee, PartitionConfig, PartitionError};
+use host_tee::{DevTee, HostTee, PartitionConfig, PartitionError, SupplicantMode};
 use optee_mediator::ratelimit::LogLimiter;
 use optee_mediator::{Backend, UserTee, UteeConfig, DEFAULT_REFUSAL_LOGS_PER_SECOND};
 use tee_remote::policy::ServicePolicy;
@@ -100,6 +100,7 @@ fn service(args: &Args) -> Result<Arc<Service>, String> {
             storage_dir: storage_dir.clone(),
             remove_storage: true,
             quota,
+            supplicant: SupplicantMode::Vmm,
         };
         let id = match dev.make_vm(config) {
             Ok(part) => part.id,

@@ -36,6 +36,19 @@ impl Conduit {
     }
 }
 
+/// Who serves the supplicant requests of a VM's own OP-TEE partition
+/// (`--tee-supplicant`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum TeeSupplicant {
+    /// This VMM: TAs from --tee-ta-dir, secure storage in --tee-storage;
+    /// no TA sockets, no supplicant plugins.
+    #[default]
+    Vmm,
+    /// The guest's own tee-supplicant, reached through the guest's calls:
+    /// TAs, secure storage, TA sockets and plugins in the guest's world.
+    Guest,
+}
+
 /// The TEE that answers the guest's OP-TEE calls behind the mediator.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Tee {
@@ -183,6 +196,16 @@ pub struct Args {
     /// VM opens are loaded from [default: /lib/optee_armtz].
     #[arg(long, value_name = "DIR")]
     pub tee_ta_dir: Option<PathBuf>,
+    /// With --tee host and a partition of the VM's own: who serves the
+    /// partition's supplicant requests (loading TAs, secure storage's
+    /// files, TA sockets, supplicant plugins). `vmm`: this VMM, as
+    /// --tee-ta-dir and --tee-storage say; no sockets or plugins. `guest`:
+    /// the guest's own tee-supplicant, which must run in the guest (a
+    /// request waits for it; this VMM warns after 10 s): TAs, storage,
+    /// sockets and plugins in the guest's world, as on a machine of its
+    /// own. The partition's storage is then the guest's to keep.
+    #[arg(long, value_enum, value_name = "WHO", default_value_t)]
+    pub tee_supplicant: TeeSupplicant,
     /// With --tee host: how long a vCPU whose call is still in the host's
     /// TEE waits in the VMM for the result before the guest may take its
     /// interrupts (OP-TEE's RPC_FOREIGN_INTR), in microseconds. Longer
@@ -263,9 +286,28 @@ impl Args {
             if self.tee_ta_dir.is_some() {
                 return Err("--tee-ta-dir applies to --tee host only".to_owned());
             }
+            if self.tee_supplicant != TeeSupplicant::Vmm {
+                return Err("--tee-supplicant applies to --tee host only".to_owned());
+            }
             if self.has_storage_quota() {
                 return Err(
                     "--tee-storage-max-bytes and --tee-storage-max-objects apply to --tee host only"
+                        .to_owned(),
+                );
+            }
+        }
+        if self.tee_supplicant == TeeSupplicant::Guest {
+            if self.tee_shared {
+                return Err(
+                    "--tee-supplicant guest needs a partition of the VM's own, not --tee-shared \
+                     (the host's tee-supplicant serves the host's partition)"
+                        .to_owned(),
+                );
+            }
+            if self.tee_storage.is_some() || self.tee_ta_dir.is_some() || self.has_storage_quota() {
+                return Err(
+                    "--tee-storage, --tee-ta-dir and --tee-storage-max-* are for --tee-supplicant \
+                     vmm: with guest, the guest's tee-supplicant keeps its own TAs and storage"
                         .to_owned(),
                 );
             }
@@ -547,6 +589,39 @@ mod tests {
         .check()
         .unwrap_err();
         assert!(e.contains("not with --tee-shared"), "{e}");
+    }
+
+    #[test]
+    fn the_guests_own_supplicant_is_for_a_partition_of_its_own_with_no_vmm_storage() {
+        let a = parse(&["-k", "I", "--tee", "host"]).unwrap();
+        assert_eq!(a.tee_supplicant, TeeSupplicant::Vmm);
+        let a = parse(&["-k", "I", "--tee", "host", "--tee-supplicant", "guest"]).unwrap();
+        assert_eq!(a.tee_supplicant, TeeSupplicant::Guest);
+        assert_eq!(a.check(), Ok(()));
+        let refused = |v: &[&str]| parse(v).unwrap().check().unwrap_err();
+        let e = refused(&["-k", "I", "--tee-supplicant", "guest"]);
+        assert_eq!(e, "--tee-supplicant applies to --tee host only");
+        let e = refused(&[
+            "-k",
+            "I",
+            "--tee",
+            "host",
+            "--tee-supplicant",
+            "guest",
+            "--tee-shared",
+        ]);
+        assert!(e.contains("needs a partition of the VM's own"), "{e}");
+        for extra in [
+            ["--tee-storage", "/tmp/x"],
+            ["--tee-ta-dir", "/tmp/x"],
+            ["--tee-storage-max-bytes", "5"],
+        ] {
+            let mut v = vec!["-k", "I", "--tee", "host", "--tee-supplicant", "guest"];
+            v.extend(extra);
+            let e = refused(&v);
+            assert!(e.contains("are for --tee-supplicant vmm"), "{extra:?}: {e}");
+        }
+        assert!(parse(&["-k", "I", "--tee-supplicant", "host"]).is_err());
     }
 
     #[test]

@@ -28,10 +28,11 @@ use std::path::{Path, PathBuf};
 
 use host_tee::supplicant::storage::fresh_dir;
 use host_tee::supplicant::{StorageDir, StorageError, DEFAULT_TA_DIR};
-use host_tee::{DevTee, HostTeeError, PartitionConfig, PartitionError};
+use host_tee::{DevTee, HostTeeError, PartitionConfig, PartitionError, SupplicantMode};
+use optee_mediator::Quotas;
 use tee_remote::{RemoteConfig, RemoteError, RemoteTee};
 
-use crate::args::{Args, Tee};
+use crate::args::{Args, Tee, TeeSupplicant};
 
 /// Where the lock files live (created, mode 0755, if missing).
 pub const LOCK_DIR: &str = "/run/tosfwd-vmm";
@@ -120,6 +121,17 @@ pub enum TeeError {
         path.display()
     )]
     NoPartition {
+        /// The TEE device.
+        path: PathBuf,
+    },
+    /// --tee-supplicant guest without a partition of the VM's own.
+    #[error(
+        "{}: --tee-supplicant guest needs an OP-TEE that serves VMs apart (NS-virtualization, \
+         TEE_GEN_CAP_VM); this one keeps every VM in the host's partition, whose requests the \
+         host's tee-supplicant serves",
+        path.display()
+    )]
+    NoPartitionForGuestSupplicant {
         /// The TEE device.
         path: PathBuf,
     },
@@ -237,6 +249,14 @@ const STORAGE_PREFIX: &str = "tosfwd-vmm-tee-storage-";
 /// refusal before the VM is made), or a fresh private directory in
 /// $TMPDIR made for this VM (removed with it); the storage quota.
 fn partition_config(args: &Args) -> Result<PartitionConfig, TeeError> {
+    if args.tee_supplicant == TeeSupplicant::Guest {
+        // Nothing of the partition's is kept here.
+        return Ok(PartitionConfig {
+            storage_dir: PathBuf::new(),
+            supplicant: SupplicantMode::Guest,
+            ..PartitionConfig::new("")
+        });
+    }
     let (storage_dir, remove_storage) = match &args.tee_storage {
         Some(dir) => {
             StorageDir::open(dir)?;
@@ -252,6 +272,7 @@ fn partition_config(args: &Args) -> Result<PartitionConfig, TeeError> {
         storage_dir,
         remove_storage,
         quota: args.storage_quota(),
+        supplicant: SupplicantMode::Vmm,
     })
 }
 
@@ -273,6 +294,15 @@ fn partition(args: &Args, path: &Path, device: &mut DevTee) -> Result<(), TeeErr
             e => TeeError::Partition(e),
         }
     })?;
+    if part.config.supplicant == SupplicantMode::Guest {
+        log::info!(
+            "{}: OP-TEE VM {}, a partition of its own: its supplicant requests (TAs, secure \
+             storage, sockets, plugins) go to the guest's tee-supplicant",
+            path.display(),
+            part.id,
+        );
+        return Ok(());
+    }
     log::info!(
         "{}: OP-TEE VM {}, a partition of its own: TAs from {}, secure storage in {}{}",
         path.display(),
@@ -315,6 +345,9 @@ pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<TeeLock>), T
         partition(args, &path, &mut device)?;
         return Ok((Ready::Host(device), None));
     }
+    if args.tee_supplicant == TeeSupplicant::Guest {
+        return Err(TeeError::NoPartitionForGuestSupplicant { path });
+    }
     if args.tee_storage.is_some() || args.tee_ta_dir.is_some() || args.has_storage_quota() {
         return Err(TeeError::NoPartition { path });
     }
@@ -322,10 +355,56 @@ pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<TeeLock>), T
     Ok((Ready::Host(device), Some(lock)))
 }
 
+/// The VM's quotas on what it shares with the TEE: the mediator's
+/// defaults (Xen's), but with `--tee-supplicant guest` one buffer may be as
+/// large as a TA: the guest's tee-supplicant loads each TA into a buffer
+/// of its size (Debian's largest, xtest's large TA, is 1.1 MiB), where
+/// the defaults stop at 129 pages (512 KiB).
+pub fn quotas(args: &Args) -> Quotas {
+    let defaults = Quotas::default();
+    match args.tee_supplicant {
+        TeeSupplicant::Guest => Quotas {
+            max_pages_per_buffer: GUEST_SUPPLICANT_MAX_PAGES,
+            ..defaults
+        },
+        TeeSupplicant::Vmm => defaults,
+    }
+}
+
+/// Pages of one buffer with `--tee-supplicant guest`: 4 MiB at any offset.
+const GUEST_SUPPLICANT_MAX_PAGES: u64 = 1025;
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
+
+    #[test]
+    fn with_the_guests_own_supplicant_a_buffer_may_hold_the_largest_ta() {
+        let args = |v: &[&str]| {
+            Args::try_parse_from(std::iter::once("tosfwd-vmm").chain(v.iter().copied())).unwrap()
+        };
+        let vmm = quotas(&args(&["-k", "I", "--tee", "host"]));
+        assert_eq!(vmm, Quotas::default());
+        let guest = quotas(&args(&[
+            "-k",
+            "I",
+            "--tee",
+            "host",
+            "--tee-supplicant",
+            "guest",
+        ]));
+        // Debian's xtest large TA: 1,162,256 bytes at any page offset.
+        assert!(guest.max_pages_per_buffer * 4096 >= 1_162_256 + 4096);
+        assert_eq!(
+            Quotas {
+                max_pages_per_buffer: vmm.max_pages_per_buffer,
+                ..guest
+            },
+            vmm,
+            "nothing else changes"
+        );
+    }
 
     /// A fresh directory under the system's temporary directory.
     fn temp_dir(name: &str) -> PathBuf {

@@ -864,6 +864,7 @@ pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
             Ready::Host(dev) if !dev.passes_logins() => LoginPolicy::ForcePublic,
             _ => LoginPolicy::PassThrough,
         },
+        quotas: crate::tee::quotas(args),
         ..Policy::default()
     };
     let mem = if args.protected {

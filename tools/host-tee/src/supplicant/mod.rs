@@ -29,6 +29,7 @@
 //! handles to those it gave out. A bad request gets an error result,
 //! never a panic.
 
+mod forward;
 mod fs;
 mod shm;
 pub mod storage;
@@ -53,6 +54,7 @@ use tee_uapi::sys::{
 use crate::device::{AllocatedShm, Shm, TeeParam};
 use crate::error::HostTeeError;
 
+pub use forward::Forwarder;
 pub use storage::{StorageDir, StorageError, StorageQuota};
 pub use thread::{stop_signal, SupplicantThread, STOP_WAIT};
 
@@ -256,37 +258,17 @@ impl<C: SupplicantChannel> Supplicant<C> {
         self.answer(req)
     }
 
-    /// Waits for the next request (TEE_IOC_SUPPL_RECV with the meta
-    /// parameter, as tee-supplicant asks).
+    /// Waits for the next request.
     fn receive(&self) -> Result<Request, HostTeeError> {
-        let mut params = [TeeParam::default(); RECV_PARAMS];
-        params[0].attr = TEE_IOCTL_PARAM_ATTR_META.into();
-        let (func, used) = self.channel.supp_recv(&mut params)?;
-        Ok(Request {
-            func,
-            params,
-            used: used.min(RECV_PARAMS),
-        })
+        receive(&self.channel)
     }
 
     /// Serves `req` and sends the answer (TEE_IOC_SUPPL_SEND).
     fn answer(&mut self, mut req: Request) -> Result<(), HostTeeError> {
         let params = &mut req.params[..req.used];
-        // The meta parameters (the request's id) lead; the request's own
-        // follow, and a meta parameter among them is a protocol error.
-        let meta = params
-            .iter()
-            .take_while(|p| p.attr & u64::from(TEE_IOCTL_PARAM_ATTR_META) != 0)
-            .count();
-        let (_, own) = params.split_at_mut(meta);
-        let ret = if own
-            .iter()
-            .any(|p| p.attr & u64::from(TEE_IOCTL_PARAM_ATTR_META) != 0)
-        {
-            log::warn!("supplicant: a request with a meta parameter after its own");
-            teec::ERROR_BAD_PARAMETERS
-        } else {
-            self.handle(req.func, own)
+        let ret = match own_params(params) {
+            Some(own) => self.handle(req.func, own),
+            None => teec::ERROR_BAD_PARAMETERS,
         };
         self.channel.supp_send(ret, params)
     }
@@ -345,6 +327,33 @@ impl<C: SupplicantChannel> Supplicant<C> {
             None => teec::ERROR_BAD_PARAMETERS,
         }
     }
+}
+
+/// Waits for the next request on `channel` (TEE_IOC_SUPPL_RECV with the
+/// meta parameter, as tee-supplicant asks).
+fn receive<C: SupplicantChannel>(channel: &C) -> Result<Request, HostTeeError> {
+    let mut params = [TeeParam::default(); RECV_PARAMS];
+    params[0].attr = TEE_IOCTL_PARAM_ATTR_META.into();
+    let (func, used) = channel.supp_recv(&mut params)?;
+    Ok(Request {
+        func,
+        params,
+        used: used.min(RECV_PARAMS),
+    })
+}
+
+/// The request's own parameters: after the meta parameters (the
+/// request's id) that lead; `None` if a meta parameter follows among
+/// them (a protocol error).
+fn own_params(params: &mut [TeeParam]) -> Option<&mut [TeeParam]> {
+    let is_meta = |p: &TeeParam| p.attr & u64::from(TEE_IOCTL_PARAM_ATTR_META) != 0;
+    let meta = params.iter().take_while(|p| is_meta(p)).count();
+    let (_, own) = params.split_at_mut(meta);
+    if own.iter().any(is_meta) {
+        log::warn!("supplicant: a request with a meta parameter after its own");
+        return None;
+    }
+    Some(own)
 }
 
 /// A parameter's type (TEE_IOCTL_PARAM_ATTR_TYPE_*).

@@ -33,6 +33,7 @@ use crate::fake::FakeShm;
 use crate::{FakeTee, TeeDevice};
 
 mod attacks;
+mod forward;
 mod threads;
 
 /// A directory removed (with its contents) when dropped.

@@ -28,7 +28,8 @@ use std::{io, ptr};
 
 use std::os::unix::thread::JoinHandleExt;
 
-use super::{Supplicant, SupplicantChannel, SupplicantConfig, SupplicantError};
+use super::{Forwarder, Request, Supplicant, SupplicantChannel, SupplicantConfig, SupplicantError};
+use crate::relay::Relay;
 
 /// How long [`SupplicantThread::stop`] waits for the thread to end before
 /// it leaves it to end on its own.
@@ -113,13 +114,25 @@ impl SupplicantThread {
         channel: C,
         config: SupplicantConfig,
     ) -> Result<SupplicantThread, SupplicantError> {
-        let supplicant = Supplicant::new(channel, config)?;
+        SupplicantThread::start(Supplicant::new(channel, config)?)
+    }
+
+    /// Starts relaying `channel`'s requests to the guest through `relay`
+    /// ([`crate::relay`]): the guest's own tee-supplicant serves them.
+    pub fn spawn_relay<C: SupplicantChannel>(
+        channel: C,
+        relay: Arc<Relay>,
+    ) -> Result<SupplicantThread, SupplicantError> {
+        SupplicantThread::start(Forwarder::new(channel, relay))
+    }
+
+    fn start<S: Serve>(server: S) -> Result<SupplicantThread, SupplicantError> {
         install_handler()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = thread::Builder::new()
             .name("tee-supplicant".into())
-            .spawn(move || serve(supplicant, &flag))
+            .spawn(move || serve(server, &flag))
             .map_err(SupplicantError::Spawn)?;
         Ok(SupplicantThread {
             stop,
@@ -188,12 +201,35 @@ impl Drop for SupplicantThread {
     }
 }
 
+/// What a supplicant thread runs: a request received, then answered.
+trait Serve: Send + 'static {
+    fn receive(&self) -> Result<Request, HostTeeError>;
+    /// Serves (or relays) `req` and sends the answer; `stop` ends a wait
+    /// for the guest.
+    fn answer(&mut self, req: Request, stop: &AtomicBool) -> Result<(), HostTeeError>;
+}
+
+impl<C: SupplicantChannel> Serve for Supplicant<C> {
+    fn receive(&self) -> Result<Request, HostTeeError> {
+        Supplicant::receive(self)
+    }
+    fn answer(&mut self, req: Request, _stop: &AtomicBool) -> Result<(), HostTeeError> {
+        Supplicant::answer(self, req)
+    }
+}
+
+impl<C: SupplicantChannel> Serve for Forwarder<C> {
+    fn receive(&self) -> Result<Request, HostTeeError> {
+        super::receive(self.channel())
+    }
+    fn answer(&mut self, req: Request, stop: &AtomicBool) -> Result<(), HostTeeError> {
+        Forwarder::answer(self, req, stop)
+    }
+}
+
 /// The thread: receive, serve, answer, until `stop` is set or the receive
 /// fails.
-fn serve<C: SupplicantChannel>(
-    mut supplicant: Supplicant<C>,
-    stop: &AtomicBool,
-) -> Result<(), SupplicantError> {
+fn serve<S: Serve>(mut supplicant: S, stop: &AtomicBool) -> Result<(), SupplicantError> {
     unblock_stop_signal();
     while !stop.load(Ordering::SeqCst) {
         let req = match supplicant.receive() {
@@ -206,7 +242,7 @@ fn serve<C: SupplicantChannel>(
                 return Err(SupplicantError::Recv(e));
             }
         };
-        if let Err(e) = supplicant.answer(req) {
+        if let Err(e) = supplicant.answer(req, stop) {
             // The request is lost (the kernel aborted it, or refused the
             // answer); the next ones may still be served.
             log::warn!("supplicant: answering a request: {e}");

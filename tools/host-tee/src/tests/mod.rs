@@ -5,6 +5,7 @@ mod calls;
 mod lifecycle;
 mod mediator;
 mod memory;
+mod relay;
 
 use std::sync::Arc;
 use std::time::Duration;

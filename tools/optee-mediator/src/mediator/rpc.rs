@@ -239,6 +239,10 @@ impl<B: Backend> Mediator<B> {
                         b: g.b,
                         c: g.c,
                     },
+                    // rmem: offs, size, shm_ref; tmem: buf_ptr, size, shm_ref.
+                    Some(ParamType::Rmem(d) | ParamType::Tmem(d)) if d.is_output() => {
+                        RpcOut::MemrefSize(g.b)
+                    }
                     _ => RpcOut::None,
                 }
             };

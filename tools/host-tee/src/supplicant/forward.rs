@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: Apache-2.0 OR MIT
+//! [`Forwarder`]: the partition's supplicant requests relayed to the
+//! guest's own tee-supplicant (see [`crate::relay`]) instead of served
+//! here.
+//!
+//! The host's kernel still sees this context as the partition's
+//! supplicant, and the memory it names is still shared memory allocated
+//! on this context: every SHM_ALLOC is made twice, here (the memory the
+//! TEE reads and writes) and in the guest (the buffer the guest's
+//! tee-supplicant reads and writes), and the two are paired. A request's
+//! memory references are translated from the one to the other, the input
+//! bytes copied to the guest before it is asked, the output bytes back
+//! after it answered, each range checked on both sides. What the guest
+//! answers is bounded as anything from the TEE is here: a size larger
+//! than its range copies no more than the range.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use optee_mediator::msg::{rpc_cmd, teec, Dir};
+
+use super::shm::ShmTable;
+use super::{cmd, is_memref, is_value, param_type, Request, SupplicantChannel};
+use crate::device::{Shm, TeeParam};
+use crate::error::HostTeeError;
+use crate::relay::{Answer, Forwarded, FwdOut, FwdParam, Relay, RelayError};
+
+/// A parameter's direction (the uapi's types share OP-TEE's low bits).
+fn dir(p: &TeeParam) -> Dir {
+    match param_type(p) & 3 {
+        1 => Dir::In,
+        2 => Dir::Out,
+        _ => Dir::InOut,
+    }
+}
+
+/// The relaying supplicant of one partition.
+#[derive(Debug)]
+pub struct Forwarder<C: SupplicantChannel> {
+    channel: C,
+    relay: Arc<Relay>,
+    shm: ShmTable<C::Allocated>,
+    /// The guest's cookie of the buffer paired with each allocation here.
+    cookies: HashMap<i32, u64>,
+}
+
+impl<C: SupplicantChannel> Forwarder<C> {
+    /// A forwarder on `channel` through `relay`.
+    pub fn new(channel: C, relay: Arc<Relay>) -> Self {
+        Forwarder {
+            channel,
+            relay,
+            shm: ShmTable::default(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    /// The channel.
+    pub fn channel(&self) -> &C {
+        &self.channel
+    }
+
+    /// Relays `req` to the guest and sends the answer (TEE_IOC_SUPPL_SEND).
+    pub(super) fn answer(
+        &mut self,
+        mut req: Request,
+        stop: &AtomicBool,
+    ) -> Result<(), HostTeeError> {
+        let params = &mut req.params[..req.used];
+        let ret = match super::own_params(params) {
+            Some(own) => self.handle(req.func, own, stop),
+            None => teec::ERROR_BAD_PARAMETERS,
+        };
+        self.channel.supp_send(ret, params)
+    }
+
+    fn ask(&self, req: Forwarded, stop: &AtomicBool) -> Result<Answer, u32> {
+        let func = req.func;
+        self.relay.ask(req, stop).map_err(|e| {
+            if e != RelayError::Closed {
+                log::warn!("supplicant: request {func} relayed to the guest: {e}");
+            }
+            teec::ERROR_COMMUNICATION
+        })
+    }
+
+    /// Relays request `func`; returns its TEEC result.
+    fn handle(&mut self, func: u32, params: &mut [TeeParam], stop: &AtomicBool) -> u32 {
+        match func {
+            cmd::SHM_ALLOC => self.shm_alloc(params, stop),
+            cmd::SHM_FREE => self.shm_free(params, stop),
+            _ => self.relay_cmd(func, params, stop).unwrap_or_else(|e| e),
+        }
+    }
+
+    fn relay_cmd(
+        &mut self,
+        func: u32,
+        params: &mut [TeeParam],
+        stop: &AtomicBool,
+    ) -> Result<u32, u32> {
+        let bad = teec::ERROR_BAD_PARAMETERS;
+        let mut sent = Vec::with_capacity(params.len());
+        let mut regions = Vec::with_capacity(params.len());
+        for p in params.iter() {
+            let (fwd, region) = if is_value(p) {
+                let (a, b, c) = (p.a, p.b, p.c);
+                (
+                    FwdParam::Value {
+                        dir: dir(p),
+                        a,
+                        b,
+                        c,
+                    },
+                    None,
+                )
+            } else if is_memref(p) {
+                match self.shm.region(p)? {
+                    None => (
+                        FwdParam::NullMemref {
+                            dir: dir(p),
+                            size: p.b,
+                        },
+                        None,
+                    ),
+                    Some(r) => {
+                        let cookie = *self.cookies.get(&r.id).ok_or(bad)?;
+                        let data = if dir(p).is_input() {
+                            self.shm.read(&r)?
+                        } else {
+                            Vec::new()
+                        };
+                        let fwd = FwdParam::Memref {
+                            dir: dir(p),
+                            cookie,
+                            offs: r.offset as u64,
+                            size: r.len as u64,
+                            data,
+                        };
+                        (fwd, Some(r))
+                    }
+                }
+            } else if param_type(p) == 0 {
+                (FwdParam::None, None)
+            } else {
+                return Err(bad);
+            };
+            sent.push(fwd);
+            regions.push(region);
+        }
+        let answer = self.ask(
+            Forwarded {
+                func,
+                params: sent.clone(),
+            },
+            stop,
+        )?;
+        for (i, p) in params.iter_mut().enumerate() {
+            match (answer.params.get(i), &regions[i]) {
+                (Some(FwdOut::Value { a, b, c }), _) if is_value(p) && dir(p).is_output() => {
+                    (p.a, p.b, p.c) = (*a, *b, *c);
+                }
+                (Some(FwdOut::Memref { size, data }), region) if dir(p).is_output() => {
+                    if let Some(r) = region {
+                        let n = data.len().min(r.len);
+                        self.shm.write(r, &data[..n])?;
+                    }
+                    p.b = *size;
+                }
+                _ => {}
+            }
+        }
+        Ok(answer.ret)
+    }
+
+    /// SHM_ALLOC (value a = APPL, b = size): allocated here, and in the
+    /// guest; the id of the one goes back to the kernel, the cookie of the
+    /// other is kept with it.
+    fn shm_alloc(&mut self, params: &mut [TeeParam], stop: &AtomicBool) -> u32 {
+        let [p] = params else {
+            return teec::ERROR_BAD_PARAMETERS;
+        };
+        if !is_value(p) || p.a != cmd::SHM_TYPE_APPL {
+            return teec::ERROR_BAD_PARAMETERS;
+        }
+        let Ok(size) = usize::try_from(p.b) else {
+            return teec::ERROR_OUT_OF_MEMORY;
+        };
+        let here = match self.channel.supp_alloc(size) {
+            Ok(shm) => shm,
+            Err(e) => {
+                log::warn!("supplicant: allocating {size} bytes of shared memory: {e}");
+                return teec::ERROR_OUT_OF_MEMORY;
+            }
+        };
+        let req = Forwarded {
+            func: rpc_cmd::SHM_ALLOC,
+            params: vec![FwdParam::Value {
+                dir: Dir::In,
+                a: rpc_cmd::SHM_TYPE_APPL,
+                b: p.b,
+                c: 0,
+            }],
+        };
+        let answer = match self.ask(req, stop) {
+            Ok(a) => a,
+            Err(ret) => return ret,
+        };
+        match answer.params.first() {
+            Some(FwdOut::Allocated { cookie }) if answer.ret == teec::SUCCESS => {
+                p.c = here.id() as u64;
+                self.cookies.insert(here.id(), *cookie);
+                self.shm.insert(here);
+                teec::SUCCESS
+            }
+            Some(FwdOut::Refused { cookie }) => {
+                log::warn!(
+                    "supplicant: the guest's buffer for {size} bytes of shared memory was \
+                     refused (too small or bad pages): given back"
+                );
+                let _ = self.ask(free(*cookie), stop);
+                teec::ERROR_OUT_OF_MEMORY
+            }
+            _ if answer.ret != teec::SUCCESS => answer.ret,
+            _ => teec::ERROR_OUT_OF_MEMORY,
+        }
+    }
+
+    /// SHM_FREE (value a = APPL, b = the id): freed in the guest, then here.
+    fn shm_free(&mut self, params: &mut [TeeParam], stop: &AtomicBool) -> u32 {
+        let [p] = params else {
+            return teec::ERROR_BAD_PARAMETERS;
+        };
+        if !is_value(p) || p.a != cmd::SHM_TYPE_APPL {
+            return teec::ERROR_BAD_PARAMETERS;
+        }
+        let Some(id) = i32::try_from(p.b).ok() else {
+            return teec::ERROR_BAD_PARAMETERS;
+        };
+        let (Some(cookie), Some(here)) = (self.cookies.remove(&id), self.shm.remove(id)) else {
+            return teec::ERROR_BAD_PARAMETERS;
+        };
+        let ret = self.ask(free(cookie), stop).map_or_else(|e| e, |a| a.ret);
+        drop(here);
+        ret
+    }
+
+    /// How many allocations are paired with a guest buffer.
+    #[cfg(test)]
+    pub(super) fn paired(&self) -> usize {
+        self.cookies.len()
+    }
+
+    /// The allocations made here (tests: what the TEE reads and writes).
+    #[cfg(test)]
+    pub(super) fn shm_mut(&mut self) -> &mut ShmTable<C::Allocated> {
+        &mut self.shm
+    }
+}
+
+/// SHM_FREE of the guest's buffer `cookie`.
+fn free(cookie: u64) -> Forwarded {
+    Forwarded {
+        func: rpc_cmd::SHM_FREE,
+        params: vec![FwdParam::Value {
+            dir: Dir::In,
+            a: rpc_cmd::SHM_TYPE_APPL,
+            b: cookie,
+            c: 0,
+        }],
+    }
+}
