@@ -133,6 +133,9 @@ fn eight_concurrent_opens_under_max_sessions_1_give_one_session() {
 /// cancellation asks (as a TA that never checks for it).
 const SLOW_FUNC: u32 = 0x5105;
 const SLOW: Duration = Duration::from_secs(4);
+/// How many [`SLOW_FUNC`] calls have reached the TEE: a call the pool has
+/// queued but not started is dropped at teardown, never run.
+static SLOW_ENTERED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The fake TEE with one TA function that takes four seconds.
 #[derive(Debug, Clone, Default)]
@@ -162,6 +165,7 @@ impl TeeDevice for SlowTee {
         params: &mut [TeeParam],
     ) -> Result<CallResult, HostTeeError> {
         if func == SLOW_FUNC {
+            SLOW_ENTERED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             std::thread::sleep(SLOW);
             return Ok(CallResult {
                 ret: teec::SUCCESS,
@@ -228,8 +232,17 @@ fn a_vm_torn_down_during_a_4_s_ta_call_holds_up_no_other_peer() {
     assert_eq!(
         step(r),
         wire::Step::Rpc(wire::RpcRequest::ForeignIntr),
-        "the call is in the TEE"
+        "the call is under way"
     );
+    // In the TEE, not only queued for a worker.
+    let t = Instant::now();
+    while SLOW_ENTERED.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the call never reached the TEE"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // Peer A goes: its VM's teardown waits for that call.
     let teardown = std::thread::spawn(move || {
         let t = Instant::now();
