@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use optee_mediator::backend::{RpcCmdReply, RpcOut};
-use optee_mediator::msg::{attr, rpc_cmd, teec, Dir, MsgArg, MsgParam};
+use optee_mediator::msg::{arg_size, attr, rpc_cmd, teec, Dir, MsgArg, MsgParam};
 use optee_mediator::shm::MemRef;
 use optee_mediator::GuestRam;
 
@@ -21,6 +21,16 @@ use crate::relay::{Answer, Forwarded, FwdOut, FwdParam};
 
 /// The buffers the guest's supplicant allocated for the TEE, by cookie.
 pub(crate) type GuestBuffers = HashMap<u64, MemRef>;
+
+/// The size of the RPC argument buffer a carrying thread asks for: room
+/// for as many parameters as a relayed request can have (the receive's
+/// room less its meta parameter; OP-TEE's own commands use at most
+/// four), whatever the first request it carries. The buffer serves every
+/// later request of the call, and the guest's driver bounds num_params by
+/// the buffer's size.
+pub(crate) const fn rpc_arg_size() -> u64 {
+    arg_size((crate::supplicant::RECV_PARAMS - 1) as u32)
+}
 
 fn value_attr(dir: Dir) -> u64 {
     match dir {

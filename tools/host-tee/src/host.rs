@@ -8,7 +8,7 @@ use optee_mediator::backend::{
     Backend, BackendError, CacheDisable, ClientId, Command, OsRevision, RpcReply, RpcRequest,
     StdCall, Step, ThreadId,
 };
-use optee_mediator::msg::{arg_size, teec};
+use optee_mediator::msg::teec;
 use optee_mediator::shm::GuestBuffer;
 use optee_mediator::{GuestRam, Progress};
 
@@ -441,9 +441,10 @@ impl<D: TeeDevice> Client<D> {
         match carrier.rpc_arg {
             Some(cookie) => Some(self.deliver(thread, cookie, id, req, mem)),
             None => {
-                let size = arg_size(req.params.len() as u32);
                 carrier.phase = Carry::Allocating(id, req);
-                Some(Step::Rpc(RpcRequest::Alloc { size }))
+                Some(Step::Rpc(RpcRequest::Alloc {
+                    size: carry::rpc_arg_size(),
+                }))
             }
         }
     }

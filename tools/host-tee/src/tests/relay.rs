@@ -68,7 +68,8 @@ fn a_waiting_call_carries_the_request_in_one_rpc_buffer_freed_when_it_ends() {
     let asker = ask(&relay, shm_alloc(4096));
     assert_eq!(
         tee.resume(VM, 1, &mut c, RpcReply::ForeignIntr, &mem),
-        Step::Rpc(RpcRequest::Alloc { size: arg_size(1) })
+        Step::Rpc(RpcRequest::Alloc { size: arg_size(7) }),
+        "room for the most parameters a request can have, not this one's one"
     );
     let Step::Rpc(RpcRequest::Cmd { cookie, arg }) =
         tee.resume(VM, 1, &mut c, RpcReply::Alloc(Some(0x99)), &mem)
