@@ -160,7 +160,11 @@ impl DevTee {
         // From here the context is the VM's: whatever fails, the partition
         // goes with it.
         self.fd = fd;
-        let relay = (config.supplicant == SupplicantMode::Guest).then(|| Arc::new(Relay::new()));
+        let relay = (config.supplicant == SupplicantMode::Guest).then(|| {
+            let bound =
+                crate::relay::host_bound(std::path::Path::new(crate::relay::HOST_BOUND_PARAM));
+            Arc::new(Relay::with_bound(bound))
+        });
         let mut partition = Partition {
             id,
             config,

@@ -18,7 +18,7 @@ use crate::error::HostTeeError;
 use crate::memory::{host_span, Pinned, Window};
 use crate::params::{plan, write_back};
 use crate::relay::{Answer, Forwarded, Relay};
-use crate::worker::{Abandoned, Call, Finished, Job, Outcome, Pool};
+use crate::worker::{orphan, Abandoned, Call, Finished, Job, Outcome, Pool};
 
 /// Configuration of the host TEE backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +98,9 @@ struct Client<D: TeeDevice> {
     guest_bufs: GuestBuffers,
     /// The threads that carry relayed requests.
     carriers: HashMap<ThreadId, Carrier<D>>,
+    /// RPC argument buffers of calls given up (abandoned, lost) before
+    /// they could be freed: handed back by DISABLE_SHM_CACHE.
+    lost_rpc_args: Vec<u64>,
 }
 
 /// The opener of a VM's TEE context.
@@ -396,12 +399,32 @@ impl<D: TeeDevice> Client<D> {
         }
         if c.is_lost() {
             self.calls.remove(&thread);
-            self.carriers.remove(&thread);
+            self.drop_carrier(thread);
             log::warn!("host TEE: the worker of thread {thread} died without a result");
             return fail(call, teec::ERROR_COMMUNICATION);
         }
-        self.carry(thread, mem)
+        self.carry(thread, call, mem)
             .unwrap_or(Step::Rpc(RpcRequest::ForeignIntr))
+    }
+
+    /// Forgets `thread`'s part in relaying: its request failed, its RPC
+    /// argument buffer kept for DISABLE_SHM_CACHE, a finished call's
+    /// result orphaned (a session it opened closed).
+    fn drop_carrier(&mut self, thread: ThreadId) {
+        let Some(k) = self.carriers.remove(&thread) else {
+            return;
+        };
+        self.lost_rpc_args.extend(k.rpc_arg);
+        match k.phase {
+            Carry::Allocating(id, req) | Carry::Asking(id, req) => {
+                self.answer(
+                    id,
+                    Answer::failed(teec::ERROR_COMMUNICATION, req.params.len()),
+                );
+            }
+            Carry::Freeing(fin) => orphan(&*self.dev, fin),
+            Carry::Idle => {}
+        }
     }
 
     /// A finished call's answer; first the guest frees the RPC argument
@@ -431,8 +454,18 @@ impl<D: TeeDevice> Client<D> {
     }
 
     /// Takes the relayed request waiting, if any, for `thread` to carry:
-    /// the RPC argument buffer asked first if the thread has none.
-    fn carry(&mut self, thread: ThreadId, mem: &dyn GuestRam) -> Option<Step> {
+    /// the RPC argument buffer asked first if the thread has none. Only a
+    /// session's calls carry requests (OPEN_SESSION, INVOKE): the guest
+    /// serves the request in the context of the call that carries it, and
+    /// a registration or a close should not wait for the guest's
+    /// tee-supplicant.
+    fn carry(&mut self, thread: ThreadId, call: &StdCall, mem: &dyn GuestRam) -> Option<Step> {
+        if !matches!(
+            call.command,
+            Command::OpenSession { .. } | Command::Invoke { .. }
+        ) {
+            return None;
+        }
         let (id, req) = self.relay.as_ref()?.take()?;
         let carrier = self.carriers.entry(thread).or_insert(Carrier {
             rpc_arg: None,
@@ -478,10 +511,9 @@ impl<D: TeeDevice> Client<D> {
         }
     }
 
-    fn answer(&self, id: u64, answer: Answer) {
-        if let Some(r) = &self.relay {
-            r.answer(id, answer);
-        }
+    /// Answers relayed request `id`; whether the answer was taken.
+    fn answer(&self, id: u64, answer: Answer) -> bool {
+        self.relay.as_ref().is_some_and(|r| r.answer(id, answer))
     }
 
     /// The guest's answer to an RPC `thread` made for a relayed request
@@ -513,14 +545,24 @@ impl<D: TeeDevice> Client<D> {
                 self.step(thread, call, mem)
             }
             (Some(Carry::Asking(id, req)), RpcReply::Cmd(r)) => {
-                if !r.delivered {
-                    // The buffer is unusable: the mediator forgot it.
-                    if let Some(k) = self.carriers.get_mut(&thread) {
+                let rpc_arg = self.carriers.get_mut(&thread).and_then(|k| {
+                    if !r.delivered {
+                        // The buffer is unusable: the mediator forgot it.
                         k.rpc_arg = None;
                     }
-                }
+                    k.rpc_arg
+                });
                 let a = carry::answer(&req, &r, &mut self.guest_bufs, mem);
-                self.answer(id, a);
+                let buffer = a.buffer();
+                if !self.answer(id, a) {
+                    // Given up meanwhile: a buffer the guest allocated for
+                    // it would be nobody's. The guest frees it (on the
+                    // same argument buffer; nobody waits for that answer).
+                    if let (Some(cookie), Some(arg)) = (buffer, rpc_arg) {
+                        self.guest_bufs.remove(&cookie);
+                        return self.deliver(thread, arg, 0, Forwarded::shm_free(cookie), mem);
+                    }
+                }
                 self.step(thread, call, mem)
             }
             (Some(Carry::Freeing(fin)), RpcReply::Free) => {
@@ -530,11 +572,8 @@ impl<D: TeeDevice> Client<D> {
             (phase, _) => {
                 // Not the answer to what was asked: a protocol error, and
                 // the call (and the request it carried) is given up.
-                if let Some(Carry::Allocating(id, req) | Carry::Asking(id, req)) = phase {
-                    self.answer(
-                        id,
-                        Answer::failed(teec::ERROR_COMMUNICATION, req.params.len()),
-                    );
+                if let (Some(phase), Some(k)) = (phase, self.carriers.get_mut(&thread)) {
+                    k.phase = phase;
                 }
                 self.abandon(thread);
                 fail(call, teec::ERROR_COMMUNICATION)
@@ -546,16 +585,7 @@ impl<D: TeeDevice> Client<D> {
     /// and cleans up after itself (it is not cancelled now: a guest's
     /// cancellation id may be shared by its other calls).
     fn abandon(&mut self, thread: ThreadId) {
-        if let Some(Carrier {
-            phase: Carry::Allocating(id, req) | Carry::Asking(id, req),
-            ..
-        }) = self.carriers.remove(&thread)
-        {
-            self.answer(
-                id,
-                Answer::failed(teec::ERROR_COMMUNICATION, req.params.len()),
-            );
-        }
+        self.drop_carrier(thread);
         if let Some(c) = self.calls.remove(&thread) {
             let a = c.abandon(&self.dev);
             self.abandoned.retain(|a| !a.is_done());
@@ -632,6 +662,7 @@ impl<D: TeeDevice> Backend for HostTee<D> {
                 relay,
                 guest_bufs: GuestBuffers::new(),
                 carriers: HashMap::new(),
+                lost_rpc_args: Vec::new(),
             },
         );
         Ok(())
@@ -643,14 +674,20 @@ impl<D: TeeDevice> Backend for HostTee<D> {
         }
     }
 
-    /// No RPC argument buffers are ever asked for: the cache is accepted
+    /// RPC argument buffers (asked only to carry relayed supplicant
+    /// requests) are freed when their call ends: the cache is accepted
     /// and stays empty.
     fn enable_shm_cache(&mut self, _client: ClientId) -> bool {
         true
     }
 
-    fn disable_shm_cache(&mut self, _client: ClientId) -> CacheDisable {
-        CacheDisable::Empty
+    /// Hands back the RPC argument buffers of calls given up before they
+    /// could free them, one at a time.
+    fn disable_shm_cache(&mut self, client: ClientId) -> CacheDisable {
+        self.clients
+            .get_mut(&client)
+            .and_then(|c| c.lost_rpc_args.pop())
+            .map_or(CacheDisable::Empty, CacheDisable::Freed)
     }
 
     fn start(
@@ -677,7 +714,7 @@ impl<D: TeeDevice> Backend for HostTee<D> {
         match unsafe { c.pool.submit(job) } {
             Ok(w) => {
                 c.calls.insert(thread, w);
-                c.carry(thread, mem)
+                c.carry(thread, call, mem)
                     .unwrap_or(Step::Rpc(RpcRequest::ForeignIntr))
             }
             Err(e) => {

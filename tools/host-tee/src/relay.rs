@@ -32,11 +32,18 @@
 //! there to carry it. One request at a time: the supplicant thread answers
 //! each before it receives the next, as a single-threaded tee-supplicant.
 //!
-//! Bounds: the guest answers within the host driver's bound on a VM's
-//! supplicant requests (`vm_supp_timeout_ms`), or the kernel fails the
-//! request and the call that made it; a guest that never answers holds
-//! only its own calls. [`Relay::close`] (VM teardown) answers what is
-//! pending with an error and refuses what comes after.
+//! Bounds: the host driver fails a VM's supplicant request, and the call
+//! that made it, after `vm_supp_timeout_ms`; the relay gives up a little
+//! before that ([`Relay::with_bound`], [`host_bound`]), withdrawing the
+//! request or disowning it if a vCPU took it, so that the supplicant
+//! thread goes on with the next request rather than answer one the kernel
+//! has dropped. A late answer is not taken ([`Relay::answer`] says so,
+//! and the carrying vCPU gives back a buffer the guest allocated for it).
+//! Meanwhile the OP-TEE thread of the call that made the request waits in
+//! the TEE, as a TA's own waits make it; the VM's calls, and so the OP-TEE
+//! threads it can hold, are bounded by its thread count.
+//! [`Relay::close`] (VM teardown) answers what is pending with an error
+//! and refuses what comes after.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
@@ -51,6 +58,26 @@ pub const SLOW_ANSWER: Duration = Duration::from_secs(10);
 
 /// How often a waiting supplicant thread looks at its stop flag.
 const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// The host driver's bound on a VM's supplicant request when its module
+/// does not say (the TEE series' default `vm_supp_timeout_ms`).
+pub const DEFAULT_HOST_BOUND: Duration = Duration::from_secs(60);
+
+/// Where the host driver says its bound, in milliseconds.
+pub const HOST_BOUND_PARAM: &str = "/sys/module/optee/parameters/vm_supp_timeout_ms";
+
+/// How long a relayed request may wait for the guest: nine tenths of the
+/// host driver's bound (`vm_supp_timeout_ms` from `param`, a file such as
+/// [`HOST_BOUND_PARAM`]; [`DEFAULT_HOST_BOUND`] if it cannot be read or is
+/// 0), so that the answer reaches the kernel before it gives up.
+pub fn host_bound(param: &std::path::Path) -> Duration {
+    let ms = std::fs::read_to_string(param)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .filter(|&ms| ms > 0);
+    let bound = ms.map_or(DEFAULT_HOST_BOUND, Duration::from_millis);
+    bound * 9 / 10
+}
 
 /// A parameter of a relayed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,7 +175,31 @@ pub struct Answer {
     pub params: Vec<FwdOut>,
 }
 
+impl Forwarded {
+    /// SHM_FREE (type APPL) of the guest's buffer `cookie`.
+    pub fn shm_free(cookie: u64) -> Forwarded {
+        Forwarded {
+            func: optee_mediator::msg::rpc_cmd::SHM_FREE,
+            params: vec![FwdParam::Value {
+                dir: Dir::In,
+                a: optee_mediator::msg::rpc_cmd::SHM_TYPE_APPL,
+                b: cookie,
+                c: 0,
+            }],
+        }
+    }
+}
+
 impl Answer {
+    /// The guest buffer the answer hands over (SHM_ALLOC's, taken or
+    /// refused), if any.
+    pub fn buffer(&self) -> Option<u64> {
+        self.params.iter().find_map(|p| match p {
+            FwdOut::Allocated { cookie } | FwdOut::Refused { cookie } => Some(*cookie),
+            _ => None,
+        })
+    }
+
     /// An answer that delivered nothing: `ret` and no outputs.
     pub fn failed(ret: u32, params: usize) -> Answer {
         Answer {
@@ -167,6 +218,13 @@ pub enum RelayError {
     /// The supplicant thread was told to stop.
     #[error("the supplicant was stopped while a request waited for the guest")]
     Stopped,
+    /// No answer within the bound: the host driver is about to give up.
+    #[error(
+        "no answer from the guest within {}s (the host driver's bound on a VM's supplicant \
+         request is near): given up",
+        .0.as_secs()
+    )]
+    TimedOut(Duration),
 }
 
 #[derive(Debug)]
@@ -193,6 +251,8 @@ struct State {
 pub struct Relay {
     state: Mutex<State>,
     answered: Condvar,
+    /// How long a request may wait for its answer.
+    bound: Duration,
     /// The backend's: advanced when a request is posted, so that a vCPU
     /// waiting for its call's result comes back to carry it.
     progress: OnceLock<Arc<Progress>>,
@@ -205,9 +265,17 @@ impl Default for Relay {
 }
 
 impl Relay {
-    /// An open, empty relay.
+    /// An open, empty relay whose requests wait nine tenths of
+    /// [`DEFAULT_HOST_BOUND`] at most.
     pub fn new() -> Relay {
+        Relay::with_bound(DEFAULT_HOST_BOUND * 9 / 10)
+    }
+
+    /// An open, empty relay whose requests wait `bound` at most (see
+    /// [`host_bound`]).
+    pub fn with_bound(bound: Duration) -> Relay {
         Relay {
+            bound,
             state: Mutex::new(State {
                 slot: Slot::Empty,
                 next_id: 1,
@@ -234,8 +302,8 @@ impl Relay {
     }
 
     /// Supplicant side: posts `req` and waits for the guest's answer,
-    /// until [`Relay::close`] or `stop`. Says so once (a warning) if the
-    /// answer takes longer than [`SLOW_ANSWER`].
+    /// until [`Relay::close`], `stop` or the bound. Says so once (a
+    /// warning) if the answer takes longer than [`SLOW_ANSWER`].
     pub fn ask(&self, req: Forwarded, stop: &AtomicBool) -> Result<Answer, RelayError> {
         let func = req.func;
         let id = {
@@ -267,6 +335,12 @@ impl Relay {
                 s.slot = Slot::Empty;
                 return Err(RelayError::Stopped);
             }
+            if started.elapsed() >= self.bound {
+                // Withdrawn if posted, disowned if taken: a late answer
+                // finds the slot empty and is not taken.
+                s.slot = Slot::Empty;
+                return Err(RelayError::TimedOut(self.bound));
+            }
             if !warned && started.elapsed() >= SLOW_ANSWER {
                 warned = true;
                 let where_ = if matches!(s.slot, Slot::Posted(..)) {
@@ -279,9 +353,10 @@ impl Relay {
                     started.elapsed().as_secs()
                 );
             }
+            let left = self.bound.saturating_sub(started.elapsed());
             s = self
                 .answered
-                .wait_timeout(s, STOP_POLL)
+                .wait_timeout(s, STOP_POLL.min(left).max(Duration::from_millis(1)))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
@@ -303,14 +378,19 @@ impl Relay {
         }
     }
 
-    /// vCPU side: the answer to request `id`, taken before; ignored if
-    /// that request is no longer waiting (stopped, closed).
-    pub fn answer(&self, id: u64, answer: Answer) {
+    /// vCPU side: the answer to request `id`, taken before. Whether it
+    /// was taken: not if that request no longer waits (given up, stopped,
+    /// closed), and then what the answer holds (a buffer the guest
+    /// allocated) is the caller's to give back.
+    pub fn answer(&self, id: u64, answer: Answer) -> bool {
         let mut s = self.state();
         if matches!(s.slot, Slot::Taken(t) if t == id) {
             s.slot = Slot::Answered(id, answer);
             drop(s);
             self.answered.notify_all();
+            true
+        } else {
+            false
         }
     }
 
@@ -361,8 +441,8 @@ mod tests {
         assert_eq!(got, req(2));
         assert_eq!(relay.take(), None, "taken once");
         assert!(!relay.has_request());
-        relay.answer(id + 1, Answer::failed(teec::ERROR_GENERIC, 1));
-        relay.answer(id, Answer::failed(teec::SUCCESS, 1));
+        assert!(!relay.answer(id + 1, Answer::failed(teec::ERROR_GENERIC, 1)));
+        assert!(relay.answer(id, Answer::failed(teec::SUCCESS, 1)));
         let got = asker.join().unwrap().unwrap();
         assert_eq!(
             got.ret,
@@ -382,12 +462,53 @@ mod tests {
         let (id, _) = relay.take().unwrap();
         relay.close();
         assert_eq!(asker.join().unwrap(), Err(RelayError::Closed));
-        relay.answer(id, Answer::failed(teec::SUCCESS, 0));
+        assert!(
+            !relay.answer(id, Answer::failed(teec::SUCCESS, 0)),
+            "too late"
+        );
         assert_eq!(
             relay.ask(req(0), &AtomicBool::new(false)),
             Err(RelayError::Closed)
         );
         assert!(relay.take().is_none(), "nothing left to take");
+    }
+
+    #[test]
+    fn a_request_gives_up_at_its_bound_and_a_late_answer_is_not_taken() {
+        let relay = Arc::new(Relay::with_bound(Duration::from_millis(100)));
+        // Never taken: withdrawn.
+        let t = std::time::Instant::now();
+        assert_eq!(
+            relay.ask(req(0), &AtomicBool::new(false)),
+            Err(RelayError::TimedOut(Duration::from_millis(100)))
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+        assert!(!relay.has_request(), "withdrawn");
+        // Taken, answered too late: disowned.
+        let r = relay.clone();
+        let asker = thread::spawn(move || r.ask(req(1), &AtomicBool::new(false)));
+        while !relay.has_request() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let (id, _) = relay.take().unwrap();
+        assert!(matches!(
+            asker.join().unwrap(),
+            Err(RelayError::TimedOut(_))
+        ));
+        assert!(!relay.answer(id, Answer::failed(teec::SUCCESS, 1)));
+    }
+
+    #[test]
+    fn the_bound_is_nine_tenths_of_the_host_drivers() {
+        let dir = std::env::temp_dir().join(format!("relay-bound-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("vm_supp_timeout_ms");
+        std::fs::write(&p, "5000\n").unwrap();
+        assert_eq!(host_bound(&p), Duration::from_millis(4500));
+        std::fs::write(&p, "0\n").unwrap();
+        assert_eq!(host_bound(&p), DEFAULT_HOST_BOUND * 9 / 10);
+        assert_eq!(host_bound(&dir.join("none")), DEFAULT_HOST_BOUND * 9 / 10);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -221,7 +221,7 @@ unsafe fn run<D: TeeDevice>(dev: &D, job: Job<D>) -> Finished<D> {
 
 /// Undoes what a result nobody will collect left behind: a session opened
 /// is closed; registrations and bounce buffers are released on drop.
-fn orphan<D: TeeDevice>(dev: &D, fin: Finished<D>) {
+pub(crate) fn orphan<D: TeeDevice>(dev: &D, fin: Finished<D>) {
     if let Outcome::Opened(Ok((session, r)), _) = &fin.outcome {
         if r.ret == optee_mediator::msg::teec::SUCCESS {
             if let Err(e) = dev.close_session(*session) {

@@ -62,17 +62,36 @@ impl<C: SupplicantChannel> Forwarder<C> {
     }
 
     /// Relays `req` to the guest and sends the answer (TEE_IOC_SUPPL_SEND).
+    /// An allocation whose answer the kernel refused (it gave up waiting)
+    /// is undone on both sides: the TEE never learns its id, and would
+    /// never free it.
     pub(super) fn answer(
         &mut self,
         mut req: Request,
         stop: &AtomicBool,
     ) -> Result<(), HostTeeError> {
         let params = &mut req.params[..req.used];
-        let ret = match super::own_params(params) {
-            Some(own) => self.handle(req.func, own, stop),
-            None => teec::ERROR_BAD_PARAMETERS,
+        let (ret, allocated) = match super::own_params(params) {
+            Some(own) => {
+                let ret = self.handle(req.func, own, stop);
+                let made = req.func == cmd::SHM_ALLOC && ret == teec::SUCCESS;
+                (ret, own.first().filter(|_| made).map(|p| p.c))
+            }
+            None => (teec::ERROR_BAD_PARAMETERS, None),
         };
-        self.channel.supp_send(ret, params)
+        let sent = self.channel.supp_send(ret, params);
+        if let (Err(_), Some(id)) = (&sent, allocated) {
+            self.unpair(id as i32, stop);
+        }
+        sent
+    }
+
+    /// Frees allocation `id` here and its paired buffer in the guest.
+    fn unpair(&mut self, id: i32, stop: &AtomicBool) {
+        drop(self.shm.remove(id));
+        if let Some(cookie) = self.cookies.remove(&id) {
+            let _ = self.ask(Forwarded::shm_free(cookie), stop);
+        }
     }
 
     fn ask(&self, req: Forwarded, stop: &AtomicBool) -> Result<Answer, u32> {
@@ -219,7 +238,7 @@ impl<C: SupplicantChannel> Forwarder<C> {
                     "supplicant: the guest's buffer for {size} bytes of shared memory was \
                      refused (too small or bad pages): given back"
                 );
-                let _ = self.ask(free(*cookie), stop);
+                let _ = self.ask(Forwarded::shm_free(*cookie), stop);
                 teec::ERROR_OUT_OF_MEMORY
             }
             _ if answer.ret != teec::SUCCESS => answer.ret,
@@ -241,7 +260,9 @@ impl<C: SupplicantChannel> Forwarder<C> {
         let (Some(cookie), Some(here)) = (self.cookies.remove(&id), self.shm.remove(id)) else {
             return teec::ERROR_BAD_PARAMETERS;
         };
-        let ret = self.ask(free(cookie), stop).map_or_else(|e| e, |a| a.ret);
+        let ret = self
+            .ask(Forwarded::shm_free(cookie), stop)
+            .map_or_else(|e| e, |a| a.ret);
         drop(here);
         ret
     }
@@ -256,18 +277,5 @@ impl<C: SupplicantChannel> Forwarder<C> {
     #[cfg(test)]
     pub(super) fn shm_mut(&mut self) -> &mut ShmTable<C::Allocated> {
         &mut self.shm
-    }
-}
-
-/// SHM_FREE of the guest's buffer `cookie`.
-fn free(cookie: u64) -> Forwarded {
-    Forwarded {
-        func: rpc_cmd::SHM_FREE,
-        params: vec![FwdParam::Value {
-            dir: Dir::In,
-            a: rpc_cmd::SHM_TYPE_APPL,
-            b: cookie,
-            c: 0,
-        }],
     }
 }

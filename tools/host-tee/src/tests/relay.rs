@@ -7,12 +7,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use optee_mediator::backend::{RpcCmdReply, RpcOut, RpcRequest};
+use optee_mediator::backend::{CacheDisable, RpcCmdReply, RpcOut, RpcRequest};
 use optee_mediator::msg::{arg_size, attr, rpc_cmd, MsgParam};
 
 use super::*;
 use crate::fake::fake_cmd;
 use crate::relay::{Answer, Forwarded, FwdOut, FwdParam, Relay, RelayError};
+use crate::TeeDevice;
 
 /// The guest page the guest's tee-supplicant allocated.
 const PAGE: u64 = 0x4000_3000;
@@ -255,4 +256,205 @@ fn without_a_relay_a_call_never_asks_the_guest_anything() {
     fake.open_gate();
     drive(&mut tee, 1, &mut c, &mem);
     assert_result(&c, teec::SUCCESS, teec::ORIGIN_TRUSTED_APP);
+}
+
+#[test]
+fn a_buffer_allocated_for_a_request_given_up_meanwhile_is_given_back_to_the_guest() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let relay = Arc::new(Relay::with_bound(Duration::from_millis(50)));
+    fake.set_relay(relay.clone());
+    let mut tee = backend(&fake);
+    let mut c = held_call(&mut tee, &fake, &mem);
+    let asker = ask(&relay, shm_alloc(4096));
+    tee.resume(VM, 1, &mut c, RpcReply::ForeignIntr, &mem);
+    let Step::Rpc(RpcRequest::Cmd { .. }) =
+        tee.resume(VM, 1, &mut c, RpcReply::Alloc(Some(0x99)), &mem)
+    else {
+        panic!("sent");
+    };
+    assert_eq!(
+        asker.join().unwrap(),
+        Err(RelayError::TimedOut(Duration::from_millis(50)))
+    );
+    // The guest's late answer: a buffer nobody waits for any more.
+    let page = Arc::new(GuestBuffer::new(vec![PAGE], 0, 4096).unwrap());
+    let reply = RpcCmdReply {
+        delivered: true,
+        ret: teec::SUCCESS,
+        params: vec![RpcOut::Memref {
+            cookie: 0x51,
+            size: 4096,
+            mem: Some(MemRef::whole(page)),
+        }],
+    };
+    let Step::Rpc(RpcRequest::Cmd { cookie, arg }) =
+        tee.resume(VM, 1, &mut c, RpcReply::Cmd(reply), &mem)
+    else {
+        panic!("the guest is asked to free it");
+    };
+    assert_eq!(cookie, 0x99);
+    assert_eq!(arg.header.cmd, rpc_cmd::SHM_FREE);
+    assert_eq!(arg.params[0].b, 0x51);
+    let done = RpcCmdReply {
+        delivered: true,
+        ret: teec::SUCCESS,
+        params: vec![RpcOut::None],
+    };
+    assert_eq!(
+        tee.resume(VM, 1, &mut c, RpcReply::Cmd(done), &mem),
+        Step::Rpc(RpcRequest::ForeignIntr)
+    );
+    fake.open_gate();
+}
+
+#[test]
+fn only_a_sessions_calls_carry_requests() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let (mut tee, relay) = with_relay(&fake);
+    let s = open(&mut tee, &mem);
+    let asker = ask(&relay, shm_alloc(64));
+    let mut close = std_call(Command::CloseSession, s, vec![]);
+    let mut step = tee.start(VM, 2, &mut close, &mem);
+    while step != Step::Done {
+        assert_eq!(
+            step,
+            Step::Rpc(RpcRequest::ForeignIntr),
+            "a close does not carry the request"
+        );
+        thread::sleep(Duration::from_micros(200));
+        step = tee.resume(VM, 2, &mut close, RpcReply::ForeignIntr, &mem);
+    }
+    assert!(relay.has_request(), "still waiting for a session's call");
+    relay.close();
+    assert_eq!(asker.join().unwrap(), Err(RelayError::Closed));
+}
+
+#[test]
+fn the_rpc_buffer_of_an_abandoned_carrier_is_handed_back_by_disable_shm_cache() {
+    let mem = ram();
+    let fake = FakeTee::new();
+    let (mut tee, relay) = with_relay(&fake);
+    let mut c = held_call(&mut tee, &fake, &mem);
+    let asker = ask(&relay, shm_alloc(64));
+    tee.resume(VM, 1, &mut c, RpcReply::ForeignIntr, &mem);
+    tee.resume(VM, 1, &mut c, RpcReply::Alloc(Some(0x99)), &mem);
+    tee.abandon(VM, 1);
+    assert_eq!(
+        asker.join().unwrap().unwrap(),
+        Answer::failed(teec::ERROR_COMMUNICATION, 1)
+    );
+    assert_eq!(tee.disable_shm_cache(VM), CacheDisable::Freed(0x99));
+    assert_eq!(tee.disable_shm_cache(VM), CacheDisable::Empty);
+    fake.open_gate();
+}
+
+/// The fake TEE whose ASK_FUNC waits, as OP-TEE does in an RPC, for the
+/// answer to a supplicant request it relays.
+#[derive(Debug, Clone)]
+struct AskingTee(FakeTee, Arc<Relay>);
+
+const ASK_FUNC: u32 = 0xa5c;
+
+impl TeeDevice for AskingTee {
+    type Registered = <FakeTee as TeeDevice>::Registered;
+    type Allocated = <FakeTee as TeeDevice>::Allocated;
+
+    fn version(&self) -> Result<tee_uapi::sys::tee_ioctl_version_data, crate::HostTeeError> {
+        self.0.version()
+    }
+    fn relay(&self) -> Option<Arc<Relay>> {
+        Some(self.1.clone())
+    }
+    fn open_session(
+        &self,
+        uuid: [u8; 16],
+        login: ClientLogin,
+        cancel_id: u32,
+        params: &mut [crate::TeeParam],
+    ) -> Result<(u32, crate::CallResult), crate::HostTeeError> {
+        self.0.open_session(uuid, login, cancel_id, params)
+    }
+    fn invoke(
+        &self,
+        session: u32,
+        func: u32,
+        cancel_id: u32,
+        params: &mut [crate::TeeParam],
+    ) -> Result<crate::CallResult, crate::HostTeeError> {
+        if func == ASK_FUNC {
+            let ret = match self.1.ask(shm_alloc(64), &AtomicBool::new(false)) {
+                Ok(a) => a.ret,
+                Err(_) => teec::ERROR_COMMUNICATION,
+            };
+            return Ok(crate::CallResult {
+                ret,
+                origin: teec::ORIGIN_TRUSTED_APP,
+            });
+        }
+        self.0.invoke(session, func, cancel_id, params)
+    }
+    fn cancel(&self, session: u32, cancel_id: u32) -> Result<(), crate::HostTeeError> {
+        self.0.cancel(session, cancel_id)
+    }
+    fn close_session(&self, session: u32) -> Result<(), crate::HostTeeError> {
+        self.0.close_session(session)
+    }
+    unsafe fn shm_register(
+        &self,
+        addr: std::ptr::NonNull<u8>,
+        len: usize,
+    ) -> Result<Self::Registered, crate::HostTeeError> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { self.0.shm_register(addr, len) }
+    }
+    fn shm_alloc(&self, size: usize) -> Result<Self::Allocated, crate::HostTeeError> {
+        self.0.shm_alloc(size)
+    }
+}
+
+#[test]
+fn teardown_ends_a_call_that_waits_in_the_tee_for_the_guests_answer() {
+    let mem = ram();
+    let relay = Arc::new(Relay::new());
+    let dev = AskingTee(FakeTee::new(), relay.clone());
+    // SAFETY: `mem` is declared before the backend and outlives it.
+    let mut tee = unsafe { HostTee::new(HostTeeConfig::default(), move || Ok(dev.clone())) };
+    tee.vm_created(VM).unwrap();
+    let s = {
+        let mut o = std_call(open_command(), 0, vec![]);
+        let step = tee.start(VM, 0, &mut o, &mem);
+        if step != Step::Done {
+            drive_asking(&mut tee, 0, &mut o, &mem);
+        }
+        o.session
+    };
+    let mut c = invoke(s, ASK_FUNC, vec![]);
+    tee.start(VM, 1, &mut c, &mem);
+    // The call is in the TEE, waiting for the guest, who never answers.
+    while !relay.has_request() {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let (done, ended) = std::sync::mpsc::channel();
+    let t = thread::spawn(move || {
+        tee.vm_destroyed(VM);
+        done.send(()).unwrap();
+    });
+    assert!(
+        ended.recv_timeout(Duration::from_secs(20)).is_ok(),
+        "teardown waited for a call that waits for the guest"
+    );
+    t.join().unwrap();
+}
+
+/// Resumes an opening call on `thread` with FOREIGN_INTR until done.
+fn drive_asking(tee: &mut HostTee<AskingTee>, thread: u32, call: &mut StdCall, mem: &dyn GuestRam) {
+    for _ in 0..10_000 {
+        match tee.resume(VM, thread, call, RpcReply::ForeignIntr, mem) {
+            Step::Done => return,
+            _ => thread::sleep(Duration::from_micros(200)),
+        }
+    }
+    panic!("the call never finished");
 }

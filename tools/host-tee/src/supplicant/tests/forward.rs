@@ -230,3 +230,31 @@ fn a_closed_relay_fails_the_request_with_a_communication_error() {
     let (ret, _) = f.serve(cmd::LOAD_TA, &[val(VAL_IN, 1, 2, 3)]);
     assert_eq!(ret, teec::ERROR_COMMUNICATION);
 }
+
+#[test]
+fn an_allocation_the_kernel_no_longer_waits_for_is_undone_on_both_sides() {
+    let mut f = Fwd::new();
+    let kernel = f.chan.clone();
+    // The guest answers the allocation after the kernel gave up on the
+    // request (its bound passed: SUPPL_SEND then fails), then the free.
+    let g = guest(&f.relay, 2, move |req| match req.func {
+        rpc_cmd::SHM_ALLOC => {
+            kernel.kernel().pending = None;
+            Answer {
+                ret: teec::SUCCESS,
+                params: vec![FwdOut::Allocated { cookie: 0x77 }],
+            }
+        }
+        _ => Answer::failed(teec::SUCCESS, 1),
+    });
+    f.chan.request(
+        cmd::SHM_ALLOC,
+        &[val(VAL_INOUT, cmd::SHM_TYPE_APPL, 4096, 0)],
+    );
+    let req = receive(f.fwd.channel()).unwrap();
+    assert!(f.fwd.answer(req, &AtomicBool::new(false)).is_err());
+    let asked = g.join().unwrap();
+    assert_eq!(asked.len(), 2, "the guest was asked to free it");
+    assert_eq!(asked[1], Forwarded::shm_free(0x77));
+    assert_eq!((f.fwd.paired(), f.chan.tee.shm_count()), (0, 0));
+}
