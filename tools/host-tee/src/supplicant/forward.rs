@@ -21,7 +21,7 @@ use std::sync::Arc;
 use optee_mediator::msg::{rpc_cmd, teec, Dir};
 
 use super::shm::ShmTable;
-use super::{cmd, is_memref, is_value, param_type, Request, SupplicantChannel};
+use super::{appl_value, cmd, is_memref, is_value, param_type, Request, SupplicantChannel};
 use crate::device::{Shm, TeeParam};
 use crate::error::HostTeeError;
 use crate::relay::{Answer, Forwarded, FwdOut, FwdParam, Relay, RelayError};
@@ -197,12 +197,10 @@ impl<C: SupplicantChannel> Forwarder<C> {
     /// guest; the id of the one goes back to the kernel, the cookie of the
     /// other is kept with it.
     fn shm_alloc(&mut self, params: &mut [TeeParam], stop: &AtomicBool) -> u32 {
-        let [p] = params else {
-            return teec::ERROR_BAD_PARAMETERS;
+        let p = match appl_value(params) {
+            Ok(p) => p,
+            Err(ret) => return ret,
         };
-        if !is_value(p) || p.a != cmd::SHM_TYPE_APPL {
-            return teec::ERROR_BAD_PARAMETERS;
-        }
         let Ok(size) = usize::try_from(p.b) else {
             return teec::ERROR_OUT_OF_MEMORY;
         };
@@ -248,12 +246,10 @@ impl<C: SupplicantChannel> Forwarder<C> {
 
     /// SHM_FREE (value a = APPL, b = the id): freed in the guest, then here.
     fn shm_free(&mut self, params: &mut [TeeParam], stop: &AtomicBool) -> u32 {
-        let [p] = params else {
-            return teec::ERROR_BAD_PARAMETERS;
+        let p = match appl_value(params) {
+            Ok(p) => p,
+            Err(ret) => return ret,
         };
-        if !is_value(p) || p.a != cmd::SHM_TYPE_APPL {
-            return teec::ERROR_BAD_PARAMETERS;
-        }
         let Some(id) = i32::try_from(p.b).ok() else {
             return teec::ERROR_BAD_PARAMETERS;
         };

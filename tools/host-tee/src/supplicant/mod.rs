@@ -292,12 +292,10 @@ impl<C: SupplicantChannel> Supplicant<C> {
     /// the allocation goes back in c (where the kernel's
     /// optee_rpc_cmd_alloc_suppl looks for it).
     fn shm_alloc(&mut self, params: &mut [TeeParam]) -> u32 {
-        let [p] = params else {
-            return teec::ERROR_BAD_PARAMETERS;
+        let p = match appl_value(params) {
+            Ok(p) => p,
+            Err(ret) => return ret,
         };
-        if !is_value(p) || p.a != cmd::SHM_TYPE_APPL {
-            return teec::ERROR_BAD_PARAMETERS;
-        }
         let Ok(size) = usize::try_from(p.b) else {
             return teec::ERROR_OUT_OF_MEMORY;
         };
@@ -316,12 +314,10 @@ impl<C: SupplicantChannel> Supplicant<C> {
 
     /// OPTEE_RPC_CMD_SHM_FREE: value a = type (APPL), b = the id.
     fn shm_free(&mut self, params: &mut [TeeParam]) -> u32 {
-        let [p] = params else {
-            return teec::ERROR_BAD_PARAMETERS;
+        let p = match appl_value(params) {
+            Ok(p) => p,
+            Err(ret) => return ret,
         };
-        if !is_value(p) || p.a != cmd::SHM_TYPE_APPL {
-            return teec::ERROR_BAD_PARAMETERS;
-        }
         match i32::try_from(p.b).ok().and_then(|id| self.shm.remove(id)) {
             Some(_) => teec::SUCCESS,
             None => teec::ERROR_BAD_PARAMETERS,
@@ -354,6 +350,16 @@ fn own_params(params: &mut [TeeParam]) -> Option<&mut [TeeParam]> {
         return None;
     }
     Some(own)
+}
+
+/// The one parameter of SHM_ALLOC and SHM_FREE: a value whose a is the
+/// memory's type, APPL (the only one the kernel hands a supplicant);
+/// BAD_PARAMETERS otherwise.
+fn appl_value(params: &mut [TeeParam]) -> Result<&mut TeeParam, u32> {
+    match params {
+        [p] if is_value(p) && p.a == cmd::SHM_TYPE_APPL => Ok(p),
+        _ => Err(teec::ERROR_BAD_PARAMETERS),
+    }
 }
 
 /// A parameter's type (TEE_IOCTL_PARAM_ATTR_TYPE_*).
