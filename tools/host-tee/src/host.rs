@@ -403,7 +403,7 @@ impl<D: TeeDevice> Client<D> {
             log::warn!("host TEE: the worker of thread {thread} died without a result");
             return fail(call, teec::ERROR_COMMUNICATION);
         }
-        self.carry(thread, call, mem)
+        self.carry(thread, mem)
             .unwrap_or(Step::Rpc(RpcRequest::ForeignIntr))
     }
 
@@ -454,18 +454,13 @@ impl<D: TeeDevice> Client<D> {
     }
 
     /// Takes the relayed request waiting, if any, for `thread` to carry:
-    /// the RPC argument buffer asked first if the thread has none. Only a
-    /// session's calls carry requests (OPEN_SESSION, INVOKE): the guest
-    /// serves the request in the context of the call that carries it, and
-    /// a registration or a close should not wait for the guest's
-    /// tee-supplicant.
-    fn carry(&mut self, thread: ThreadId, call: &StdCall, mem: &dyn GuestRam) -> Option<Step> {
-        if !matches!(
-            call.command,
-            Command::OpenSession { .. } | Command::Invoke { .. }
-        ) {
-            return None;
-        }
+    /// the RPC argument buffer asked first if the thread has none. Any
+    /// call in progress carries requests, whatever its kind: a request is
+    /// made on behalf of one of the guest's calls, a session's close
+    /// included (the TA's destructor closes its sockets, writes its
+    /// storage), and a request left without a carrier waits until the
+    /// host driver fails it.
+    fn carry(&mut self, thread: ThreadId, mem: &dyn GuestRam) -> Option<Step> {
         let (id, req) = self.relay.as_ref()?.take()?;
         let carrier = self.carriers.entry(thread).or_insert(Carrier {
             rpc_arg: None,
@@ -714,7 +709,7 @@ impl<D: TeeDevice> Backend for HostTee<D> {
         match unsafe { c.pool.submit(job) } {
             Ok(w) => {
                 c.calls.insert(thread, w);
-                c.carry(thread, call, mem)
+                c.carry(thread, mem)
                     .unwrap_or(Step::Rpc(RpcRequest::ForeignIntr))
             }
             Err(e) => {
