@@ -186,6 +186,62 @@ fn shm_alloc_rpc_gives_the_ta_a_scattered_guest_buffer_then_frees_it() {
 }
 
 #[test]
+fn shm_alloc_answered_with_a_buffer_the_guest_registered_is_that_buffer() {
+    // A confidential guest's driver registers its pool memory when it
+    // allocates it, and its tee-supplicant allocates from the pool.
+    let mut g = guest();
+    let s = g.open(MEMORY);
+    let (reg, pages) = g.tmem(attr::TMEM_OUTPUT, &[0u8; 4096], 0);
+    let (a0, out) = g.std_call(&MsgArg::new(cmd::REGISTER_SHM, vec![reg]));
+    assert_eq!((a0, out.header.ret), (0, teec::SUCCESS));
+    assert_eq!(g.m.usage().buffers, 1);
+    let page = g.page();
+    let (gpa, r) = g.start_rpc_cmd(
+        s,
+        memory::CMD_FILL_RPC_SHM,
+        vec![value(attr::VALUE_INOUT, 64)],
+        page,
+        0x42,
+    );
+    let mut arg = MsgArg::read(&g.mem, page).unwrap();
+    assert_eq!(arg.header.cmd, rpc_cmd::SHM_ALLOC);
+    arg.params[0] = MsgParam::new(attr::TMEM_OUTPUT | attr::NONCONTIG, reg.a, 64, reg.c);
+    arg.header.ret = teec::SUCCESS;
+    g.mem.write(page, &arg.encode()).unwrap();
+    let r = g.resume(&r);
+    assert_eq!(
+        r.a0(),
+        u64::from(ret::RPC_CMD),
+        "filled, then the TEE frees it"
+    );
+    let free = MsgArg::read(&g.mem, page).unwrap();
+    assert_eq!(
+        (free.header.cmd, free.params[0].b),
+        (rpc_cmd::SHM_FREE, reg.c)
+    );
+    let mut answer = free;
+    answer.header.ret = teec::SUCCESS;
+    g.mem.write(page, &answer.encode()).unwrap();
+    let r = g.resume(&r);
+    g.rpc_bufs.insert(0x42, page);
+    assert_eq!(g.serve(r).regs(), &[0]);
+    let out = g.read_arg(gpa);
+    assert_eq!(out.header.ret, teec::SUCCESS);
+    assert_eq!(out.params[0].a, fill_sum(64));
+    let data: Vec<u8> = (0..64).map(fill_byte).collect();
+    assert_eq!(
+        g.read_scattered(&pages, 0, 64),
+        data,
+        "the registered pages were filled"
+    );
+    assert_eq!(
+        g.m.usage().buffers,
+        1,
+        "still registered: the guest unregisters it"
+    );
+}
+
+#[test]
 fn shm_alloc_beyond_the_page_quota_is_refused_freed_and_out_of_memory() {
     let mut g = guest();
     let s = g.open(MEMORY);

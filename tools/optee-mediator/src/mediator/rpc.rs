@@ -258,6 +258,19 @@ impl<B: Backend> Mediator<B> {
     /// Translates the buffer a guest allocated for SHM_ALLOC.
     fn accept_rpc_data(&mut self, mem: &dyn GuestRam, g: &MsgParam) -> RpcOut {
         let (buf_ptr, size, cookie) = (g.a, g.b, g.c);
+        // A buffer the guest registered already (a confidential guest's
+        // driver registers its pool memory as it allocates it, and its
+        // tee-supplicant allocates from the pool): the same buffer, as
+        // registered; it stays the guest's to unregister.
+        if let Some(s) = self.shm.get(&cookie) {
+            if s.kind == ShmKind::Registered && g.attr == attr::TMEM_OUTPUT | attr::NONCONTIG {
+                return RpcOut::Memref {
+                    cookie,
+                    size,
+                    mem: MemRef::new(s.buffer.clone(), 0, size),
+                };
+            }
+        }
         let taken = if g.attr != attr::TMEM_OUTPUT | attr::NONCONTIG || buf_ptr == 0 {
             Err(format!("attribute {:#x}", g.attr))
         } else if self.shm.contains_key(&cookie) {
