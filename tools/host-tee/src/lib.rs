@@ -15,9 +15,10 @@
 //! - [`supplicant`]: for a VM whose context is an OP-TEE VM partition of
 //!   its own, the partition's supplicant requests (TA loading, secure
 //!   storage, supplicant shared memory) served by the VMM
-//!   ([`SupplicantThread`]); [`partition`]: such a context, its
-//!   supplicant and its storage, owned by its [`DevTee`]
-//!   ([`DevTee::make_vm`]).
+//!   ([`SupplicantThread`]), or relayed to the guest's own
+//!   tee-supplicant ([`relay`]: through the guest's calls in progress);
+//!   [`partition`]: such a context, its supplicant and its storage, owned
+//!   by its [`DevTee`] ([`DevTee::make_vm`]).
 //!
 //! See the README for what is isolated between VMs and what is not.
 

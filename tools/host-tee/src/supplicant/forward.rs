@@ -168,13 +168,7 @@ impl<C: SupplicantChannel> Forwarder<C> {
             sent.push(fwd);
             regions.push(region);
         }
-        let answer = self.ask(
-            Forwarded {
-                func,
-                params: sent.clone(),
-            },
-            stop,
-        )?;
+        let answer = self.ask(Forwarded { func, params: sent }, stop)?;
         for (i, p) in params.iter_mut().enumerate() {
             match (answer.params.get(i), &regions[i]) {
                 (Some(FwdOut::Value { a, b, c }), _) if is_value(p) && dir(p).is_output() => {

@@ -21,6 +21,9 @@
 //!   shared memory (OPTEE_RPC_CMD_SHM_ALLOC / SHM_FREE of type APPL).
 //!   Anything else (RPMB, gprof, sockets, ftrace, plugins, unknown
 //!   commands) is answered TEEC_ERROR_NOT_SUPPORTED.
+//! - Or, with [`crate::partition::SupplicantMode::Guest`], nothing is
+//!   served here: [`Forwarder`] relays every request to the guest's own
+//!   tee-supplicant ([`crate::relay`]).
 //!
 //! Everything in a request comes from the secure world and is checked:
 //! names are confined to the storage directory (never through a symbolic
