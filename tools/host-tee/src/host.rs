@@ -238,6 +238,12 @@ impl<D: TeeDevice> HostTee<D> {
             .map_or(0, |c| c.pool.threads_created())
     }
 
+    /// Workers of `client` waiting for a call now.
+    #[cfg(test)]
+    pub(crate) fn idle_workers(&self, client: ClientId) -> usize {
+        self.clients.get(&client).map_or(0, |c| c.pool.idle())
+    }
+
     /// Buffers of `client` registered with the host through a window onto
     /// their scattered pages.
     pub fn windowed_buffers(&self, client: ClientId) -> usize {

@@ -342,6 +342,12 @@ impl<D: TeeDevice> Pool<D> {
         self.shared.created.load(Ordering::Relaxed)
     }
 
+    /// Workers waiting for a call now.
+    #[cfg(test)]
+    pub fn idle(&self) -> usize {
+        lock(&self.shared.queue).idle
+    }
+
     /// Runs `job` on an idle worker, or on a new one if none is idle.
     ///
     /// # Safety

@@ -366,5 +366,16 @@ fn calls_at_once_get_a_worker_each_and_the_workers_stay_for_the_next_ones() {
             assert_result(c, teec::SUCCESS, teec::ORIGIN_TRUSTED_APP);
         }
         assert_eq!(tee.threads_created(VM), 3, "round {round}");
+        // A worker is back in the pool a moment after its result is in:
+        // the next round starts when all three wait there, as calls that
+        // come later than the emulator's microseconds would.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while tee.idle_workers(VM) < 3 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: workers idle"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 }
