@@ -13,10 +13,10 @@
 //! the guest's unmodified driver hands it to the guest's tee-supplicant,
 //! and the guest's RETURN_FROM_RPC carries the answer back.
 //!
-//! Two sides, two threads:
+//! Two sides:
 //!
-//! - the partition's supplicant thread ([`crate::supplicant`]'s forwarder)
-//!   receives a request, translates it ([`Forwarded`]: values as they are,
+//! - the partition's supplicant threads ([`crate::supplicant`]'s
+//!   forwarder): one receives a request, a worker translates it ([`Forwarded`]: values as they are,
 //!   memory references from the host's shared memory to the guest buffer
 //!   paired with it, input bytes copied) and [`Relay::ask`]s, waiting for
 //!   the [`Answer`] outside every lock the vCPUs take;
@@ -29,8 +29,13 @@
 //! driver hands every supplicant command to its one tee-supplicant,
 //! whichever thread it came on. A request is made by an OP-TEE thread that
 //! serves one of the guest's calls, so while one is waiting, a call is
-//! there to carry it. One request at a time: the supplicant thread answers
-//! each before it receives the next, as a single-threaded tee-supplicant.
+//! there to carry it. Requests are concurrent, as with the host's own
+//! tee-supplicant, which starts a thread whenever none waits: a request
+//! that blocks in the guest (a socket's receive, waiting for its peer)
+//! does not hold the ones after it (the storage its peer's TA writes
+//! first, say). Each request waits in a slot of its own, taken by one
+//! vCPU at a time; every waiting request has a call to carry it, as each
+//! was made by a call of its own and a call carries one at a time.
 //!
 //! Bounds: the host driver fails a VM's supplicant request, and the call
 //! that made it, after `vm_supp_timeout_ms`; the relay gives up a little
@@ -45,6 +50,7 @@
 //! [`Relay::close`] (VM teardown) answers what is pending with an error
 //! and refuses what comes after.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -227,26 +233,27 @@ pub enum RelayError {
     TimedOut(Duration),
 }
 
+/// Where a request is.
 #[derive(Debug)]
 enum Slot {
-    /// Nothing asked.
-    Empty,
     /// Asked, not taken by a vCPU yet.
-    Posted(u64, Forwarded),
+    Posted(Forwarded),
     /// Taken by a vCPU, its answer not in yet.
-    Taken(u64),
+    Taken,
     /// Answered, not collected yet.
-    Answered(u64, Answer),
+    Answered(Answer),
 }
 
 #[derive(Debug)]
 struct State {
-    slot: Slot,
+    /// The requests waiting, by id: at most one per asking thread.
+    slots: BTreeMap<u64, Slot>,
     next_id: u64,
     closed: bool,
 }
 
-/// The mailbox between a partition's supplicant thread and the VM's vCPUs.
+/// The mailbox between a partition's supplicant threads and the VM's
+/// vCPUs.
 #[derive(Debug)]
 pub struct Relay {
     state: Mutex<State>,
@@ -277,7 +284,7 @@ impl Relay {
         Relay {
             bound,
             state: Mutex::new(State {
-                slot: Slot::Empty,
+                slots: BTreeMap::new(),
                 next_id: 1,
                 closed: false,
             }),
@@ -298,12 +305,23 @@ impl Relay {
 
     /// Whether a request waits for a vCPU to take it.
     pub fn has_request(&self) -> bool {
-        matches!(self.state().slot, Slot::Posted(..))
+        self.state()
+            .slots
+            .values()
+            .any(|s| matches!(s, Slot::Posted(_)))
+    }
+
+    /// How many requests are with the relay (posted, taken or answered
+    /// and not collected yet).
+    pub fn pending(&self) -> usize {
+        self.state().slots.len()
     }
 
     /// Supplicant side: posts `req` and waits for the guest's answer,
     /// until [`Relay::close`], `stop` or the bound. Says so once (a
-    /// warning) if the answer takes longer than [`SLOW_ANSWER`].
+    /// warning) if the answer takes longer than [`SLOW_ANSWER`]. Several
+    /// threads may ask at once, each for its own request: the guest's
+    /// tee-supplicant serves them concurrently, as the host's would.
     pub fn ask(&self, req: Forwarded, stop: &AtomicBool) -> Result<Answer, RelayError> {
         let func = req.func;
         let id = {
@@ -313,7 +331,7 @@ impl Relay {
             }
             let id = s.next_id;
             s.next_id = s.next_id.wrapping_add(1).max(1);
-            s.slot = Slot::Posted(id, req);
+            s.slots.insert(id, Slot::Posted(req));
             id
         };
         if let Some(p) = self.progress.get() {
@@ -323,27 +341,29 @@ impl Relay {
         let mut warned = false;
         let mut s = self.state();
         loop {
-            match std::mem::replace(&mut s.slot, Slot::Empty) {
-                Slot::Answered(got, answer) if got == id => return Ok(answer),
-                other => s.slot = other,
+            if matches!(s.slots.get(&id), Some(Slot::Answered(_))) {
+                if let Some(Slot::Answered(answer)) = s.slots.remove(&id) {
+                    return Ok(answer);
+                }
             }
-            if s.closed {
-                s.slot = Slot::Empty;
-                return Err(RelayError::Closed);
-            }
-            if stop.load(Ordering::SeqCst) {
-                s.slot = Slot::Empty;
-                return Err(RelayError::Stopped);
-            }
-            if started.elapsed() >= self.bound {
-                // Withdrawn if posted, disowned if taken: a late answer
-                // finds the slot empty and is not taken.
-                s.slot = Slot::Empty;
-                return Err(RelayError::TimedOut(self.bound));
+            // Withdrawn if posted, disowned if taken: a late answer finds
+            // no slot and is not taken.
+            let gone = if s.closed {
+                Some(RelayError::Closed)
+            } else if stop.load(Ordering::SeqCst) {
+                Some(RelayError::Stopped)
+            } else if started.elapsed() >= self.bound {
+                Some(RelayError::TimedOut(self.bound))
+            } else {
+                None
+            };
+            if let Some(e) = gone {
+                s.slots.remove(&id);
+                return Err(e);
             }
             if !warned && started.elapsed() >= SLOW_ANSWER {
                 warned = true;
-                let where_ = if matches!(s.slot, Slot::Posted(..)) {
+                let where_ = if matches!(s.slots.get(&id), Some(Slot::Posted(_))) {
                     "no call of the guest has come back to carry it"
                 } else {
                     "the guest has it: is tee-supplicant running in the guest?"
@@ -362,19 +382,17 @@ impl Relay {
         }
     }
 
-    /// vCPU side: takes the posted request, if any, to deliver it; the
-    /// taker must [`Relay::answer`] it.
+    /// vCPU side: takes the oldest posted request, if any, to deliver it;
+    /// the taker must [`Relay::answer`] it.
     pub fn take(&self) -> Option<(u64, Forwarded)> {
         let mut s = self.state();
-        match std::mem::replace(&mut s.slot, Slot::Empty) {
-            Slot::Posted(id, req) => {
-                s.slot = Slot::Taken(id);
-                Some((id, req))
-            }
-            other => {
-                s.slot = other;
-                None
-            }
+        let (&id, slot) = s
+            .slots
+            .iter_mut()
+            .find(|(_, slot)| matches!(slot, Slot::Posted(_)))?;
+        match std::mem::replace(slot, Slot::Taken) {
+            Slot::Posted(req) => Some((id, req)),
+            _ => None,
         }
     }
 
@@ -384,20 +402,25 @@ impl Relay {
     /// allocated) is the caller's to give back.
     pub fn answer(&self, id: u64, answer: Answer) -> bool {
         let mut s = self.state();
-        if matches!(s.slot, Slot::Taken(t) if t == id) {
-            s.slot = Slot::Answered(id, answer);
-            drop(s);
-            self.answered.notify_all();
-            true
-        } else {
-            false
+        match s.slots.get_mut(&id) {
+            Some(slot @ Slot::Taken) => {
+                *slot = Slot::Answered(answer);
+                drop(s);
+                self.answered.notify_all();
+                true
+            }
+            _ => false,
         }
     }
 
     /// The VM is going away: the request waiting (posted or taken) fails
     /// with [`RelayError::Closed`], and so does every later one.
     pub fn close(&self) {
-        self.state().closed = true;
+        let mut s = self.state();
+        s.closed = true;
+        // Not to be taken now; their askers see the relay closed.
+        s.slots.retain(|_, slot| !matches!(slot, Slot::Posted(_)));
+        drop(s);
         self.answered.notify_all();
     }
 
@@ -449,6 +472,39 @@ mod tests {
             teec::SUCCESS,
             "the answer to its own id, not another's"
         );
+    }
+
+    /// A request the guest holds (a socket's receive) does not hold the
+    /// next: both are out at once, and each answer reaches its own asker
+    /// in the order the guest gives them.
+    #[test]
+    fn requests_wait_side_by_side_and_are_answered_in_any_order() {
+        let relay = Arc::new(Relay::new());
+        let (r1, r2) = (relay.clone(), relay.clone());
+        let first = thread::spawn(move || r1.ask(req(1), &AtomicBool::new(false)));
+        while !relay.has_request() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let (id1, got1) = relay.take().expect("the first is posted");
+        assert_eq!(got1, req(1));
+        let second = thread::spawn(move || r2.ask(req(2), &AtomicBool::new(false)));
+        while !relay.has_request() {
+            thread::sleep(Duration::from_millis(1));
+        }
+        let (id2, got2) = relay.take().expect("the second is posted beside it");
+        assert_eq!(got2, req(2));
+        assert_ne!(id1, id2);
+        assert_eq!(relay.pending(), 2);
+        assert!(relay.answer(id2, Answer::failed(teec::ERROR_ITEM_NOT_FOUND, 1)));
+        assert_eq!(
+            second.join().unwrap().unwrap().ret,
+            teec::ERROR_ITEM_NOT_FOUND,
+            "the second is answered while the first is still with the guest"
+        );
+        assert!(!first.is_finished());
+        assert!(relay.answer(id1, Answer::failed(teec::SUCCESS, 1)));
+        assert_eq!(first.join().unwrap().unwrap().ret, teec::SUCCESS);
+        assert_eq!(relay.pending(), 0);
     }
 
     #[test]

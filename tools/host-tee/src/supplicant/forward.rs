@@ -13,10 +13,15 @@
 //! after it answered, each range checked on both sides. What the guest
 //! answers is bounded as anything from the TEE is here: a size larger
 //! than its range copies no more than the range.
+//!
+//! Requests are relayed concurrently ([`crate::supplicant::SupplicantThread`]
+//! answers each on a worker): the pairs are kept under a lock that is
+//! never held while the guest is asked, and a buffer freed while another
+//! request used it makes that request's outputs fail, not land elsewhere.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use optee_mediator::msg::{rpc_cmd, teec, Dir};
 
@@ -35,14 +40,20 @@ fn dir(p: &TeeParam) -> Dir {
     }
 }
 
+/// The allocations made here and the guest buffers paired with them.
+#[derive(Debug)]
+struct Pairs<A> {
+    shm: ShmTable<A>,
+    /// The guest's cookie of the buffer paired with each allocation here.
+    cookies: HashMap<i32, u64>,
+}
+
 /// The relaying supplicant of one partition.
 #[derive(Debug)]
 pub struct Forwarder<C: SupplicantChannel> {
     channel: C,
     relay: Arc<Relay>,
-    shm: ShmTable<C::Allocated>,
-    /// The guest's cookie of the buffer paired with each allocation here.
-    cookies: HashMap<i32, u64>,
+    pairs: Mutex<Pairs<C::Allocated>>,
 }
 
 impl<C: SupplicantChannel> Forwarder<C> {
@@ -51,9 +62,16 @@ impl<C: SupplicantChannel> Forwarder<C> {
         Forwarder {
             channel,
             relay,
-            shm: ShmTable::default(),
-            cookies: HashMap::new(),
+            pairs: Mutex::new(Pairs {
+                shm: ShmTable::default(),
+                cookies: HashMap::new(),
+            }),
         }
+    }
+
+    /// The pairs (recovered if a holder panicked: each change is whole).
+    fn pairs(&self) -> MutexGuard<'_, Pairs<C::Allocated>> {
+        self.pairs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The channel.
@@ -65,11 +83,7 @@ impl<C: SupplicantChannel> Forwarder<C> {
     /// An allocation whose answer the kernel refused (it gave up waiting)
     /// is undone on both sides: the TEE never learns its id, and would
     /// never free it.
-    pub(super) fn answer(
-        &mut self,
-        mut req: Request,
-        stop: &AtomicBool,
-    ) -> Result<(), HostTeeError> {
+    pub(super) fn answer(&self, mut req: Request, stop: &AtomicBool) -> Result<(), HostTeeError> {
         let params = &mut req.params[..req.used];
         let (ret, allocated) = match super::own_params(params) {
             Some(own) => {
@@ -87,9 +101,13 @@ impl<C: SupplicantChannel> Forwarder<C> {
     }
 
     /// Frees allocation `id` here and its paired buffer in the guest.
-    fn unpair(&mut self, id: i32, stop: &AtomicBool) {
-        drop(self.shm.remove(id));
-        if let Some(cookie) = self.cookies.remove(&id) {
+    fn unpair(&self, id: i32, stop: &AtomicBool) {
+        let cookie = {
+            let mut pairs = self.pairs();
+            drop(pairs.shm.remove(id));
+            pairs.cookies.remove(&id)
+        };
+        if let Some(cookie) = cookie {
             let _ = self.ask(Forwarded::shm_free(cookie), stop);
         }
     }
@@ -105,7 +123,7 @@ impl<C: SupplicantChannel> Forwarder<C> {
     }
 
     /// Relays request `func`; returns its TEEC result.
-    fn handle(&mut self, func: u32, params: &mut [TeeParam], stop: &AtomicBool) -> u32 {
+    fn handle(&self, func: u32, params: &mut [TeeParam], stop: &AtomicBool) -> u32 {
         match func {
             cmd::SHM_ALLOC => self.shm_alloc(params, stop),
             cmd::SHM_FREE => self.shm_free(params, stop),
@@ -113,15 +131,11 @@ impl<C: SupplicantChannel> Forwarder<C> {
         }
     }
 
-    fn relay_cmd(
-        &mut self,
-        func: u32,
-        params: &mut [TeeParam],
-        stop: &AtomicBool,
-    ) -> Result<u32, u32> {
+    fn relay_cmd(&self, func: u32, params: &mut [TeeParam], stop: &AtomicBool) -> Result<u32, u32> {
         let bad = teec::ERROR_BAD_PARAMETERS;
         let mut sent = Vec::with_capacity(params.len());
         let mut regions = Vec::with_capacity(params.len());
+        let pairs = self.pairs();
         for p in params.iter() {
             let (fwd, region) = if is_value(p) {
                 let (a, b, c) = (p.a, p.b, p.c);
@@ -135,7 +149,7 @@ impl<C: SupplicantChannel> Forwarder<C> {
                     None,
                 )
             } else if is_memref(p) {
-                match self.shm.region(p)? {
+                match pairs.shm.region(p)? {
                     None => (
                         FwdParam::NullMemref {
                             dir: dir(p),
@@ -144,9 +158,9 @@ impl<C: SupplicantChannel> Forwarder<C> {
                         None,
                     ),
                     Some(r) => {
-                        let cookie = *self.cookies.get(&r.id).ok_or(bad)?;
+                        let cookie = *pairs.cookies.get(&r.id).ok_or(bad)?;
                         let data = if dir(p).is_input() {
-                            self.shm.read(&r)?
+                            pairs.shm.read(&r)?
                         } else {
                             Vec::new()
                         };
@@ -168,7 +182,9 @@ impl<C: SupplicantChannel> Forwarder<C> {
             sent.push(fwd);
             regions.push(region);
         }
+        drop(pairs);
         let answer = self.ask(Forwarded { func, params: sent }, stop)?;
+        let mut pairs = self.pairs();
         for (i, p) in params.iter_mut().enumerate() {
             match (answer.params.get(i), &regions[i]) {
                 (Some(FwdOut::Value { a, b, c }), _) if is_value(p) && dir(p).is_output() => {
@@ -177,7 +193,7 @@ impl<C: SupplicantChannel> Forwarder<C> {
                 (Some(FwdOut::Memref { size, data }), region) if dir(p).is_output() => {
                     if let Some(r) = region {
                         let n = data.len().min(r.len);
-                        self.shm.write(r, &data[..n])?;
+                        pairs.shm.write(r, &data[..n])?;
                     }
                     p.b = *size;
                 }
@@ -190,7 +206,7 @@ impl<C: SupplicantChannel> Forwarder<C> {
     /// SHM_ALLOC (value a = APPL, b = size): allocated here, and in the
     /// guest; the id of the one goes back to the kernel, the cookie of the
     /// other is kept with it.
-    fn shm_alloc(&mut self, params: &mut [TeeParam], stop: &AtomicBool) -> u32 {
+    fn shm_alloc(&self, params: &mut [TeeParam], stop: &AtomicBool) -> u32 {
         let p = match appl_value(params) {
             Ok(p) => p,
             Err(ret) => return ret,
@@ -221,8 +237,9 @@ impl<C: SupplicantChannel> Forwarder<C> {
         match answer.params.first() {
             Some(FwdOut::Allocated { cookie }) if answer.ret == teec::SUCCESS => {
                 p.c = here.id() as u64;
-                self.cookies.insert(here.id(), *cookie);
-                self.shm.insert(here);
+                let mut pairs = self.pairs();
+                pairs.cookies.insert(here.id(), *cookie);
+                pairs.shm.insert(here);
                 teec::SUCCESS
             }
             Some(FwdOut::Refused { cookie }) => {
@@ -239,7 +256,7 @@ impl<C: SupplicantChannel> Forwarder<C> {
     }
 
     /// SHM_FREE (value a = APPL, b = the id): freed in the guest, then here.
-    fn shm_free(&mut self, params: &mut [TeeParam], stop: &AtomicBool) -> u32 {
+    fn shm_free(&self, params: &mut [TeeParam], stop: &AtomicBool) -> u32 {
         let p = match appl_value(params) {
             Ok(p) => p,
             Err(ret) => return ret,
@@ -247,7 +264,11 @@ impl<C: SupplicantChannel> Forwarder<C> {
         let Some(id) = i32::try_from(p.b).ok() else {
             return teec::ERROR_BAD_PARAMETERS;
         };
-        let (Some(cookie), Some(here)) = (self.cookies.remove(&id), self.shm.remove(id)) else {
+        let (cookie, here) = {
+            let mut pairs = self.pairs();
+            (pairs.cookies.remove(&id), pairs.shm.remove(id))
+        };
+        let (Some(cookie), Some(here)) = (cookie, here) else {
             return teec::ERROR_BAD_PARAMETERS;
         };
         let ret = self
@@ -260,12 +281,12 @@ impl<C: SupplicantChannel> Forwarder<C> {
     /// How many allocations are paired with a guest buffer.
     #[cfg(test)]
     pub(super) fn paired(&self) -> usize {
-        self.cookies.len()
+        self.pairs().cookies.len()
     }
 
     /// The allocations made here (tests: what the TEE reads and writes).
     #[cfg(test)]
     pub(super) fn shm_mut(&mut self) -> &mut ShmTable<C::Allocated> {
-        &mut self.shm
+        &mut self.pairs.get_mut().unwrap_or_else(|e| e.into_inner()).shm
     }
 }

@@ -59,7 +59,7 @@ use crate::error::HostTeeError;
 
 pub use forward::Forwarder;
 pub use storage::{StorageDir, StorageError, StorageQuota};
-pub use thread::{stop_signal, SupplicantThread, STOP_WAIT};
+pub use thread::{stop_signal, SupplicantThread, RELAY_WORKERS, STOP_WAIT};
 
 /// Where TAs are looked for unless configured otherwise: Debian's
 /// (and tee-supplicant's default) /lib/optee_armtz.
@@ -179,8 +179,10 @@ pub trait SupplicantChannel: Send + 'static {
     fn supp_recv(&self, params: &mut [TeeParam; RECV_PARAMS])
         -> Result<(u32, usize), HostTeeError>;
 
-    /// TEE_IOC_SUPPL_SEND: answers the request received last with the
-    /// result `ret` and its parameters (the meta parameter first).
+    /// TEE_IOC_SUPPL_SEND: answers the request the meta parameter (first)
+    /// names with the result `ret` and its parameters; requests received
+    /// with a meta parameter may be answered in any order, from any
+    /// thread.
     fn supp_send(&self, ret: u32, params: &[TeeParam]) -> Result<(), HostTeeError>;
 
     /// TEE_IOC_SHM_ALLOC of `size` bytes on this context, mapped here.

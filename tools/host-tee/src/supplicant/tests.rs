@@ -4,7 +4,7 @@
 //! [`FakeTee`] for the shared memory, and real files in temporary
 //! directories.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -85,9 +85,10 @@ struct Kernel {
     /// Requests the "TEE" made: function and parameters.
     queue: VecDeque<(u32, Vec<TeeParam>)>,
     next_id: u64,
-    /// The request received and not answered: its id, its parameter
-    /// count, whether it was given a meta parameter.
-    pending: Option<(u64, usize, bool)>,
+    /// The requests received and not answered, by id: their parameter
+    /// count, whether they were given a meta parameter (only those can be
+    /// answered out of order, by id, as supp.c allows).
+    pending: BTreeMap<u64, (usize, bool)>,
     /// Answers: result and the request's parameters (without the meta one).
     answers: Vec<(u32, Vec<TeeParam>)>,
 }
@@ -153,16 +154,31 @@ impl SupplicantChannel for FakeChannel {
             };
         }
         params[m..m + req.len()].copy_from_slice(&req);
-        k.pending = Some((id, req.len(), meta));
+        if !meta {
+            // supp.c keeps one req_id for a supplicant without meta
+            // parameters: the newest received is the one it answers.
+            k.pending.retain(|_, &mut (_, m)| m);
+        }
+        k.pending.insert(id, (req.len(), meta));
         Ok((func, req.len() + m))
     }
 
     fn supp_send(&self, ret: u32, params: &[TeeParam]) -> Result<(), HostTeeError> {
         let mut k = self.kernel();
-        let (id, n, meta) = k
-            .pending
-            .take()
-            .ok_or(ioctl_err("SUPPL_SEND", libc::ENOENT))?;
+        let enoent = || ioctl_err("SUPPL_SEND", libc::ENOENT);
+        // By the meta parameter's id if it has one, else the one received
+        // without.
+        let id = match params.first() {
+            Some(first) if first.attr == META_VALUE => first.a,
+            _ => {
+                *k.pending
+                    .iter()
+                    .find(|(_, &(_, m))| !m)
+                    .ok_or_else(enoent)?
+                    .0
+            }
+        };
+        let (n, meta) = k.pending.remove(&id).ok_or_else(enoent)?;
         let einval = ioctl_err("SUPPL_SEND", libc::EINVAL);
         if params
             .iter()

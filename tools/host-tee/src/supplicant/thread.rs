@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0 OR MIT
 //! [`SupplicantThread`]: a supplicant served on a thread of its own until
-//! stopped.
+//! stopped (a relaying one with workers beside it: [`SupplicantThread::spawn_relay`]).
 //!
 //! The thread spends its life in TEE_IOC_SUPPL_RECV, where the kernel
 //! waits interruptibly (optee_supp_recv: wait_for_completion_interruptible).
@@ -20,8 +20,8 @@
 //! does not block the open) and opens are retried a bounded number of
 //! times.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use std::{io, ptr};
@@ -114,25 +114,37 @@ impl SupplicantThread {
         channel: C,
         config: SupplicantConfig,
     ) -> Result<SupplicantThread, SupplicantError> {
-        SupplicantThread::start(Supplicant::new(channel, config)?)
+        SupplicantThread::serving(Supplicant::new(channel, config)?)
     }
 
     /// Starts relaying `channel`'s requests to the guest through `relay`
     /// ([`crate::relay`]): the guest's own tee-supplicant serves them.
-    pub fn spawn_relay<C: SupplicantChannel>(
+    /// This thread receives; each request is relayed and answered on a
+    /// worker ([`RELAY_WORKERS`] at most, started when none is idle and
+    /// kept until the stop), so that one the guest holds long (a socket's
+    /// receive) does not hold the others.
+    pub fn spawn_relay<C: SupplicantChannel + Sync>(
         channel: C,
         relay: Arc<Relay>,
     ) -> Result<SupplicantThread, SupplicantError> {
-        SupplicantThread::start(Forwarder::new(channel, relay))
+        let fwd = Forwarder::new(channel, relay);
+        SupplicantThread::start(move |stop: &AtomicBool| serve_relay(&fwd, stop))
     }
 
-    fn start<S: Serve>(server: S) -> Result<SupplicantThread, SupplicantError> {
+    fn serving<S: Serve>(server: S) -> Result<SupplicantThread, SupplicantError> {
+        SupplicantThread::start(move |stop: &AtomicBool| serve(server, stop))
+    }
+
+    fn start<F>(run: F) -> Result<SupplicantThread, SupplicantError>
+    where
+        F: FnOnce(&AtomicBool) -> Result<(), SupplicantError> + Send + 'static,
+    {
         install_handler()?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let handle = thread::Builder::new()
             .name("tee-supplicant".into())
-            .spawn(move || serve(server, &flag))
+            .spawn(move || run(&flag))
             .map_err(SupplicantError::Spawn)?;
         Ok(SupplicantThread {
             stop,
@@ -218,15 +230,6 @@ impl<C: SupplicantChannel> Serve for Supplicant<C> {
     }
 }
 
-impl<C: SupplicantChannel> Serve for Forwarder<C> {
-    fn receive(&self) -> Result<Request, HostTeeError> {
-        super::receive(self.channel())
-    }
-    fn answer(&mut self, req: Request, stop: &AtomicBool) -> Result<(), HostTeeError> {
-        Forwarder::answer(self, req, stop)
-    }
-}
-
 /// The thread: receive, serve, answer, until `stop` is set or the receive
 /// fails.
 fn serve<S: Serve>(mut supplicant: S, stop: &AtomicBool) -> Result<(), SupplicantError> {
@@ -249,4 +252,86 @@ fn serve<S: Serve>(mut supplicant: S, stop: &AtomicBool) -> Result<(), Supplican
         }
     }
     Ok(())
+}
+
+/// The most requests a partition's relaying supplicant answers at once:
+/// more than the OP-TEE threads a VM may hold (each request is made by
+/// one), so that in practice every request has a worker at once.
+pub const RELAY_WORKERS: usize = 16;
+
+/// The relaying supplicant: receives here, until `stop` is set or the
+/// receive fails; relays and answers each request on a worker, started
+/// when none is idle (at most [`RELAY_WORKERS`]; beyond that requests
+/// queue for the next idle one). The workers end with the receiving:
+/// those waiting for the guest see `stop` (the relay looks at it), and
+/// all are waited for before this returns.
+fn serve_relay<C: SupplicantChannel + Sync>(
+    fwd: &Forwarder<C>,
+    stop: &AtomicBool,
+) -> Result<(), SupplicantError> {
+    unblock_stop_signal();
+    let (tx, rx) = mpsc::channel::<Request>();
+    let rx = Mutex::new(rx);
+    let idle = AtomicUsize::new(0);
+    thread::scope(|scope| {
+        let mut workers = 0;
+        let result = loop {
+            if stop.load(Ordering::SeqCst) {
+                break Ok(());
+            }
+            let req = match super::receive(fwd.channel()) {
+                Ok(req) => req,
+                Err(HostTeeError::Ioctl {
+                    errno: libc::EINTR, ..
+                }) => continue,
+                Err(e) => {
+                    log::error!("supplicant: {e}: no more requests of this VM are relayed");
+                    break Err(SupplicantError::Recv(e));
+                }
+            };
+            if idle.load(Ordering::SeqCst) == 0 && workers < RELAY_WORKERS {
+                let (rx, idle) = (&rx, &idle);
+                let worker = thread::Builder::new()
+                    .name("tee-supp-relay".into())
+                    .spawn_scoped(scope, move || relay_worker(fwd, rx, idle, stop));
+                match worker {
+                    Ok(_) => workers += 1,
+                    // The ones there serve it, later.
+                    Err(e) if workers > 0 => {
+                        log::warn!("supplicant: cannot start a relay worker: {e}")
+                    }
+                    Err(e) => break Err(SupplicantError::Spawn(e)),
+                }
+            }
+            if tx.send(req).is_err() {
+                break Ok(());
+            }
+        };
+        // The workers' receive fails once the queue is empty: they end.
+        drop(tx);
+        result
+    })
+}
+
+/// A relaying worker: takes a request from the queue, relays it and
+/// answers it, until the queue is closed.
+fn relay_worker<C: SupplicantChannel + Sync>(
+    fwd: &Forwarder<C>,
+    queue: &Mutex<mpsc::Receiver<Request>>,
+    idle: &AtomicUsize,
+    stop: &AtomicBool,
+) {
+    loop {
+        idle.fetch_add(1, Ordering::SeqCst);
+        let req = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        idle.fetch_sub(1, Ordering::SeqCst);
+        let Ok(req) = req else {
+            return;
+        };
+        if let Err(e) = fwd.answer(req, stop) {
+            // As for the serving thread: this request is lost, not the
+            // next ones.
+            log::warn!("supplicant: answering a request: {e}");
+        }
+    }
 }

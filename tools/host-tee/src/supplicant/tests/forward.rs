@@ -233,13 +233,13 @@ fn a_closed_relay_fails_the_request_with_a_communication_error() {
 
 #[test]
 fn an_allocation_the_kernel_no_longer_waits_for_is_undone_on_both_sides() {
-    let mut f = Fwd::new();
+    let f = Fwd::new();
     let kernel = f.chan.clone();
     // The guest answers the allocation after the kernel gave up on the
     // request (its bound passed: SUPPL_SEND then fails), then the free.
     let g = guest(&f.relay, 2, move |req| match req.func {
         rpc_cmd::SHM_ALLOC => {
-            kernel.kernel().pending = None;
+            kernel.kernel().pending.clear();
             Answer {
                 ret: teec::SUCCESS,
                 params: vec![FwdOut::Allocated { cookie: 0x77 }],

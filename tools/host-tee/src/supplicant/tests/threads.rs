@@ -158,3 +158,47 @@ fn the_stop_signal_is_not_the_vcpu_kick() {
     assert_eq!(stop_signal(), libc::SIGRTMIN() + 1);
     assert!(stop_signal() <= libc::SIGRTMAX());
 }
+
+/// The relaying supplicant answers requests side by side: one the guest
+/// holds (a socket's receive) does not hold the next, each answer goes
+/// to its own request (by the meta parameter's id), and a stop ends the
+/// workers, the one still waiting for the guest included.
+#[test]
+fn relayed_requests_are_answered_side_by_side() {
+    use crate::relay::{Answer, Relay};
+
+    let inner = FakeChannel::default();
+    let (rx, tx) = pipe();
+    let chan = PipeChannel {
+        inner: inner.clone(),
+        rx,
+        receives: Arc::new(AtomicUsize::new(0)),
+    };
+    let relay = Arc::new(Relay::new());
+    let t = SupplicantThread::spawn_relay(chan, relay.clone()).unwrap();
+
+    // A socket's receive, then a file system request, both for the guest.
+    inner.request(cmd::SOCKET, &[val(VAL_IN, 3, 1, 0)]);
+    release_one(&tx);
+    wait_until("the first is posted", || relay.has_request());
+    let (held, first) = relay.take().unwrap();
+    assert_eq!(first.func, cmd::SOCKET);
+    inner.request(cmd::FS, &[val(VAL_IN, 7, 0, 0)]);
+    release_one(&tx);
+    wait_until("the second is posted while the first is held", || {
+        relay.has_request()
+    });
+    let (id, second) = relay.take().unwrap();
+    assert_eq!(second.func, cmd::FS);
+    assert!(relay.answer(id, Answer::failed(teec::ERROR_ITEM_NOT_FOUND, 1)));
+    wait_until("the second is answered", || inner.answers().len() == 1);
+    assert_eq!(inner.answers()[0].0, teec::ERROR_ITEM_NOT_FOUND);
+    assert_eq!(inner.answers()[0].1[0].a, 7, "its own parameters");
+
+    // Stopped with the first still with the guest: its worker gives up.
+    stop_within_10s(t).unwrap();
+    assert!(!relay.answer(held, Answer::failed(teec::SUCCESS, 1)));
+    assert_eq!(inner.answers().len(), 2);
+    assert_eq!(inner.answers()[1].0, teec::ERROR_COMMUNICATION);
+    assert_eq!(inner.answers()[1].1[0].a, 3);
+}
