@@ -234,17 +234,7 @@ impl<C: SupplicantChannel> Serve for Supplicant<C> {
 /// fails.
 fn serve<S: Serve>(mut supplicant: S, stop: &AtomicBool) -> Result<(), SupplicantError> {
     unblock_stop_signal();
-    while !stop.load(Ordering::SeqCst) {
-        let req = match supplicant.receive() {
-            Ok(req) => req,
-            Err(HostTeeError::Ioctl {
-                errno: libc::EINTR, ..
-            }) => continue,
-            Err(e) => {
-                log::error!("supplicant: {e}: no more requests of this VM are served");
-                return Err(SupplicantError::Recv(e));
-            }
-        };
+    while let Some(req) = next_request(|| supplicant.receive(), stop, "served")? {
         if let Err(e) = supplicant.answer(req, stop) {
             // The request is lost (the kernel aborted it, or refused the
             // answer); the next ones may still be served.
@@ -252,6 +242,31 @@ fn serve<S: Serve>(mut supplicant: S, stop: &AtomicBool) -> Result<(), Supplican
         }
     }
     Ok(())
+}
+
+/// The next request, received again after an interruption (EINTR);
+/// `None` once `stop` is set; a failed receive ends the serving (said
+/// once: no more of the VM's requests are `what`).
+fn next_request(
+    receive: impl Fn() -> Result<Request, HostTeeError>,
+    stop: &AtomicBool,
+    what: &str,
+) -> Result<Option<Request>, SupplicantError> {
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        match receive() {
+            Ok(req) => return Ok(Some(req)),
+            Err(HostTeeError::Ioctl {
+                errno: libc::EINTR, ..
+            }) => {}
+            Err(e) => {
+                log::error!("supplicant: {e}: no more requests of this VM are {what}");
+                return Err(SupplicantError::Recv(e));
+            }
+        }
+    }
 }
 
 /// The most requests a partition's relaying supplicant answers at once:
@@ -276,18 +291,10 @@ fn serve_relay<C: SupplicantChannel + Sync>(
     thread::scope(|scope| {
         let mut workers = 0;
         let result = loop {
-            if stop.load(Ordering::SeqCst) {
-                break Ok(());
-            }
-            let req = match super::receive(fwd.channel()) {
-                Ok(req) => req,
-                Err(HostTeeError::Ioctl {
-                    errno: libc::EINTR, ..
-                }) => continue,
-                Err(e) => {
-                    log::error!("supplicant: {e}: no more requests of this VM are relayed");
-                    break Err(SupplicantError::Recv(e));
-                }
+            let req = match next_request(|| super::receive(fwd.channel()), stop, "relayed") {
+                Ok(Some(req)) => req,
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
             };
             if idle.load(Ordering::SeqCst) == 0 && workers < RELAY_WORKERS {
                 let (rx, idle) = (&rx, &idle);
