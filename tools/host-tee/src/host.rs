@@ -12,13 +12,13 @@ use optee_mediator::msg::teec;
 use optee_mediator::shm::GuestBuffer;
 use optee_mediator::{GuestRam, Progress};
 
-use crate::carry::{self, GuestBuffers};
 use crate::device::{CallResult, ClientLogin, Shm, TeeDevice};
 use crate::error::HostTeeError;
 use crate::memory::{host_span, Pinned, Window};
 use crate::params::{plan, write_back};
 use crate::relay::{Answer, Forwarded, Relay};
 use crate::worker::{orphan, Abandoned, Call, Finished, Job, Outcome, Pool};
+use optee_mediator::relay::carry::{self, GuestBuffers};
 
 /// Configuration of the host TEE backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,6 @@
 
 #![deny(missing_docs)]
 
-mod carry;
 pub mod dev_tee;
 pub mod device;
 pub mod error;

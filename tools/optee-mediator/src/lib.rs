@@ -27,6 +27,7 @@ pub mod pagelist;
 pub mod policy;
 pub mod progress;
 pub mod ratelimit;
+pub mod relay;
 pub mod shm;
 pub mod utee;
 

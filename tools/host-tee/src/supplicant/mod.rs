@@ -69,7 +69,7 @@ pub const DEFAULT_TA_DIR: &str = "/lib/optee_armtz";
 /// for seven of the request's (OP-TEE's supplicant commands use at most
 /// four; a request with more than the room makes the kernel fail the
 /// receive, so the room is generous).
-pub const RECV_PARAMS: usize = 8;
+pub const RECV_PARAMS: usize = crate::relay::MAX_PARAMS + 1;
 
 /// OPTEE_RPC_CMD_* of the supplicant (OP-TEE's optee_rpc_cmd.h,
 /// tee-supplicant's optee_msg_supplicant.h).

@@ -12,15 +12,15 @@
 
 use std::collections::HashMap;
 
-use optee_mediator::backend::{RpcCmdReply, RpcOut};
-use optee_mediator::msg::{arg_size, attr, rpc_cmd, teec, Dir, MsgArg, MsgParam};
-use optee_mediator::shm::MemRef;
-use optee_mediator::GuestRam;
+use crate::backend::{RpcCmdReply, RpcOut};
+use crate::msg::{arg_size, attr, rpc_cmd, teec, Dir, MsgArg, MsgParam};
+use crate::shm::MemRef;
+use crate::GuestRam;
 
 use crate::relay::{Answer, Forwarded, FwdOut, FwdParam};
 
 /// The buffers the guest's supplicant allocated for the TEE, by cookie.
-pub(crate) type GuestBuffers = HashMap<u64, MemRef>;
+pub type GuestBuffers = HashMap<u64, MemRef>;
 
 /// The size of the RPC argument buffer a carrying thread asks for: room
 /// for as many parameters as a relayed request can have (the receive's
@@ -28,8 +28,8 @@ pub(crate) type GuestBuffers = HashMap<u64, MemRef>;
 /// four), whatever the first request it carries. The buffer serves every
 /// later request of the call, and the guest's driver bounds num_params by
 /// the buffer's size.
-pub(crate) const fn rpc_arg_size() -> u64 {
-    arg_size((crate::supplicant::RECV_PARAMS - 1) as u32)
+pub const fn rpc_arg_size() -> u64 {
+    arg_size(super::MAX_PARAMS as u32)
 }
 
 fn value_attr(dir: Dir) -> u64 {
@@ -68,7 +68,7 @@ fn freed_cookie(req: &Forwarded) -> Option<u64> {
 /// into the guest buffers it names; a TEEC error (nothing delivered) if a
 /// reference names no buffer of the guest's supplicant or lies outside
 /// it. An SHM_FREE forgets its buffer here: the guest frees it.
-pub(crate) fn command(
+pub fn command(
     req: &Forwarded,
     bufs: &mut GuestBuffers,
     mem: &dyn GuestRam,
@@ -108,7 +108,7 @@ pub(crate) fn command(
 /// The answer to `req` from the guest's `reply`: output values, output
 /// ranges read back (at most the range's size), an allocated buffer kept
 /// (SHM_ALLOC: at least the size asked) or refused.
-pub(crate) fn answer(
+pub fn answer(
     req: &Forwarded,
     reply: &RpcCmdReply,
     bufs: &mut GuestBuffers,
@@ -180,8 +180,8 @@ pub(crate) fn answer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use optee_mediator::shm::GuestBuffer;
-    use optee_mediator::FakeGuestMemory;
+    use crate::shm::GuestBuffer;
+    use crate::FakeGuestMemory;
     use std::sync::Arc;
 
     const BASE: u64 = 0x4000_0000;
