@@ -29,6 +29,12 @@ pub struct HostTeeConfig {
     /// What GET_OS_REVISION reports: the uapi does not tell OP-TEE's
     /// revision, so it is configured (0.0 by default: unknown).
     pub revision: OsRevision,
+    /// Who carries a VM's relayed supplicant requests into its guest: the
+    /// backend itself, on the guest's calls (false, the default: a VMM),
+    /// or its caller, which takes them from [`Backend::relay`] (true: the
+    /// TEE service, whose guests are the VMMs', reached through their
+    /// calls' steps).
+    pub relay_carried_by_caller: bool,
 }
 
 impl Default for HostTeeConfig {
@@ -40,6 +46,7 @@ impl Default for HostTeeConfig {
                 minor: 0,
                 build_id: 0,
             },
+            relay_carried_by_caller: false,
         }
     }
 }
@@ -94,6 +101,9 @@ struct Client<D: TeeDevice> {
     /// Where its partition's supplicant requests reach the guest
     /// (`--tee-supplicant guest`), `None` if they don't.
     relay: Option<Arc<Relay>>,
+    /// Whether this backend carries them (else its caller does, see
+    /// [`HostTeeConfig::relay_carried_by_caller`]).
+    carries: bool,
     /// Buffers the guest's tee-supplicant allocated for the TEE.
     guest_bufs: GuestBuffers,
     /// The threads that carry relayed requests.
@@ -213,6 +223,14 @@ impl<D: TeeDevice> HostTee<D> {
             clients: HashMap::new(),
             progress: Arc::new(Progress::new()),
         }
+    }
+
+    /// Leaves the VMs' relayed supplicant requests to the caller, from
+    /// the VMs created after this on (see
+    /// [`HostTeeConfig::relay_carried_by_caller`]).
+    pub fn relay_carried_by_caller(mut self) -> Self {
+        self.config.relay_carried_by_caller = true;
+        self
     }
 
     /// Whether the backend knows `client`.
@@ -467,6 +485,9 @@ impl<D: TeeDevice> Client<D> {
     /// storage), and a request left without a carrier waits until the
     /// host driver fails it.
     fn carry(&mut self, thread: ThreadId, mem: &dyn GuestRam) -> Option<Step> {
+        if !self.carries {
+            return None;
+        }
         let (id, req) = self.relay.as_ref()?.take()?;
         let carrier = self.carriers.entry(thread).or_insert(Carrier {
             rpc_arg: None,
@@ -661,6 +682,7 @@ impl<D: TeeDevice> Backend for HostTee<D> {
                 calls: HashMap::new(),
                 abandoned: Vec::new(),
                 relay,
+                carries: !self.config.relay_carried_by_caller,
                 guest_bufs: GuestBuffers::new(),
                 carriers: HashMap::new(),
                 lost_rpc_args: Vec::new(),
@@ -749,6 +771,12 @@ impl<D: TeeDevice> Backend for HostTee<D> {
     /// FOREIGN_INTR may wait on it before letting the guest come back.
     fn progress(&self) -> Option<Arc<Progress>> {
         Some(self.progress.clone())
+    }
+
+    /// The VM's relay when the caller carries its requests.
+    fn relay(&self, client: ClientId) -> Option<Arc<Relay>> {
+        let c = self.clients.get(&client)?;
+        c.relay.clone().filter(|_| !c.carries)
     }
 }
 

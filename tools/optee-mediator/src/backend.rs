@@ -287,6 +287,13 @@ pub trait Backend {
     fn progress(&self) -> Option<Arc<Progress>> {
         None
     }
+    /// Where `client`'s supplicant requests wait for its guest when the
+    /// caller carries them, not the backend (a TEE service, which hands
+    /// them to the VMM whose guest serves them): `None` (the default)
+    /// when there is no such relay or the backend carries them itself.
+    fn relay(&self, _client: ClientId) -> Option<Arc<crate::relay::Relay>> {
+        None
+    }
 }
 
 impl<B: Backend + ?Sized> Backend for Box<B> {
@@ -332,6 +339,9 @@ impl<B: Backend + ?Sized> Backend for Box<B> {
     }
     fn progress(&self) -> Option<Arc<Progress>> {
         (**self).progress()
+    }
+    fn relay(&self, client: ClientId) -> Option<Arc<crate::relay::Relay>> {
+        (**self).relay(client)
     }
 }
 
@@ -386,5 +396,8 @@ impl<B: Backend + ?Sized> Backend for Arc<Mutex<B>> {
     }
     fn progress(&self) -> Option<Arc<Progress>> {
         locked(self).progress()
+    }
+    fn relay(&self, client: ClientId) -> Option<Arc<crate::relay::Relay>> {
+        locked(self).relay(client)
     }
 }

@@ -28,6 +28,7 @@ pub mod client;
 pub mod frame;
 mod keepalive;
 pub mod policy;
+pub mod relayed;
 pub mod server;
 pub mod shadow;
 pub mod wire;

@@ -22,6 +22,14 @@
 //! has nothing to ask sends [`Request::Ping`] (answered
 //! [`Response::Pong`], counted against nothing) to say it is alive.
 //!
+//! Version 3 added the guest's own supplicant: a VM created with
+//! [`Request::VmCreatedRelaying`] has its partition's supplicant requests
+//! (TA loading, storage, sockets, plugins) sent to the VMM on one of the
+//! VM's calls in progress ([`RpcRequest::Supplicant`], with the input
+//! bytes), for its guest's tee-supplicant to serve; the VMM answers
+//! [`Reply::Supplicant`] (with the output bytes). The guest's buffers are
+//! named by the guest's cookies, never by address.
+//!
 //! Guest memory never crosses the wire by reference. A memory parameter
 //! travels as a [`Span`]: which buffer (its size and offset in its first
 //! page, or the cookie of a registered buffer, never guest addresses), the
@@ -33,7 +41,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The oldest version a service still serves: version 1 peers get the
 /// version 1 welcome ([`Response::Hello`]) and no keepalive.
@@ -104,6 +112,12 @@ pub enum Request {
     /// The peer is alive and has nothing to ask (version 2):
     /// [`Response::Pong`]. It counts against no quota.
     Ping,
+    /// A VM appears whose partition's supplicant requests its guest's own
+    /// tee-supplicant serves (version 3): [`Response::Created`].
+    VmCreatedRelaying {
+        /// The VM's id on this connection.
+        client: u16,
+    },
 }
 
 /// Who is calling, and in which protocol.
@@ -362,6 +376,148 @@ pub enum Reply {
         /// One per parameter sent.
         params: Vec<RpcOut>,
     },
+    /// The guest's answer to [`RpcRequest::Supplicant`] (version 3).
+    Supplicant {
+        /// The request's id.
+        id: u64,
+        /// TEEC_* result.
+        ret: u32,
+        /// One per parameter of the request.
+        params: Vec<RelayOut>,
+    },
+}
+
+/// A parameter of a relayed supplicant request (version 3).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayParam {
+    /// Unused.
+    None,
+    /// Values.
+    Value {
+        /// Direction.
+        dir: Dir,
+        /// a.
+        a: u64,
+        /// b.
+        b: u64,
+        /// c.
+        c: u64,
+    },
+    /// A NULL memory reference of `size`.
+    NullMemref {
+        /// Direction.
+        dir: Dir,
+        /// The size field.
+        size: u64,
+    },
+    /// A range of a buffer the guest's supplicant allocated.
+    Memref {
+        /// Direction.
+        dir: Dir,
+        /// The guest's cookie of the buffer.
+        cookie: u64,
+        /// Offset in the buffer.
+        offs: u64,
+        /// Size of the range.
+        size: u64,
+        /// The input bytes (empty for an output).
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+}
+
+impl std::fmt::Debug for RelayParam {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RelayParam::None => f.write_str("None"),
+            RelayParam::Value { dir, a, b, c } => f
+                .debug_struct("Value")
+                .field("dir", dir)
+                .field("a", a)
+                .field("b", b)
+                .field("c", c)
+                .finish(),
+            RelayParam::NullMemref { dir, size } => f
+                .debug_struct("NullMemref")
+                .field("dir", dir)
+                .field("size", size)
+                .finish(),
+            RelayParam::Memref {
+                dir,
+                cookie,
+                offs,
+                size,
+                data,
+            } => f
+                .debug_struct("Memref")
+                .field("dir", dir)
+                .field("cookie", cookie)
+                .field("offs", offs)
+                .field("size", size)
+                .field("len", &data.len())
+                .finish(),
+        }
+    }
+}
+
+/// What the guest answered for one parameter (version 3).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayOut {
+    /// Nothing.
+    None,
+    /// Output values.
+    Value {
+        /// a.
+        a: u64,
+        /// b.
+        b: u64,
+        /// c.
+        c: u64,
+    },
+    /// An output memory reference: the size the guest reported and the
+    /// bytes it wrote.
+    Memref {
+        /// The size field.
+        size: u64,
+        /// The bytes.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// SHM_ALLOC: the guest's buffer, taken by the VMM.
+    Allocated {
+        /// The guest's cookie.
+        cookie: u64,
+    },
+    /// SHM_ALLOC: a buffer the guest allocated that the VMM refused.
+    Refused {
+        /// The guest's cookie.
+        cookie: u64,
+    },
+}
+
+impl std::fmt::Debug for RelayOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RelayOut::None => f.write_str("None"),
+            RelayOut::Value { a, b, c } => f
+                .debug_struct("Value")
+                .field("a", a)
+                .field("b", b)
+                .field("c", c)
+                .finish(),
+            RelayOut::Memref { size, data } => f
+                .debug_struct("Memref")
+                .field("size", size)
+                .field("len", &data.len())
+                .finish(),
+            RelayOut::Allocated { cookie } => {
+                f.debug_struct("Allocated").field("cookie", cookie).finish()
+            }
+            RelayOut::Refused { cookie } => {
+                f.debug_struct("Refused").field("cookie", cookie).finish()
+            }
+        }
+    }
 }
 
 /// The answer to an RPC parameter.
@@ -485,6 +641,18 @@ pub enum RpcRequest {
         cookie: u64,
         /// The request.
         arg: Arg,
+    },
+    /// A supplicant request of the VM's partition for its guest's own
+    /// tee-supplicant (version 3, VMs created with
+    /// [`Request::VmCreatedRelaying`]): the VMM carries it into the guest
+    /// and answers [`Reply::Supplicant`].
+    Supplicant {
+        /// Its id, for the answer.
+        id: u64,
+        /// OPTEE_RPC_CMD_*.
+        func: u32,
+        /// Its parameters.
+        params: Vec<RelayParam>,
     },
 }
 

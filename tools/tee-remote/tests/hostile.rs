@@ -27,7 +27,7 @@ fn host_service<D: TeeDevice>(open: impl Fn() -> D + Send + Sync + 'static) -> A
     Service::per_vm(
         config.thread_count,
         config.revision,
-        Box::new(move || {
+        Box::new(move |_| {
             let open = open.clone();
             // SAFETY: the service's memory (tee_remote::shadow::Shadow)
             // has no host mapping: nothing is registered from it.

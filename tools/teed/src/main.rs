@@ -12,6 +12,7 @@ use host_tee::{DevTee, HostTee, PartitionConfig, PartitionError, SupplicantMode}
 use optee_mediator::ratelimit::LogLimiter;
 use optee_mediator::{Backend, UserTee, UteeConfig, DEFAULT_REFUSAL_LOGS_PER_SECOND};
 use tee_remote::policy::ServicePolicy;
+use tee_remote::server::VmOptions;
 use tee_remote::Service;
 use tosfwd_teed::args::{vm_storage, Address, Args};
 use tosfwd_teed::listen::{self, Greeter, Shared, SocketAccess};
@@ -23,11 +24,17 @@ const PROGRAM: &str = "tosfwd-teed";
 /// each VM's context passed through `prepare` (see
 /// [`HostTee::on_device_with`]): the service then holds no lock across a
 /// call into the TEE, and one VM's slow call or teardown holds up no
-/// other VM. `first`, opened and checked, tells the threads and revision.
+/// other VM. `first`, opened and checked, tells the threads and revision;
+/// `partitions`: each VM gets a partition of its own, whose supplicant
+/// requests may be relayed to the VMM's guest.
 fn host_per_vm(
     path: PathBuf,
     first: DevTee,
-    prepare: impl Fn(DevTee) -> Result<DevTee, host_tee::HostTeeError> + Send + Sync + 'static,
+    partitions: bool,
+    prepare: impl Fn(DevTee, VmOptions) -> Result<DevTee, host_tee::HostTeeError>
+        + Send
+        + Sync
+        + 'static,
 ) -> Arc<Service> {
     // SAFETY: HostTee registers guest memory with the host driver only
     // where the memory the mediator gives it has a host mapping; the
@@ -40,11 +47,25 @@ fn host_per_vm(
     Service::per_vm(
         threads,
         revision,
-        Box::new(move || {
+        Box::new(move |options: VmOptions| {
+            if options.relay_supplicant && !partitions {
+                return Err(format!(
+                    "{}: a VM's supplicant requests are relayed only from a partition of its \
+                     own (an NS-virtualization OP-TEE, without --tee-shared)",
+                    path.display()
+                ));
+            }
             let dev = DevTee::open(&path).map_err(|e| e.to_string())?;
             let prepare = prepare.clone();
             // SAFETY: as above.
-            let tee = unsafe { HostTee::on_device_with(dev, move |d| prepare(d)) };
+            let tee = unsafe { HostTee::on_device_with(dev, move |d| prepare(d, options)) };
+            // A VM whose guest serves its partition's supplicant requests:
+            // the connection hands them to the VMM on the VM's calls.
+            let tee = if options.relay_supplicant {
+                tee.relay_carried_by_caller()
+            } else {
+                tee
+            };
             Ok(Box::new(tee) as Box<dyn Backend + Send>)
         }),
     )
@@ -71,7 +92,7 @@ fn service(args: &Args) -> Result<Arc<Service>, String> {
                 path.display()
             ));
         }
-        return Ok(host_per_vm(path, first, Ok));
+        return Ok(host_per_vm(path, first, false, |d, _| Ok(d)));
     }
     // A partition per VM: each its own fresh storage directory under the
     // base, removed with the VM (a VM known to the service only by its
@@ -89,31 +110,51 @@ fn service(args: &Args) -> Result<Arc<Service>, String> {
         base.display()
     );
     let count = AtomicU64::new(0);
-    let prepare = move |mut dev: DevTee| {
+    let prepare = move |mut dev: DevTee, options: VmOptions| {
         let next = count.fetch_add(1, Ordering::Relaxed) + 1;
-        let storage_dir = vm_storage(&base, next).map_err(|e| PartitionError::Supplicant {
-            path: dev.path().to_path_buf(),
-            err: e.into(),
-        })?;
-        let config = PartitionConfig {
-            ta_dir: ta_dir.clone(),
-            storage_dir: storage_dir.clone(),
-            remove_storage: true,
-            quota,
-            supplicant: SupplicantMode::Vmm,
+        let config = if options.relay_supplicant {
+            // The guest's tee-supplicant keeps the TAs and the storage:
+            // nothing of the partition's is kept here.
+            PartitionConfig {
+                storage_dir: PathBuf::new(),
+                supplicant: SupplicantMode::Guest,
+                ..PartitionConfig::new("")
+            }
+        } else {
+            let storage_dir = vm_storage(&base, next).map_err(|e| PartitionError::Supplicant {
+                path: dev.path().to_path_buf(),
+                err: e.into(),
+            })?;
+            PartitionConfig {
+                ta_dir: ta_dir.clone(),
+                storage_dir,
+                remove_storage: true,
+                quota,
+                supplicant: SupplicantMode::Vmm,
+            }
         };
+        let storage_dir = config.storage_dir.clone();
         let id = match dev.make_vm(config) {
             Ok(part) => part.id,
             Err(e) => {
                 // The fresh directory goes if the partition does not come.
-                let _ = std::fs::remove_dir(&storage_dir);
+                if !storage_dir.as_os_str().is_empty() {
+                    let _ = std::fs::remove_dir(&storage_dir);
+                }
                 return Err(e.into());
             }
         };
-        log::info!("OP-TEE VM {id} for the service's VM {next}");
+        log::info!(
+            "OP-TEE VM {id} for the service's VM {next}{}",
+            if options.relay_supplicant {
+                ", its supplicant requests relayed to the VMM's guest"
+            } else {
+                ""
+            }
+        );
         Ok(dev)
     };
-    Ok(host_per_vm(path, first, prepare))
+    Ok(host_per_vm(path, first, true, prepare))
 }
 
 /// SIGTERM and SIGINT, blocked in this thread and every thread it starts

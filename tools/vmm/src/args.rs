@@ -196,10 +196,11 @@ pub struct Args {
     /// VM opens are loaded from [default: /lib/optee_armtz].
     #[arg(long, value_name = "DIR")]
     pub tee_ta_dir: Option<PathBuf>,
-    /// With --tee host and a partition of the VM's own: who serves the
-    /// partition's supplicant requests (loading TAs, secure storage's
-    /// files, TA sockets, supplicant plugins). `vmm`: this VMM, as
-    /// --tee-ta-dir and --tee-storage say; no sockets or plugins. `guest`:
+    /// With --tee host and a partition of the VM's own, or --tee
+    /// remote:ADDR: who serves the partition's supplicant requests
+    /// (loading TAs, secure storage's files, TA sockets, supplicant
+    /// plugins). `vmm`: this VMM, as --tee-ta-dir and --tee-storage say,
+    /// or the TEE service; no sockets or plugins. `guest`:
     /// the guest's own tee-supplicant, which must run in the guest (a
     /// request waits for it; this VMM warns after 10 s): TAs, storage,
     /// sockets and plugins in the guest's world, as on a machine of its
@@ -286,8 +287,10 @@ impl Args {
             if self.tee_ta_dir.is_some() {
                 return Err("--tee-ta-dir applies to --tee host only".to_owned());
             }
-            if self.tee_supplicant != TeeSupplicant::Vmm {
-                return Err("--tee-supplicant applies to --tee host only".to_owned());
+            if self.tee_supplicant != TeeSupplicant::Vmm && !matches!(self.tee, Tee::Remote(_)) {
+                return Err(
+                    "--tee-supplicant applies to --tee host and --tee remote:ADDR only".to_owned(),
+                );
             }
             if self.has_storage_quota() {
                 return Err(
@@ -600,7 +603,21 @@ mod tests {
         assert_eq!(a.check(), Ok(()));
         let refused = |v: &[&str]| parse(v).unwrap().check().unwrap_err();
         let e = refused(&["-k", "I", "--tee-supplicant", "guest"]);
-        assert_eq!(e, "--tee-supplicant applies to --tee host only");
+        assert_eq!(
+            e,
+            "--tee-supplicant applies to --tee host and --tee remote:ADDR only"
+        );
+        // Through the TEE service: it relays the partition's requests.
+        let a = parse(&[
+            "-k",
+            "I",
+            "--tee",
+            "remote:unix:/run/t.sock",
+            "--tee-supplicant",
+            "guest",
+        ])
+        .unwrap();
+        assert_eq!(a.check(), Ok(()));
         let e = refused(&[
             "-k",
             "I",

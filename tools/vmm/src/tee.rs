@@ -328,7 +328,13 @@ fn partition(args: &Args, path: &Path, device: &mut DevTee) -> Result<(), TeeErr
 /// mediator; a partition goes with the device.
 pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<TeeLock>), TeeError> {
     if let Tee::Remote(addr) = &args.tee {
-        let r = RemoteTee::connect(addr.clone(), RemoteConfig::default())?;
+        let config = RemoteConfig {
+            // The service relays the partition's requests to this VMM,
+            // and its guest's tee-supplicant serves them.
+            relay_supplicant: args.tee_supplicant == TeeSupplicant::Guest,
+            ..RemoteConfig::default()
+        };
+        let r = RemoteTee::connect(addr.clone(), config)?;
         return Ok((Ready::Remote(Box::new(r)), None));
     }
     let Some(path) = args.host_tee_device() else {

@@ -15,7 +15,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 
-use optee_mediator::msg::rpc_cmd;
+use optee_mediator::msg::{rpc_cmd, teec};
 use optee_mediator::utee::ta::{hello, memory, HELLO_UUID, MEMORY_UUID};
 use optee_mediator::{Policy, UserTee, UteeConfig, Uuid};
 use tee_remote::frame;
@@ -86,6 +86,13 @@ impl Seed {
             }
             RpcRequest::Free { .. } => Reply::Free,
             RpcRequest::ForeignIntr => Reply::ForeignIntr,
+            // The userspace TEE relays nothing; answered as a VMM whose
+            // guest runs no tee-supplicant would be.
+            RpcRequest::Supplicant { id, .. } => Reply::Supplicant {
+                id,
+                ret: teec::ERROR_COMMUNICATION,
+                params: Vec::new(),
+            },
             RpcRequest::Cmd { arg, .. } => {
                 let params = match arg.cmd {
                     rpc_cmd::SHM_ALLOC => {
@@ -326,6 +333,11 @@ fn main() {
     s.created(2);
     assert!(matches!(
         s.send(Request::VmCreated { client: 1 }),
+        Response::Created(Err(_))
+    ));
+    // Version 3: the userspace TEE has no supplicant requests to relay.
+    assert!(matches!(
+        s.send(Request::VmCreatedRelaying { client: 3 }),
         Response::Created(Err(_))
     ));
     assert!(matches!(

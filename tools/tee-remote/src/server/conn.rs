@@ -14,11 +14,13 @@ use optee_mediator::backend::{
 };
 use optee_mediator::msg::{login, teec, Dir, MsgArg, MAX_PARAMS, PAGE_SIZE};
 use optee_mediator::ratelimit::{LogLimiter, Verdict};
+use optee_mediator::relay::{Answer, Forwarded, Relay};
 use optee_mediator::shm::{GuestBuffer, MemRef};
 use optee_mediator::{LoginPolicy, Policy, Uuid};
 
-use super::{Service, VmTee};
+use super::{Service, VmOptions, VmTee};
 use crate::policy::PeerLimits;
+use crate::relayed;
 use crate::shadow::Shadow;
 use crate::wire::{self, Request, Response, MAX_FRAME};
 
@@ -68,6 +70,9 @@ pub enum Violation {
         /// The thread.
         thread: u32,
     },
+    /// An answer to a relayed supplicant request out of turn, or not one.
+    #[error("bad answer to a relayed supplicant request: {0}")]
+    BadRelayAnswer(String),
     /// A buffer or span that is not one.
     #[error("bad memory parameter: {0}")]
     BadSpan(String),
@@ -107,6 +112,19 @@ struct Running {
     call: StdCall,
     shadow: Shadow,
     slots: u32,
+    /// The relayed supplicant request the call carries to the VMM, if
+    /// it does (its call is parked in a FOREIGN_INTR meanwhile).
+    carrying: Option<Carrying>,
+}
+
+/// A relayed request sent to the VMM, not answered yet.
+#[derive(Debug, Clone, Copy)]
+struct Carrying {
+    /// Its id in the relay; 0 for a buffer given back to the guest,
+    /// whose answer nobody waits for.
+    id: u64,
+    /// Its parameter count: the answer has at most as many.
+    params: usize,
 }
 
 /// One VM of the connection.
@@ -118,6 +136,9 @@ struct Vm {
     registered: HashMap<u64, Arc<GuestBuffer>>,
     pages: u64,
     threads: HashMap<u32, Running>,
+    /// Where its partition's supplicant requests wait for the VMM's guest
+    /// (created with [`Request::VmCreatedRelaying`]).
+    relay: Option<Arc<Relay>>,
 }
 
 /// Hands out the stand-in addresses of buffers, never twice.
@@ -295,7 +316,13 @@ impl Connection {
             Request::Hello(_) => Err(Violation::HelloAgain),
             // A keepalive: it counts against nothing.
             Request::Ping => Ok(Response::Pong),
-            Request::VmCreated { client } => Ok(self.vm_created(client)),
+            Request::VmCreated { client } => Ok(self.vm_created(client, VmOptions::default())),
+            Request::VmCreatedRelaying { client } => Ok(self.vm_created(
+                client,
+                VmOptions {
+                    relay_supplicant: true,
+                },
+            )),
             Request::VmDestroyed { client } => {
                 let vm = self
                     .vms
@@ -333,7 +360,8 @@ impl Connection {
             Request::Abandon { client, thread } => {
                 let vm = self.vm_mut(client)?;
                 let id = vm.id;
-                if vm.threads.remove(&thread).is_some() {
+                if let Some(r) = vm.threads.remove(&thread) {
+                    give_up(vm, &r);
                     vm.tee.with(|b| b.abandon(id, thread));
                 }
                 Ok(Response::Ack)
@@ -394,7 +422,7 @@ impl Connection {
         max.saturating_sub(self.held())
     }
 
-    fn vm_created(&mut self, client: u16) -> Response {
+    fn vm_created(&mut self, client: u16, options: VmOptions) -> Response {
         if self.vms.contains_key(&client) {
             return Response::Created(Err(wire::CreateError::Exists));
         }
@@ -409,13 +437,22 @@ impl Connection {
                 "the TEE has no client id left".to_owned(),
             )));
         };
-        let tee = match self.service.open_vm(id) {
+        let mut tee = match self.service.open_vm(id, options) {
             Ok(t) => t,
             Err(e) => {
                 self.service.release(id);
                 return Response::Created(Err(wire::CreateError::Refused(e)));
             }
         };
+        let relay = tee.with(|b| b.relay(id));
+        if options.relay_supplicant && relay.is_none() {
+            tee.with(|b| b.vm_destroyed(id));
+            self.service.release(id);
+            return Response::Created(Err(wire::CreateError::Refused(
+                "the VM's TEE has no supplicant requests to relay (not a partition of its own)"
+                    .to_owned(),
+            )));
+        }
         log::info!("{}: VM {client} is the TEE's client {}", self.peer, id.0);
         self.vms.insert(
             client,
@@ -426,6 +463,7 @@ impl Connection {
                 registered: HashMap::new(),
                 pages: 0,
                 threads: HashMap::new(),
+                relay,
             },
         );
         Response::Created(Ok(()))
@@ -645,6 +683,7 @@ impl Connection {
             call: std,
             shadow,
             slots,
+            carrying: None,
         };
         Ok(after(vm, thread, running, step))
     }
@@ -672,7 +711,45 @@ impl Connection {
             .threads
             .remove(&thread)
             .ok_or(Violation::ThreadIdle { vm: client, thread })?;
+        // The answer to a relayed request the call carried: to the relay,
+        // and the call goes on from its FOREIGN_INTR.
+        let reply = match (running.carrying.take(), reply) {
+            (Some(c), wire::Reply::Supplicant { id, ret, params }) if id == c.id => {
+                let Some(answer) = relayed::answer_from_wire(ret, params, c.params) else {
+                    return Err(Violation::BadRelayAnswer(format!(
+                        "more outputs than the request's {} parameters",
+                        c.params
+                    )));
+                };
+                if let Some((func, params)) = answered(vm, c, answer) {
+                    running.carrying = Some(Carrying { id: 0, params: 1 });
+                    vm.threads.insert(thread, running);
+                    return Ok(Response::Step(wire::StepAnswer {
+                        writes: Vec::new(),
+                        step: wire::Step::Rpc(wire::RpcRequest::Supplicant {
+                            id: 0,
+                            func,
+                            params,
+                        }),
+                    }));
+                }
+                wire::Reply::ForeignIntr
+            }
+            (Some(c), other) => {
+                return Err(Violation::BadRelayAnswer(format!(
+                    "{other:?} while request {} was with the guest",
+                    c.id
+                )))
+            }
+            (None, wire::Reply::Supplicant { id, .. }) => {
+                return Err(Violation::BadRelayAnswer(format!(
+                    "an answer to request {id}, which thread {thread} did not carry"
+                )))
+            }
+            (None, other) => other,
+        };
         let reply = match reply {
+            wire::Reply::Supplicant { .. } => RpcReply::ForeignIntr,
             wire::Reply::Alloc(c) => RpcReply::Alloc(c),
             wire::Reply::Free => RpcReply::Free,
             wire::Reply::ForeignIntr => RpcReply::ForeignIntr,
@@ -747,6 +824,9 @@ impl Connection {
     /// Gives back everything `vm` holds: its parked calls abandoned, its
     /// sessions and buffers dropped with the TEE's client.
     fn teardown(&mut self, client: u16, mut vm: Vm) {
+        for r in vm.threads.values() {
+            give_up(&vm, r);
+        }
         let (id, threads) = (vm.id, &vm.threads);
         vm.tee.with(|tee| {
             for thread in threads.keys() {
@@ -783,9 +863,68 @@ fn shadow_slots(call: &StdCall) -> u32 {
         .count() as u32
 }
 
+/// The most input bytes a relayed request takes to the VMM: what a frame
+/// holds, with room for the rest of the answer.
+const MAX_RELAYED_BYTES: usize = MAX_FRAME as usize / 2;
+
+/// The relayed request waiting for `vm`'s guest, if any, to carry on a
+/// call parked in a FOREIGN_INTR; one too large for a frame is failed
+/// here (OUT_OF_MEMORY) and the next taken.
+fn take_relayed(vm: &Vm) -> Option<(Carrying, u32, Vec<wire::RelayParam>)> {
+    let relay = vm.relay.as_ref()?;
+    loop {
+        let (id, req) = relay.take()?;
+        let params = req.params.len();
+        let bytes: usize = req
+            .params
+            .iter()
+            .map(|p| match p {
+                optee_mediator::relay::FwdParam::Memref { data, .. } => data.len(),
+                _ => 0,
+            })
+            .sum();
+        if bytes > MAX_RELAYED_BYTES {
+            log::warn!(
+                "supplicant request {} of {bytes} bytes is too large to relay: failed",
+                req.func
+            );
+            relay.answer(id, Answer::failed(teec::ERROR_OUT_OF_MEMORY, params));
+            continue;
+        }
+        let (func, wire_params) = relayed::request_to_wire(req);
+        return Some((Carrying { id, params }, func, wire_params));
+    }
+}
+
+/// Hands the guest's answer to the relay. If nobody waits for it any
+/// more and it holds a buffer the guest allocated, the request that
+/// gives that buffer back to the guest.
+fn answered(vm: &Vm, c: Carrying, answer: Answer) -> Option<(u32, Vec<wire::RelayParam>)> {
+    if c.id == 0 {
+        return None;
+    }
+    let buffer = answer.buffer();
+    if vm.relay.as_ref().is_some_and(|r| r.answer(c.id, answer)) {
+        return None;
+    }
+    buffer.map(|cookie| relayed::request_to_wire(Forwarded::shm_free(cookie)))
+}
+
+/// A call given up while it carried a relayed request: the request
+/// fails, so that the supplicant goes on.
+fn give_up(vm: &Vm, running: &Running) {
+    if let (Some(c), Some(relay)) = (running.carrying, &vm.relay) {
+        if c.id != 0 {
+            relay.answer(c.id, Answer::failed(teec::ERROR_COMMUNICATION, c.params));
+        }
+    }
+}
+
 /// The answer to a start or resume; a finished call's effects on the VM's
-/// sessions and buffers recorded, a parked one kept.
-fn after(vm: &mut Vm, thread: u32, running: Running, step: Step) -> Response {
+/// sessions and buffers recorded, a parked one kept (carrying a relayed
+/// supplicant request to the VMM if one waits and the call is in a
+/// FOREIGN_INTR).
+fn after(vm: &mut Vm, thread: u32, mut running: Running, step: Step) -> Response {
     let writes = running.shadow.take_writes();
     let step = match step {
         Step::Done => {
@@ -811,6 +950,21 @@ fn after(vm: &mut Vm, thread: u32, running: Running, step: Step) -> Response {
             }
             wire::Step::Done(outcome(c))
         }
+        Step::Rpc(RpcRequest::ForeignIntr) => match take_relayed(vm) {
+            Some((c, func, params)) => {
+                running.carrying = Some(c);
+                vm.threads.insert(thread, running);
+                wire::Step::Rpc(wire::RpcRequest::Supplicant {
+                    id: c.id,
+                    func,
+                    params,
+                })
+            }
+            None => {
+                vm.threads.insert(thread, running);
+                wire::Step::Rpc(wire::RpcRequest::ForeignIntr)
+            }
+        },
         Step::Rpc(req) => {
             vm.threads.insert(thread, running);
             wire::Step::Rpc(rpc_request(req))

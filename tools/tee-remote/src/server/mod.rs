@@ -46,7 +46,16 @@ use crate::wire::{
 type SharedTee = Arc<Mutex<Box<dyn Backend + Send>>>;
 
 /// Makes the backend of one VM.
-pub type MakeTee = dyn Fn() -> Result<Box<dyn Backend + Send>, String> + Send + Sync;
+pub type MakeTee = dyn Fn(VmOptions) -> Result<Box<dyn Backend + Send>, String> + Send + Sync;
+
+/// What a VMM asks of a VM's TEE when it creates it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VmOptions {
+    /// The partition's supplicant requests go to the VMM's guest
+    /// ([`crate::wire::Request::VmCreatedRelaying`]): the backend must
+    /// leave them to the caller ([`Backend::relay`]).
+    pub relay_supplicant: bool,
+}
 
 /// Where the VMs' TEE comes from.
 enum Tee {
@@ -137,10 +146,13 @@ impl Service {
     }
 
     /// The backend of a new VM `id` (told of it), or why not.
-    pub(crate) fn open_vm(&self, id: ClientId) -> Result<VmTee, String> {
+    pub(crate) fn open_vm(&self, id: ClientId, options: VmOptions) -> Result<VmTee, String> {
         let mut tee = match &self.tee {
+            Tee::Shared(_) if options.relay_supplicant => {
+                return Err("this service's TEE has no supplicant requests to relay".to_owned())
+            }
             Tee::Shared(m) => VmTee::Shared(m.clone()),
-            Tee::PerVm(make) => VmTee::Own(make()?),
+            Tee::PerVm(make) => VmTee::Own(make(options)?),
         };
         tee.with(|b| b.vm_created(id)).map_err(|e| e.to_string())?;
         Ok(tee)

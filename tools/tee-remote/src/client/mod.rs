@@ -37,10 +37,17 @@ use optee_mediator::msg::{teec, MsgArg, MsgParam, MAX_PARAMS};
 use optee_mediator::shm::{GuestBuffer, MemRef};
 use optee_mediator::Backend;
 
+use optee_mediator::relay::carry::GuestBuffers;
+
 use crate::addr::{Address, Stream};
 use crate::frame::{self, FrameError};
 use crate::keepalive::{self, Keepalive};
+use crate::relayed;
 use crate::wire::{self, Hello, Request, Response};
+
+mod carry;
+
+use carry::Carried;
 
 /// How a [`RemoteTee`] behaves.
 #[derive(Debug, Clone)]
@@ -51,6 +58,11 @@ pub struct RemoteConfig {
     pub timeout: Duration,
     /// The least time between two attempts to reconnect.
     pub retry: Duration,
+    /// The VMs' partition's supplicant requests come to this VMM for its
+    /// guests' own tee-supplicant (`--tee-supplicant guest`): each VM is
+    /// created with [`Request::VmCreatedRelaying`], and the requests
+    /// arrive on the guest's calls (protocol version 3).
+    pub relay_supplicant: bool,
 }
 
 impl Default for RemoteConfig {
@@ -59,6 +71,7 @@ impl Default for RemoteConfig {
             name: format!("tosfwd-vmm pid {}", std::process::id()),
             timeout: Duration::from_secs(30),
             retry: Duration::from_millis(100),
+            relay_supplicant: false,
         }
     }
 }
@@ -142,6 +155,24 @@ struct Thread {
     slots: Vec<MemRef>,
     /// Lost with its connection, and giving back an RPC buffer.
     lost: bool,
+    /// The RPC argument buffer the guest gave it to carry relayed
+    /// supplicant requests in (freed when the call ends).
+    rpc_arg: Option<u64>,
+    /// Where it is in carrying one.
+    carry: carry::Phase,
+}
+
+impl Thread {
+    /// A call started on connection `epoch` with these spans.
+    fn new(epoch: u64, slots: Vec<MemRef>) -> Thread {
+        Thread {
+            epoch,
+            slots,
+            lost: false,
+            rpc_arg: None,
+            carry: carry::Phase::Idle,
+        }
+    }
 }
 
 /// One VM.
@@ -159,6 +190,12 @@ struct Vm {
     /// references).
     registered: HashMap<u64, (Weak<GuestBuffer>, u64)>,
     threads: HashMap<ThreadId, Thread>,
+    /// Buffers the guest's tee-supplicant allocated for the TEE (relayed
+    /// SHM_ALLOC), by the guest's cookie.
+    guest_bufs: GuestBuffers,
+    /// RPC argument buffers of calls given up before they could free
+    /// them: handed back by DISABLE_SHM_CACHE.
+    lost_rpc_args: Vec<u64>,
 }
 
 impl Vm {
@@ -357,7 +394,12 @@ impl RemoteTee {
         if self.vms.get(&client).is_some_and(|vm| vm.created == epoch) {
             return true;
         }
-        match self.exchange(&Request::VmCreated { client: client.0 }) {
+        let create = if self.config.relay_supplicant {
+            Request::VmCreatedRelaying { client: client.0 }
+        } else {
+            Request::VmCreated { client: client.0 }
+        };
+        match self.exchange(&create) {
             Ok(Response::Created(Ok(()))) => {
                 self.vms.entry(client).or_default().created = epoch;
                 true
@@ -561,7 +603,7 @@ impl RemoteTee {
         call: &mut StdCall,
         answer: Response,
         mem: &dyn GuestRam,
-    ) -> Result<Step, String> {
+    ) -> Result<Carried, String> {
         let Response::Step(a) = answer else {
             return Err(format!("{answer:?} in answer to a call"));
         };
@@ -576,15 +618,24 @@ impl RemoteTee {
                 .map_err(|e| format!("a write to span {}: {e}", w.slot))?;
         }
         match a.step {
-            wire::Step::Done(o) => {
-                self.finish(client, call, o);
-                Ok(Step::Done)
+            wire::Step::Done(o) => Ok(Carried::Step(self.finished(client, thread, t, call, o))),
+            wire::Step::Rpc(wire::RpcRequest::Supplicant { id, func, params }) => {
+                if !self.config.relay_supplicant {
+                    return Err(format!(
+                        "supplicant request {func} relayed to a VMM that did not ask for them"
+                    ));
+                }
+                let req = relayed::request_from_wire(func, params).ok_or_else(|| {
+                    format!("relayed supplicant request {func} with bad parameters")
+                })?;
+                t.lost = false;
+                Ok(self.carry_request(client, thread, t, id, req, mem))
             }
             wire::Step::Rpc(r) => {
                 let req = rpc_request(r)?;
                 t.lost = false;
                 self.park(client, thread, t);
-                Ok(Step::Rpc(req))
+                Ok(Carried::Step(Step::Rpc(req)))
             }
         }
     }
@@ -646,54 +697,79 @@ impl RemoteTee {
         call: &mut StdCall,
         reply: Option<&RpcReply>,
     ) -> Step {
-        if let Some(RpcReply::Alloc(Some(cookie))) = reply {
+        // The buffer the guest just gave, or the one the call carried
+        // relayed requests in.
+        let cookie = match reply {
+            Some(RpcReply::Alloc(Some(cookie))) => Some(*cookie),
+            _ => t.rpc_arg.take(),
+        };
+        if let Some(cookie) = cookie {
             t.lost = true;
+            t.carry = carry::Phase::Idle;
             self.park(client, thread, t);
-            return Step::Rpc(RpcRequest::Free { cookie: *cookie });
+            return Step::Rpc(RpcRequest::Free { cookie });
         }
         self.stats.lost_calls += 1;
         lost(call)
     }
 
-    /// Sends a start or resume and takes its answer.
+    /// Sends a start or resume and takes its answer; and again while
+    /// the answer is for the service at once (a relayed request that
+    /// could not be carried into the guest).
     fn call(
         &mut self,
         (client, thread): (ClientId, ThreadId),
-        t: Thread,
+        mut t: Thread,
         call: &mut StdCall,
         req: &Request,
-        reply: Option<&RpcReply>,
+        mut reply: Option<&RpcReply>,
         mem: &dyn GuestRam,
     ) -> Step {
-        // Its cost (optee_mediator::cost): a request to the service.
-        call.cost.tee_requests += 1;
-        let answer = match self.exchange(req) {
-            Ok(a) => a,
-            Err(Failure::Lost) => return self.lost_step(client, thread, t, call, reply),
-            Err(Failure::TooLarge) => {
-                if matches!(req, Request::Resume { .. }) {
-                    // Parked at the service, and never to be resumed.
-                    let _ = self.exchange(&Request::Abandon {
-                        client: client.0,
-                        thread,
-                    });
+        let mut next: Option<Request> = None;
+        loop {
+            let req = next.as_ref().unwrap_or(req);
+            // Its cost (optee_mediator::cost): a request to the service.
+            call.cost.tee_requests += 1;
+            let answer = match self.exchange(req) {
+                Ok(a) => a,
+                Err(Failure::Lost) => return self.lost_step(client, thread, t, call, reply),
+                Err(Failure::TooLarge) => {
+                    if matches!(req, Request::Resume { .. }) {
+                        // Parked at the service, and never to be resumed.
+                        let _ = self.exchange(&Request::Abandon {
+                            client: client.0,
+                            thread,
+                        });
+                    }
+                    self.lose_rpc_arg(client, &t);
+                    call.finish(teec::ERROR_OUT_OF_MEMORY, teec::ORIGIN_COMMS);
+                    return Step::Done;
                 }
-                call.finish(teec::ERROR_OUT_OF_MEMORY, teec::ORIGIN_COMMS);
-                return Step::Done;
+            };
+            let (epoch, rpc_arg) = (self.epoch, t.rpc_arg);
+            match self.take_answer(client, thread, t, call, answer, mem) {
+                Ok(Carried::Step(step)) => return step,
+                Ok(Carried::Answer(back, answer)) => {
+                    (t, next, reply) = (back, Some(answer), None);
+                }
+                Err(what) => {
+                    self.protocol(what);
+                    let mut t = Thread::new(epoch, Vec::new());
+                    t.rpc_arg = rpc_arg;
+                    return self.lost_step(client, thread, t, call, reply);
+                }
             }
-        };
-        let epoch = self.epoch;
-        match self.take_answer(client, thread, t, call, answer, mem) {
-            Ok(step) => step,
-            Err(what) => {
-                self.protocol(what);
-                let t = Thread {
-                    epoch,
-                    slots: Vec::new(),
-                    lost: false,
-                };
-                self.lost_step(client, thread, t, call, reply)
-            }
+        }
+    }
+
+    /// Keeps a given-up call's RPC argument buffer for DISABLE_SHM_CACHE.
+    fn lose_rpc_arg(&mut self, client: ClientId, t: &Thread) {
+        if let Some(cookie) = t.rpc_arg {
+            self.vms
+                .entry(client)
+                .or_default()
+                .lost_rpc_args
+                .push(cookie);
         }
     }
 
@@ -722,11 +798,7 @@ impl RemoteTee {
         };
         // Memory goes by value: read from the guest, then into the frame.
         call.cost.bytes_copied += 2 * span_bytes(&wire_call);
-        let t = Thread {
-            epoch: self.epoch,
-            slots,
-            lost: false,
-        };
+        let t = Thread::new(self.epoch, slots);
         let req = Request::Start {
             client: client.0,
             thread,
@@ -792,6 +864,9 @@ fn rpc_request(r: wire::RpcRequest) -> Result<RpcRequest, String> {
         wire::RpcRequest::Alloc { size } => RpcRequest::Alloc { size },
         wire::RpcRequest::Free { cookie } => RpcRequest::Free { cookie },
         wire::RpcRequest::ForeignIntr => RpcRequest::ForeignIntr,
+        wire::RpcRequest::Supplicant { func, .. } => {
+            return Err(format!("relayed supplicant request {func} out of place"))
+        }
         wire::RpcRequest::Cmd { cookie, arg } => {
             if arg.params.len() > MAX_PARAMS as usize {
                 return Err(format!("an RPC with {} parameters", arg.params.len()));
@@ -860,7 +935,16 @@ impl Backend for RemoteTee {
         }
     }
 
+    /// Argument buffers of calls given up while they carried relayed
+    /// requests come first; then the service's.
     fn disable_shm_cache(&mut self, client: ClientId) -> CacheDisable {
+        if let Some(c) = self
+            .vms
+            .get_mut(&client)
+            .and_then(|vm| vm.lost_rpc_args.pop())
+        {
+            return CacheDisable::Freed(c);
+        }
         if !self.ready(client) {
             return CacheDisable::Empty;
         }
@@ -918,6 +1002,12 @@ impl Backend for RemoteTee {
             }
             return self.lost_step(client, thread, t, call, Some(&reply));
         }
+        if !matches!(t.carry, carry::Phase::Idle) {
+            return match self.carried_reply(client, thread, t, call, reply, mem) {
+                Carried::Step(step) => step,
+                Carried::Answer(t, req) => self.call((client, thread), t, call, &req, None, mem),
+            };
+        }
         let wire_reply = self.wire_reply(&reply, &mut t.slots, mem);
         let req = Request::Resume {
             client: client.0,
@@ -935,6 +1025,7 @@ impl Backend for RemoteTee {
         else {
             return;
         };
+        self.lose_rpc_arg(client, &t);
         if !t.lost && t.epoch == self.epoch && self.link.is_some() {
             let _ = self.exchange(&Request::Abandon {
                 client: client.0,
