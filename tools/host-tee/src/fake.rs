@@ -62,6 +62,9 @@ struct Inner {
     passes_logins: bool,
     cancel_calls: Vec<(u32, u32)>,
     relay: Option<Arc<crate::relay::Relay>>,
+    /// The names of the threads that released shared memory (a real
+    /// release is an unregistration in the TEE, which may wait).
+    released_on: Vec<Option<String>>,
 }
 
 #[derive(Debug, Default)]
@@ -104,6 +107,12 @@ impl FakeTee {
     /// Shared memory objects alive (registrations and allocations).
     pub fn shm_count(&self) -> usize {
         self.state.lock().shms.len()
+    }
+
+    /// The names of the threads that released shared memory so far, in
+    /// order (`None` for an unnamed thread).
+    pub fn released_on(&self) -> Vec<Option<String>> {
+        self.state.lock().released_on.clone()
     }
 
     /// Shared memory alive by kind: (registrations, driver allocations).
@@ -484,6 +493,9 @@ impl AllocatedShm for FakeShm {
 
 impl Drop for FakeShm {
     fn drop(&mut self) {
-        self.state.lock().shms.remove(&self.id);
+        let mut s = self.state.lock();
+        s.shms.remove(&self.id);
+        s.released_on
+            .push(std::thread::current().name().map(str::to_owned));
     }
 }

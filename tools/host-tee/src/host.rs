@@ -380,11 +380,11 @@ impl<D: TeeDevice> Client<D> {
                     self.sessions.insert(session);
                     call.session = session;
                 }
-                call.cost.bytes_copied += write_back(call, &out, &fin.temps, mem);
+                call.cost.bytes_copied += write_back(call, &out, &fin.outputs, mem);
                 verdict(call, r)
             }
             Outcome::Invoked(Ok(r), out) => {
-                call.cost.bytes_copied += write_back(call, &out, &fin.temps, mem);
+                call.cost.bytes_copied += write_back(call, &out, &fin.outputs, mem);
                 verdict(call, r)
             }
             Outcome::Opened(Err(e), _) => device_error(call, "OPEN_SESSION", &e),

@@ -182,6 +182,48 @@ pub(crate) fn setup_cost(planned: &[Planned]) -> CallCost {
     cost
 }
 
+/// What the TEE wrote into a bounce buffer: read out by the worker that
+/// made the call, before it releases the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Output {
+    /// The parameter it serves.
+    pub index: usize,
+    /// The bytes, as many as the TEE reported (at most the buffer's).
+    pub data: Vec<u8>,
+}
+
+/// The outputs of a finished call's bounce buffers (`out`, the parameters
+/// as the TEE left them), read before `temps` are released. Releasing
+/// them is an unregistration in the TEE, which may wait for a free TEE
+/// thread: it is the worker's to do, never the collecting thread's, which
+/// may be the one that carries what the TEE threads wait for.
+pub(crate) fn outputs<D: TeeDevice>(out: &[TeeParam], temps: &[Temp<D>]) -> Vec<Output> {
+    let mut outputs = Vec::new();
+    for t in temps {
+        let Temp::Bounce { shm, index } = t else {
+            continue;
+        };
+        let Some(p) = out.get(*index) else {
+            continue;
+        };
+        let kind = (p.attr & 0xff) as u32;
+        if kind != TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_OUTPUT
+            && kind != TEE_IOCTL_PARAM_ATTR_TYPE_MEMREF_INOUT
+        {
+            continue;
+        }
+        let len = usize::try_from(p.b).unwrap_or(usize::MAX).min(shm.len());
+        let mut data = vec![0u8; len];
+        if shm.read(0, &mut data) {
+            outputs.push(Output {
+                index: *index,
+                data,
+            });
+        }
+    }
+    outputs
+}
+
 /// Makes the planned parameters real on `dev`: registrations and bounce
 /// buffers (at least one byte: the driver refuses empty ones).
 ///
@@ -233,10 +275,10 @@ pub(crate) unsafe fn materialize<D: TeeDevice>(
 /// guest is logged and its size set to 0. Returns the bytes copied: two
 /// copies of each bounced output (out of the bounce buffer, into the
 /// guest).
-pub(crate) fn write_back<D: TeeDevice>(
+pub(crate) fn write_back(
     call: &mut StdCall,
     out: &[TeeParam],
-    temps: &[Temp<D>],
+    outputs: &[Output],
     mem: &dyn GuestRam,
 ) -> u64 {
     let mut copied = 0;
@@ -249,10 +291,7 @@ pub(crate) fn write_back<D: TeeDevice>(
             _ => {}
         }
     }
-    for t in temps {
-        let Temp::Bounce { shm, index } = t else {
-            continue;
-        };
+    for Output { index, data } in outputs {
         let Some(Param::Memref {
             dir,
             mem: Some(r),
@@ -267,8 +306,10 @@ pub(crate) fn write_back<D: TeeDevice>(
         let Ok(len) = usize::try_from(*size) else {
             continue;
         };
-        let mut data = vec![0u8; len];
-        if !shm.read(0, &mut data) || r.write(mem, 0, &data).is_err() {
+        let written = data
+            .get(..len)
+            .is_some_and(|data| r.write(mem, 0, data).is_ok());
+        if !written {
             log::warn!("host TEE: output parameter {index} could not be copied back to the guest");
             *size = 0;
         } else {

@@ -26,7 +26,7 @@ use crate::error::HostTeeError;
 use crate::memory::{HostPtr, Pinned, Window};
 use optee_mediator::{CallCost, Progress};
 
-use crate::params::{materialize, setup_cost, Planned, Temp};
+use crate::params::{materialize, outputs, setup_cost, Output, Planned, Temp};
 
 /// What a worker does.
 #[derive(Debug)]
@@ -91,13 +91,14 @@ pub(crate) enum Outcome<D: TeeDevice> {
     Registered(Result<Pinned<D::Registered>, HostTeeError>),
 }
 
-/// A finished call and the memory it held for its parameters.
+/// A finished call, and what the TEE wrote into its bounce buffers.
 #[derive(Debug)]
 pub(crate) struct Finished<D: TeeDevice> {
     /// The result.
     pub outcome: Outcome<D>,
-    /// Registrations and bounce buffers, released when dropped.
-    pub temps: Vec<Temp<D>>,
+    /// The bounce buffers' outputs (the buffers and the call's
+    /// registrations are released by the worker).
+    pub outputs: Vec<Output>,
     /// The ioctls made and the bytes copied in (the copies out are
     /// counted when they are made, by [`crate::params::write_back`]).
     pub cost: CallCost,
@@ -156,10 +157,19 @@ unsafe fn run<D: TeeDevice>(dev: &D, job: Job<D>) -> Finished<D> {
         // SAFETY: the caller's promise, passed on.
         unsafe { materialize(dev, planned) }
     };
-    let finished = |outcome, temps| Finished {
-        outcome,
-        temps,
-        cost: CallCost::default(),
+    // The temporaries are released here, by the worker, once their
+    // outputs are read: see crate::params::outputs.
+    let finished = |outcome, temps: Vec<Temp<D>>| {
+        let outputs = match &outcome {
+            Outcome::Opened(_, out) | Outcome::Invoked(_, out) => outputs(out, &temps),
+            _ => Vec::new(),
+        };
+        drop(temps);
+        Finished {
+            outcome,
+            outputs,
+            cost: CallCost::default(),
+        }
     };
     // The job's own ioctl (a release closes a file descriptor), and what
     // its parameters need first.

@@ -110,6 +110,34 @@ fn memory_without_a_host_mapping_is_bounced() {
     assert_eq!(&back, b"cba");
 }
 
+/// Releasing a call's bounce buffer or registration is an unregistration
+/// in the TEE, which may wait for a free TEE thread: only a worker may
+/// make it, never the thread that collects the result (a vCPU, or the TEE
+/// service's connection), which may be the one that carries what those
+/// threads wait for (a request for the guest's own tee-supplicant).
+#[test]
+fn a_calls_temporary_memory_is_released_by_its_worker_not_the_collector() {
+    let mem = FakeGuestMemory::new(&[(0x1000, 0x1000)]);
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    mem.write(0x1010, b"abc").unwrap();
+    let buf = GuestBuffer::new(vec![0x1000], 0x10, 3).unwrap();
+    let mut c = reverse(s, memref(Dir::InOut, buf));
+    run(&mut tee, 1, &mut c, &mem);
+    let mut back = [0u8; 3];
+    mem.read(0x1010, &mut back).unwrap();
+    assert_eq!(&back, b"cba", "the output still reaches the guest");
+    let released = fake.released_on();
+    assert!(!released.is_empty(), "the bounce buffer was released");
+    assert!(
+        released
+            .iter()
+            .all(|t| t.as_deref() == Some("host-tee-call")),
+        "released on {released:?}"
+    );
+}
+
 #[test]
 fn an_output_memref_gets_the_tees_size_and_data_only_when_it_fits() {
     let mem = FakeGuestMemory::new(&[(0x1000, 0x1000)]);
