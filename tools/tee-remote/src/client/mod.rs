@@ -39,13 +39,16 @@ use optee_mediator::Backend;
 
 use optee_mediator::relay::carry::GuestBuffers;
 
-use crate::addr::{Address, Stream};
+use crate::addr::Address;
 use crate::frame::{self, FrameError};
-use crate::keepalive::{self, Keepalive};
+use crate::keepalive::Keepalive;
 use crate::relayed;
-use crate::wire::{self, Hello, Request, Response};
+use crate::wire::{self, Request, Response};
 
 mod carry;
+mod link;
+
+use link::{greet, Link};
 
 use carry::Carried;
 
@@ -119,22 +122,6 @@ pub enum RemoteError {
         /// Why.
         why: String,
     },
-}
-
-/// A connection to the service, and its keepalive if the service drops
-/// silent peers.
-#[derive(Debug)]
-struct Link {
-    stream: Stream,
-    keepalive: Option<Keepalive>,
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        // Ended for the keepalive's handle too, so that the service sees
-        // it go now.
-        let _ = self.stream.shutdown();
-    }
 }
 
 /// Why a request got no answer.
@@ -241,65 +228,11 @@ fn lost(call: &mut StdCall) -> Step {
     Step::Done
 }
 
-/// Connects and greets: the connection (pinging if the service drops
-/// silent peers), the TEE's thread count and revision.
-fn greet(addr: &Address, config: &RemoteConfig) -> Result<(Link, u32, OsRevision), RemoteError> {
-    let connect_err = |err| RemoteError::Connect {
-        addr: addr.clone(),
-        err,
-    };
-    let mut s = Stream::connect(addr, config.timeout).map_err(connect_err)?;
-    let frame_err = |err| RemoteError::Frame {
-        addr: addr.clone(),
-        err,
-    };
-    frame::send(&mut s, &Request::Hello(Hello::new(&config.name))).map_err(frame_err)?;
-    match frame::receive(&mut s).map_err(frame_err)? {
-        Response::Welcome(w) if w.version == wire::PROTOCOL_VERSION && w.thread_count > 0 => {
-            let keepalive = match keepalive::interval(w.idle_timeout_ms) {
-                Some(every) => Some(
-                    s.try_clone()
-                        .and_then(|k| Keepalive::start(k, every))
-                        .map_err(connect_err)?,
-                ),
-                None => None,
-            };
-            let revision = OsRevision {
-                major: w.revision.major,
-                minor: w.revision.minor,
-                build_id: w.revision.build_id,
-            };
-            let link = Link {
-                stream: s,
-                keepalive,
-            };
-            Ok((link, w.thread_count, revision))
-        }
-        Response::Refused { reason } => Err(RemoteError::Refused {
-            addr: addr.clone(),
-            reason,
-        }),
-        other => Err(RemoteError::Protocol {
-            addr: addr.clone(),
-            what: format!("{other:?} in answer to the greeting"),
-        }),
-    }
-}
-
 /// The shape of a guest buffer, without its addresses.
 fn shape(b: &GuestBuffer) -> wire::Buffer {
     wire::Buffer {
         page_offset: b.offset(),
         size: b.size(),
-    }
-}
-
-fn wire_dir(d: optee_mediator::msg::Dir) -> wire::Dir {
-    use optee_mediator::msg::Dir;
-    match d {
-        Dir::In => wire::Dir::In,
-        Dir::Out => wire::Dir::Out,
-        Dir::InOut => wire::Dir::InOut,
     }
 }
 
@@ -542,13 +475,13 @@ impl RemoteTee {
             params.push(match p {
                 Param::None => wire::Param::None,
                 Param::Value { dir, a, b, c } => wire::Param::Value {
-                    dir: wire_dir(*dir),
+                    dir: relayed::to_wire_dir(*dir),
                     a: *a,
                     b: *b,
                     c: *c,
                 },
                 Param::Memref { dir, mem: m, size } => wire::Param::Memref {
-                    dir: wire_dir(*dir),
+                    dir: relayed::to_wire_dir(*dir),
                     mem: match m {
                         Some(m) => {
                             let s = self

@@ -12,7 +12,7 @@ use optee_mediator::backend::{
     CacheDisable, ClientId, Command, Param, RpcCmdReply, RpcOut, RpcReply, RpcRequest, StdCall,
     Step,
 };
-use optee_mediator::msg::{login, teec, Dir, MsgArg, MAX_PARAMS, PAGE_SIZE};
+use optee_mediator::msg::{login, teec, MsgArg, MAX_PARAMS, PAGE_SIZE};
 use optee_mediator::ratelimit::{LogLimiter, Verdict};
 use optee_mediator::relay::{Answer, Forwarded, Relay};
 use optee_mediator::shm::{GuestBuffer, MemRef};
@@ -213,14 +213,6 @@ impl std::fmt::Debug for Connection {
             .field("peer", &self.peer)
             .field("vms", &self.vms.len())
             .finish()
-    }
-}
-
-fn dir(d: wire::Dir) -> Dir {
-    match d {
-        wire::Dir::In => Dir::In,
-        wire::Dir::Out => Dir::Out,
-        wire::Dir::InOut => Dir::InOut,
     }
 }
 
@@ -550,7 +542,7 @@ impl Connection {
             params.push(match p {
                 wire::Param::None => Param::None,
                 wire::Param::Value { dir: d, a, b, c } => Param::Value {
-                    dir: dir(d),
+                    dir: relayed::from_wire_dir(d),
                     a,
                     b,
                     c,
@@ -573,7 +565,7 @@ impl Connection {
                         None => None,
                     };
                     Param::Memref {
-                        dir: dir(d),
+                        dir: relayed::from_wire_dir(d),
                         mem,
                         size,
                     }
