@@ -16,14 +16,19 @@
 //! Two sides:
 //!
 //! - the partition's supplicant threads (host-tee's `supplicant`
-//!   forwarder, on the VMM's TEE context of the VM): one receives a request, a worker translates it ([`Forwarded`]: values as they are,
-//!   memory references from the host's shared memory to the guest buffer
-//!   paired with it, input bytes copied) and [`Relay::ask`]s, waiting for
-//!   the [`Answer`] outside every lock the vCPUs take;
+//!   forwarder, on the VM's TEE context): one receives a request, a worker
+//!   translates it ([`Forwarded`]: values as they are, memory references
+//!   from the host's shared memory to the guest buffer paired with it,
+//!   input bytes copied) and [`Relay::ask`]s, waiting for the [`Answer`]
+//!   outside every lock the vCPUs take;
 //! - a vCPU, whose guest call is waiting for the TEE, [`Relay::take`]s the
 //!   request (the backend, host-tee's `HostTee`, under the mediator's lock:
-//!   taking never blocks), delivers it as an RPC command and
-//!   [`Relay::answer`]s with what the guest wrote back.
+//!   taking never blocks), delivers it as an RPC command ([`carry`]) and
+//!   [`Relay::answer`]s with what the guest wrote back. Behind a TEE
+//!   service the taker is the service's connection instead
+//!   ([`crate::Backend::relay`]), which sends the request to the VMM on
+//!   one of the VM's calls, and the VMM's backend carries it with the same
+//!   [`carry`] code.
 //!
 //! Any of the guest's calls in progress can carry any request: the guest's
 //! driver hands every supplicant command to its one tee-supplicant,
