@@ -31,8 +31,12 @@
 //! absent), `login` (`pass-through`, `force-public`, `deny-kernel`), and
 //! the peer's quotas: `max_vms`, `max_calls`, `max_sessions`,
 //! `max_buffers`, `max_pages_per_buffer`, `max_total_pages`,
-//! `max_call_bytes`. Unknown keys are errors, and so are values outside
-//! the ranges of [`ranges`], each with a line that names it.
+//! `max_call_bytes`, and `max_call_wait_us`, the longest a call of the
+//! peer still in the TEE is waited for when the peer asks
+//! ([`crate::wire::Request::CallWait`]; a connection's thread waits, so
+//! it costs the service nothing but that peer's own latency). Unknown
+//! keys are errors, and so are values outside the ranges of [`ranges`],
+//! each with a line that names it.
 //!
 //! The quotas are the peer's: one connection's VMs together, not each VM
 //! (a peer with 64 VMs and `max_sessions = 1` has one session), the VM's
@@ -142,6 +146,8 @@ pub struct PeerLimits {
     /// Bytes of guest memory all the peer's calls in progress may hold in
     /// the service (their memory parameters' and RPC buffers' data).
     pub max_call_bytes: u64,
+    /// The longest call wait the peer is granted, in microseconds.
+    pub max_call_wait_us: u32,
 }
 
 impl Default for PeerLimits {
@@ -149,6 +155,7 @@ impl Default for PeerLimits {
         PeerLimits {
             max_vms: 64,
             max_call_bytes: 32 << 20,
+            max_call_wait_us: crate::wire::MAX_CALL_WAIT_US,
         }
     }
 }
@@ -191,6 +198,8 @@ pub mod ranges {
     pub const MAX_TOTAL_PAGES: RangeInclusive<u64> = 0..=1 << 20;
     /// `max_call_bytes`: a page to 1 GiB.
     pub const MAX_CALL_BYTES: RangeInclusive<u64> = 4096..=1 << 30;
+    /// `max_call_wait_us`: none to a tenth of a second.
+    pub const MAX_CALL_WAIT_US: RangeInclusive<u32> = 0..=100_000;
 }
 
 /// The service's rules.
@@ -343,6 +352,7 @@ struct RawRule {
     max_pages_per_buffer: Option<u64>,
     max_total_pages: Option<u64>,
     max_call_bytes: Option<u64>,
+    max_call_wait_us: Option<u32>,
 }
 
 /// `value` (or `default` if absent), refused outside `range`.
@@ -443,6 +453,12 @@ impl RawRule {
                 self.max_call_bytes,
                 l.max_call_bytes,
                 ranges::MAX_CALL_BYTES,
+            )?,
+            max_call_wait_us: ranged(
+                "max_call_wait_us",
+                self.max_call_wait_us,
+                l.max_call_wait_us,
+                ranges::MAX_CALL_WAIT_US,
             )?,
         };
         Ok(Rule {
@@ -623,6 +639,10 @@ max_calls = 2
                 "max_call_bytes = 18446744073709551615",
                 "max_call_bytes = 18446744073709551615: over",
             ),
+            (
+                "max_call_wait_us = 100001",
+                "max_call_wait_us = 100001: over",
+            ),
         ];
         for (line, want) in cases {
             let text = format!("[[peer]]\nuid = 1\n{line}\n");
@@ -638,7 +658,8 @@ max_calls = 2
     #[test]
     fn the_peer_limits_parse_and_default() {
         let p = ServicePolicy::parse(
-            "[[peer]]\nuid = 1\nmax_vms = 2\nmax_call_bytes = 65536\n[[peer]]\nuid = 2\n",
+            "[[peer]]\nuid = 1\nmax_vms = 2\nmax_call_bytes = 65536\nmax_call_wait_us = 0\n\
+             [[peer]]\nuid = 2\n",
             "f",
         )
         .unwrap();
@@ -647,7 +668,8 @@ max_calls = 2
             g.limits,
             PeerLimits {
                 max_vms: 2,
-                max_call_bytes: 65536
+                max_call_bytes: 65536,
+                max_call_wait_us: 0,
             }
         );
         assert_eq!(g.policy.quotas, Quotas::default());

@@ -30,6 +30,13 @@
 //! [`Reply::Supplicant`] (with the output bytes). The guest's buffers are
 //! named by the guest's cookies, never by address.
 //!
+//! Version 4 added the call wait: a peer may ask ([`Request::CallWait`])
+//! that a call still in the TEE be answered only when it finished, needs
+//! the normal world, or the wait passed, rather than at once with
+//! FOREIGN_INTR, so that a short call costs one request and its guest
+//! one exit; the service grants at most what its policy allows the peer
+//! ([`MAX_CALL_WAIT_US`] by default).
+//!
 //! Guest memory never crosses the wire by reference. A memory parameter
 //! travels as a [`Span`]: which buffer (its size and offset in its first
 //! page, or the cookie of a registered buffer, never guest addresses), the
@@ -41,7 +48,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// The oldest version a service still serves: version 1 peers get the
 /// version 1 welcome ([`Response::Hello`]) and no keepalive.
@@ -55,6 +62,12 @@ pub const MAGIC: [u8; 8] = *b"tosfwdTE";
 /// data of a call whose every memory parameter is as large as the
 /// default quotas allow (129 pages).
 pub const MAX_FRAME: u32 = 8 << 20;
+
+/// The longest call wait a service grants ([`Request::CallWait`]) unless
+/// its policy says otherwise (`max_call_wait_us`), in microseconds: one
+/// 100 Hz tick, as long as a guest's interrupts may wait for a VMM that
+/// waits for its call.
+pub const MAX_CALL_WAIT_US: u32 = 10_000;
 
 /// The longest name a VMM gives itself in [`Hello`].
 pub const MAX_NAME: usize = 256;
@@ -118,6 +131,17 @@ pub enum Request {
         /// The VM's id on this connection.
         client: u16,
     },
+    /// From now on, a call of this connection still in the TEE is
+    /// answered when it finished, needs the normal world (an RPC, a
+    /// relayed supplicant request) or `micros` passed, whichever comes
+    /// first; 0 (the default) answers FOREIGN_INTR at once (version 4):
+    /// [`Response::CallWaitSet`]. The peer chooses, since its guest's
+    /// interrupts wait with it; the service grants at most what its
+    /// policy allows the peer ([`MAX_CALL_WAIT_US`] by default).
+    CallWait {
+        /// The wait asked for, in microseconds.
+        micros: u32,
+    },
 }
 
 /// Who is calling, and in which protocol.
@@ -178,6 +202,11 @@ pub enum Response {
     /// Welcome (version 2 and later): what the TEE is, and how long the
     /// peer may be silent.
     Welcome(Welcome),
+    /// To [`Request::CallWait`]: the wait granted, in microseconds.
+    CallWaitSet {
+        /// At most what was asked and what the policy allows.
+        micros: u32,
+    },
 }
 
 /// The service's welcome.

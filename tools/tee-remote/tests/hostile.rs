@@ -4,7 +4,8 @@
 //! worker threads and park as on the real /dev/tee): session opens in
 //! progress counted against max_sessions, the bytes parked calls hold
 //! bounded over all of a peer's VMs, and one peer's teardown during a
-//! long TA call holding up nobody else.
+//! long TA call holding up nobody else; the call wait a peer asks for,
+//! within its grant.
 
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -401,4 +402,143 @@ fn a_greeting_is_small_and_its_name_bounded() {
     );
     let r: Response = frame::receive(&mut a).unwrap();
     assert!(matches!(r, Response::Refused { .. }), "{r:?}");
+}
+
+fn inc(session: u32, a: u64) -> wire::Call {
+    call(
+        wire::Command::Invoke {
+            func: fake_cmd::INC,
+        },
+        session,
+        vec![wire::Param::Value {
+            dir: wire::Dir::InOut,
+            a,
+            b: 0,
+            c: 0,
+        }],
+    )
+}
+
+/// A connection to a fake TEE whose peer may be granted `max_wait_us`,
+/// with a VM and a session: the connection, the fake, the session.
+fn waiting_peer(max_wait_us: u32) -> (Connection, FakeTee, u32) {
+    let fake = FakeTee::new();
+    let f = fake.clone();
+    let limits = PeerLimits {
+        max_call_wait_us: max_wait_us,
+        ..PeerLimits::default()
+    };
+    let mut c = Connection::with_limits(
+        host_service(move || f.clone()),
+        Policy::default(),
+        limits,
+        "test peer".to_owned(),
+    );
+    let session = vm_with_session(&mut c, 1);
+    (c, fake, session)
+}
+
+#[test]
+fn a_call_wait_answers_a_call_with_its_result_not_foreign_intr() {
+    // Without a wait (the version 3 behaviour), a call held in the TEE is
+    // answered FOREIGN_INTR at once.
+    let (mut c, fake, session) = waiting_peer(5_000_000);
+    fake.close_gate();
+    let r = c.handle(Request::Start {
+        client: 1,
+        thread: 1,
+        call: inc(session, 1),
+    });
+    assert_eq!(
+        step(r.unwrap()),
+        wire::Step::Rpc(wire::RpcRequest::ForeignIntr)
+    );
+    fake.open_gate();
+    let r = c
+        .handle(Request::Resume {
+            client: 1,
+            thread: 1,
+            reply: wire::Reply::ForeignIntr,
+        })
+        .unwrap();
+    assert_eq!(finish(&mut c, 1, 1, r).ret, teec::SUCCESS);
+
+    // With one, the answer is the call's result, whenever within the
+    // wait the TEE finishes it.
+    assert_eq!(
+        c.handle(Request::CallWait { micros: 5_000_000 }).unwrap(),
+        Response::CallWaitSet { micros: 5_000_000 }
+    );
+    fake.close_gate();
+    let opener = {
+        let fake = fake.clone();
+        std::thread::spawn(move || {
+            fake.wait_held(1);
+            std::thread::sleep(Duration::from_millis(50));
+            fake.open_gate();
+        })
+    };
+    let t = Instant::now();
+    let r = c.handle(Request::Start {
+        client: 1,
+        thread: 1,
+        call: inc(session, 41),
+    });
+    let took = t.elapsed();
+    opener.join().unwrap();
+    match step(r.unwrap()) {
+        wire::Step::Done(o) => {
+            assert_eq!(o.ret, teec::SUCCESS);
+            assert_eq!(o.params[0], wire::ParamOut::Value { a: 42, b: 0, c: 0 });
+        }
+        other => panic!("the call's first answer is {other:?} after {took:?}"),
+    }
+    assert!(
+        took >= Duration::from_millis(50),
+        "answered in {took:?}, before the TEE"
+    );
+}
+
+#[test]
+fn a_call_wait_is_bounded_by_the_peers_grant_and_ends_at_it() {
+    let (mut c, fake, session) = waiting_peer(20_000);
+    // More than the grant: the grant.
+    assert_eq!(
+        c.handle(Request::CallWait { micros: u32::MAX }).unwrap(),
+        Response::CallWaitSet { micros: 20_000 }
+    );
+    // A call the TEE holds is answered FOREIGN_INTR once the wait passed,
+    // so that its guest takes its interrupts.
+    fake.close_gate();
+    let t = Instant::now();
+    let r = c.handle(Request::Start {
+        client: 1,
+        thread: 1,
+        call: inc(session, 1),
+    });
+    let took = t.elapsed();
+    assert_eq!(
+        step(r.unwrap()),
+        wire::Step::Rpc(wire::RpcRequest::ForeignIntr)
+    );
+    assert!(
+        took >= Duration::from_millis(20) && took < Duration::from_secs(2),
+        "answered after {took:?}"
+    );
+    fake.open_gate();
+    let r = c
+        .handle(Request::Resume {
+            client: 1,
+            thread: 1,
+            reply: wire::Reply::ForeignIntr,
+        })
+        .unwrap();
+    assert_eq!(finish(&mut c, 1, 1, r).ret, teec::SUCCESS);
+
+    // A peer its policy grants no wait gets none.
+    let (mut c, _fake, _session) = waiting_peer(0);
+    assert_eq!(
+        c.handle(Request::CallWait { micros: 1000 }).unwrap(),
+        Response::CallWaitSet { micros: 0 }
+    );
 }

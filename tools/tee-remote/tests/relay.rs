@@ -23,6 +23,7 @@ use optee_mediator::relay::{Answer, Forwarded, FwdOut, FwdParam, Relay, RelayErr
 use optee_mediator::shm::{GuestBuffer, MemRef};
 use optee_mediator::{Backend, ClientId, FakeGuestMemory, Policy, Uuid};
 use support::*;
+use tee_remote::policy::{Grant, PeerLimits};
 use tee_remote::server::{Service, VmOptions};
 use tee_remote::{Address, RemoteConfig, RemoteTee};
 
@@ -356,4 +357,77 @@ fn a_tee_without_partitions_refuses_to_relay() {
     assert!(tee.vm_created(VM).is_err());
     drop(tee);
     svc.kill();
+}
+
+#[test]
+fn a_request_posted_while_the_service_waits_for_the_call_goes_out_at_once() {
+    let dir = temp_dir("relay-wait");
+    let fake = FakeTee::new();
+    let relay = Arc::new(Relay::new());
+    fake.set_relay(relay.clone());
+    let grant = Grant {
+        limits: PeerLimits {
+            max_call_wait_us: 30_000_000,
+            ..PeerLimits::default()
+        },
+        ..Grant::default()
+    };
+    let svc = TestService::granting(dir.join("s"), service(&fake), grant);
+    let mem = FakeGuestMemory::new(&[(0x4000_0000, 0x10000)]);
+    let config = RemoteConfig {
+        retry: Duration::ZERO,
+        relay_supplicant: true,
+        call_wait: Duration::from_secs(30),
+        ..RemoteConfig::default()
+    };
+    let mut tee = RemoteTee::connect(Address::Unix(svc.path.clone()), config).unwrap();
+    tee.vm_created(VM).unwrap();
+    // Waited for: the open's first answer is its result.
+    let open = Command::OpenSession {
+        ta: Uuid(FAKE_TA),
+        client: Uuid([7; 16]),
+        login: 0,
+    };
+    let mut o = call(open, 0, vec![]);
+    assert_eq!(tee.start(VM, 0, &mut o, &mem), Step::Done);
+    assert_eq!(o.ret, teec::SUCCESS);
+
+    // A call the TEE holds while its partition's supplicant asks: the
+    // service stops waiting and sends the request on that call.
+    fake.close_gate();
+    let asker = {
+        let (fake, relay) = (fake.clone(), relay.clone());
+        thread::spawn(move || {
+            fake.wait_held(1);
+            relay.ask(
+                Forwarded {
+                    func: rpc_cmd::SHM_ALLOC,
+                    params: vec![FwdParam::Value {
+                        dir: Dir::In,
+                        a: rpc_cmd::SHM_TYPE_APPL,
+                        b: 4096,
+                        c: 0,
+                    }],
+                },
+                &AtomicBool::new(false),
+            )
+        })
+    };
+    let mut c = call(
+        Command::Invoke {
+            func: fake_cmd::INC,
+        },
+        o.session,
+        vec![value_inout(1)],
+    );
+    let t = std::time::Instant::now();
+    let step = tee.start(VM, 1, &mut c, &mem);
+    let took = t.elapsed();
+    assert_eq!(step, Step::Rpc(RpcRequest::Alloc { size: arg_size(7) }));
+    assert!(took < Duration::from_secs(10), "carried after {took:?}");
+    // Given up: the request fails, so that the supplicant goes on.
+    tee.abandon(VM, 1);
+    fake.open_gate();
+    let answer = asker.join().unwrap().unwrap();
+    assert_eq!(answer.ret, teec::ERROR_COMMUNICATION);
 }

@@ -184,11 +184,15 @@ fn a_version_1_peer_is_welcomed_as_before_and_dropped_when_silent() {
     teed.wait_for("VM 2 (TEE client 1) gone");
     // A version from the future is refused, saying which are spoken.
     let mut s = connect(&sock);
-    let r = ask(&mut s, old(4));
+    let future = tee_remote::wire::PROTOCOL_VERSION + 1;
+    let r = ask(&mut s, old(future));
     assert_eq!(
         r,
         Response::Refused {
-            reason: "protocol version 4 is not spoken here (this service speaks 1 to 3)".to_owned()
+            reason: format!(
+                "protocol version {future} is not spoken here (this service speaks 1 to {})",
+                future - 1
+            )
         }
     );
     drop(teed);

@@ -207,8 +207,9 @@ pub struct Args {
     /// own. The partition's storage is then the guest's to keep.
     #[arg(long, value_enum, value_name = "WHO", default_value_t)]
     pub tee_supplicant: TeeSupplicant,
-    /// With --tee host: how long a vCPU whose call is still in the host's
-    /// TEE waits in the VMM for the result before the guest may take its
+    /// With --tee host or remote:ADDR: how long a vCPU whose call is
+    /// still in the TEE waits for the result (in this VMM, or in the TEE
+    /// service, which grants up to 10000) before the guest may take its
     /// interrupts (OP-TEE's RPC_FOREIGN_INTR), in microseconds. Longer
     /// means fewer guest exits per call and later interrupts on that vCPU;
     /// 0 answers at once, and the guest spins through RETURN_FROM_RPC
@@ -278,8 +279,10 @@ impl Args {
             if self.tee_shared {
                 return Err("--tee-shared applies to --tee host only".to_owned());
             }
-            if self.tee_wait_us.is_some() {
-                return Err("--tee-wait-us applies to --tee host only".to_owned());
+            if self.tee_wait_us.is_some() && !matches!(self.tee, Tee::Remote(_)) {
+                return Err(
+                    "--tee-wait-us applies to --tee host and --tee remote:ADDR only".to_owned(),
+                );
             }
             if self.tee_storage.is_some() {
                 return Err("--tee-storage applies to --tee host only".to_owned());
@@ -676,6 +679,7 @@ mod tests {
 
     #[test]
     fn host_tee_options_without_tee_host_are_refused() {
+        use std::time::Duration;
         let e = parse(&["-k", "I", "--tee-shared"])
             .unwrap()
             .check()
@@ -690,7 +694,23 @@ mod tests {
             .unwrap()
             .check()
             .unwrap_err();
-        assert_eq!(e, "--tee-wait-us applies to --tee host only");
+        assert_eq!(
+            e,
+            "--tee-wait-us applies to --tee host and --tee remote:ADDR only"
+        );
+        let a = parse(&[
+            "-k",
+            "I",
+            "--tee",
+            "remote:unix:/s",
+            "--tee-wait-us",
+            "2000",
+        ])
+        .unwrap();
+        assert_eq!(
+            (a.check(), a.tee_wait()),
+            (Ok(()), Duration::from_millis(2))
+        );
     }
 
     #[test]

@@ -332,6 +332,9 @@ pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<TeeLock>), T
             // The service relays the partition's requests to this VMM,
             // and its guest's tee-supplicant serves them.
             relay_supplicant: args.tee_supplicant == TeeSupplicant::Guest,
+            // The service waits for a short call, as this VMM does for
+            // the host's TEE: one request and one guest exit.
+            call_wait: args.tee_wait(),
             ..RemoteConfig::default()
         };
         let r = RemoteTee::connect(addr.clone(), config)?;

@@ -344,6 +344,11 @@ fn main() {
         s.send(Request::EnableShmCache { client: 1 }),
         Response::ShmCache(_)
     ));
+    // Version 4: a call wait (the userspace TEE's calls return at once).
+    assert_eq!(
+        s.send(Request::CallWait { micros: 1000 }),
+        Response::CallWaitSet { micros: 1000 }
+    );
     let sess = s.open(1, MEMORY_UUID);
     assert_eq!(
         s.invoke(

@@ -44,6 +44,28 @@ pub(super) fn greet(
     frame::send(&mut s, &Request::Hello(Hello::new(&config.name))).map_err(frame_err)?;
     match frame::receive(&mut s).map_err(frame_err)? {
         Response::Welcome(w) if w.version == wire::PROTOCOL_VERSION && w.thread_count > 0 => {
+            let revision = OsRevision {
+                major: w.revision.major,
+                minor: w.revision.minor,
+                build_id: w.revision.build_id,
+            };
+            if !config.call_wait.is_zero() {
+                // Asked before the keepalive may ping, on the greeting's
+                // heels: nothing else is in flight.
+                let micros = u32::try_from(config.call_wait.as_micros()).unwrap_or(u32::MAX);
+                frame::send(&mut s, &Request::CallWait { micros }).map_err(frame_err)?;
+                match frame::receive(&mut s).map_err(frame_err)? {
+                    Response::CallWaitSet { micros: granted } if granted <= micros => {
+                        log::debug!("{addr}: calls waited for up to {granted} us in the service")
+                    }
+                    other => {
+                        return Err(RemoteError::Protocol {
+                            addr: addr.clone(),
+                            what: format!("{other:?} in answer to a call wait of {micros} us"),
+                        })
+                    }
+                }
+            }
             let keepalive = match keepalive::interval(w.idle_timeout_ms) {
                 Some(every) => Some(
                     s.try_clone()
@@ -51,11 +73,6 @@ pub(super) fn greet(
                         .map_err(connect_err)?,
                 ),
                 None => None,
-            };
-            let revision = OsRevision {
-                major: w.revision.major,
-                minor: w.revision.minor,
-                build_id: w.revision.build_id,
             };
             let link = Link {
                 stream: s,

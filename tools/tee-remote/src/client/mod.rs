@@ -66,6 +66,12 @@ pub struct RemoteConfig {
     /// created with [`Request::VmCreatedRelaying`], and the requests
     /// arrive on the guest's calls (protocol version 3).
     pub relay_supplicant: bool,
+    /// How long the service may wait for a call still in the TEE before
+    /// it answers FOREIGN_INTR ([`wire::Request::CallWait`], protocol
+    /// version 4): the guest's interrupts on that vCPU wait as long, and a
+    /// call shorter than it costs one request and one guest exit. Zero
+    /// answers at once (the guest comes back with RETURN_FROM_RPC).
+    pub call_wait: Duration,
 }
 
 impl Default for RemoteConfig {
@@ -75,6 +81,7 @@ impl Default for RemoteConfig {
             timeout: Duration::from_secs(30),
             retry: Duration::from_millis(100),
             relay_supplicant: false,
+            call_wait: Duration::ZERO,
         }
     }
 }

@@ -38,6 +38,15 @@ pub struct TestService {
 impl TestService {
     /// Serves `service` on `path` under `policy`.
     pub fn start(path: PathBuf, service: Arc<Service>, policy: Policy) -> TestService {
+        let grant = Grant {
+            policy,
+            ..Grant::default()
+        };
+        TestService::granting(path, service, grant)
+    }
+
+    /// Serves `service` on `path`, granting its peers `grant`.
+    pub fn granting(path: PathBuf, service: Arc<Service>, grant: Grant) -> TestService {
         let listener = UnixListener::bind(&path).unwrap();
         let conns = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -50,10 +59,7 @@ impl TestService {
                 let mut s = s.unwrap();
                 c.lock().unwrap().push(s.try_clone().unwrap());
                 let sv = sv.clone();
-                let grant = Grant {
-                    policy: policy.clone(),
-                    ..Grant::default()
-                };
+                let grant = grant.clone();
                 std::thread::spawn(move || {
                     let peer = Peer::Unix {
                         uid: 0,

@@ -6,15 +6,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use optee_mediator::backend::{
     CacheDisable, ClientId, Command, Param, RpcCmdReply, RpcOut, RpcReply, RpcRequest, StdCall,
     Step,
 };
 use optee_mediator::msg::{login, teec, MsgArg, MAX_PARAMS, PAGE_SIZE};
+use optee_mediator::progress::Progress;
 use optee_mediator::ratelimit::{LogLimiter, Verdict};
-use optee_mediator::relay::{Answer, Forwarded, Relay};
+use optee_mediator::relay::Relay;
 use optee_mediator::shm::{GuestBuffer, MemRef};
 use optee_mediator::{LoginPolicy, Policy, Uuid};
 
@@ -23,6 +24,12 @@ use crate::policy::PeerLimits;
 use crate::relayed;
 use crate::shadow::Shadow;
 use crate::wire::{self, Request, Response, MAX_FRAME};
+
+mod relaying;
+mod wait;
+
+use relaying::{answered, give_up, take_relayed, Carrying};
+use wait::settle;
 
 /// Bytes of spans one call may hold in the service (its start's and its
 /// RPC replies' together).
@@ -117,16 +124,6 @@ struct Running {
     carrying: Option<Carrying>,
 }
 
-/// A relayed request sent to the VMM, not answered yet.
-#[derive(Debug, Clone, Copy)]
-struct Carrying {
-    /// Its id in the relay; 0 for a buffer given back to the guest,
-    /// whose answer nobody waits for.
-    id: u64,
-    /// Its parameter count: the answer has at most as many.
-    params: usize,
-}
-
 /// One VM of the connection.
 #[derive(Debug)]
 struct Vm {
@@ -139,6 +136,9 @@ struct Vm {
     /// Where its partition's supplicant requests wait for the VMM's guest
     /// (created with [`Request::VmCreatedRelaying`]).
     relay: Option<Arc<Relay>>,
+    /// Advanced by its backend when a call's result or a relayed request
+    /// arrives; `None` for a backend whose calls return at once.
+    progress: Option<Arc<Progress>>,
 }
 
 /// Hands out the stand-in addresses of buffers, never twice.
@@ -205,6 +205,9 @@ pub struct Connection {
     vms: HashMap<u16, Vm>,
     space: Space,
     refusals: LogLimiter,
+    /// How long a call still in the TEE may be waited for before the
+    /// peer is answered FOREIGN_INTR ([`Request::CallWait`]).
+    call_wait: Duration,
 }
 
 impl std::fmt::Debug for Connection {
@@ -299,6 +302,7 @@ impl Connection {
             vms: HashMap::new(),
             space: Space { next: SPACE_BASE },
             refusals,
+            call_wait: Duration::ZERO,
         }
     }
 
@@ -349,6 +353,11 @@ impl Connection {
                 thread,
                 reply,
             } => self.resume(client, thread, reply),
+            Request::CallWait { micros } => {
+                let micros = micros.min(self.limits.max_call_wait_us);
+                self.call_wait = Duration::from_micros(micros.into());
+                Ok(Response::CallWaitSet { micros })
+            }
             Request::Abandon { client, thread } => {
                 let vm = self.vm_mut(client)?;
                 let id = vm.id;
@@ -437,6 +446,7 @@ impl Connection {
             }
         };
         let relay = tee.with(|b| b.relay(id));
+        let progress = tee.with(|b| b.progress());
         if options.relay_supplicant && relay.is_none() {
             tee.with(|b| b.vm_destroyed(id));
             self.service.release(id);
@@ -456,6 +466,7 @@ impl Connection {
                 pages: 0,
                 threads: HashMap::new(),
                 relay,
+                progress,
             },
         );
         Response::Created(Ok(()))
@@ -668,15 +679,18 @@ impl Connection {
             }
         };
         let slots = shadow_slots(&std);
+        let wait = self.call_wait;
         let vm = self.vm_mut(client)?;
         let id = vm.id;
+        let seen = vm.progress.as_ref().map(|p| p.seen());
         let step = vm.tee.with(|b| b.start(id, thread, &mut std, &shadow));
-        let running = Running {
+        let mut running = Running {
             call: std,
             shadow,
             slots,
             carrying: None,
         };
+        let step = settle(vm, thread, &mut running, step, seen, wait);
         Ok(after(vm, thread, running, step))
     }
 
@@ -807,9 +821,11 @@ impl Connection {
             }
         };
         let id = vm.id;
+        let seen = vm.progress.as_ref().map(|p| p.seen());
         let step = vm
             .tee
             .with(|b| b.resume(id, thread, &mut running.call, reply, &running.shadow));
+        let step = settle(vm, thread, &mut running, step, seen, self.call_wait);
         Ok(after(vm, thread, running, step))
     }
 
@@ -853,63 +869,6 @@ fn shadow_slots(call: &StdCall) -> u32 {
         .iter()
         .filter(|p| matches!(p, Param::Memref { mem: Some(_), .. }))
         .count() as u32
-}
-
-/// The most input bytes a relayed request takes to the VMM: what a frame
-/// holds, with room for the rest of the answer.
-const MAX_RELAYED_BYTES: usize = MAX_FRAME as usize / 2;
-
-/// The relayed request waiting for `vm`'s guest, if any, to carry on a
-/// call parked in a FOREIGN_INTR; one too large for a frame is failed
-/// here (OUT_OF_MEMORY) and the next taken.
-fn take_relayed(vm: &Vm) -> Option<(Carrying, u32, Vec<wire::RelayParam>)> {
-    let relay = vm.relay.as_ref()?;
-    loop {
-        let (id, req) = relay.take()?;
-        let params = req.params.len();
-        let bytes: usize = req
-            .params
-            .iter()
-            .map(|p| match p {
-                optee_mediator::relay::FwdParam::Memref { data, .. } => data.len(),
-                _ => 0,
-            })
-            .sum();
-        if bytes > MAX_RELAYED_BYTES {
-            log::warn!(
-                "supplicant request {} of {bytes} bytes is too large to relay: failed",
-                req.func
-            );
-            relay.answer(id, Answer::failed(teec::ERROR_OUT_OF_MEMORY, params));
-            continue;
-        }
-        let (func, wire_params) = relayed::request_to_wire(req);
-        return Some((Carrying { id, params }, func, wire_params));
-    }
-}
-
-/// Hands the guest's answer to the relay. If nobody waits for it any
-/// more and it holds a buffer the guest allocated, the request that
-/// gives that buffer back to the guest.
-fn answered(vm: &Vm, c: Carrying, answer: Answer) -> Option<(u32, Vec<wire::RelayParam>)> {
-    if c.id == 0 {
-        return None;
-    }
-    let buffer = answer.buffer();
-    if vm.relay.as_ref().is_some_and(|r| r.answer(c.id, answer)) {
-        return None;
-    }
-    buffer.map(|cookie| relayed::request_to_wire(Forwarded::shm_free(cookie)))
-}
-
-/// A call given up while it carried a relayed request: the request
-/// fails, so that the supplicant goes on.
-fn give_up(vm: &Vm, running: &Running) {
-    if let (Some(c), Some(relay)) = (running.carrying, &vm.relay) {
-        if c.id != 0 {
-            relay.answer(c.id, Answer::failed(teec::ERROR_COMMUNICATION, c.params));
-        }
-    }
 }
 
 /// The answer to a start or resume; a finished call's effects on the VM's
