@@ -209,13 +209,15 @@ pub struct Args {
     pub tee_supplicant: TeeSupplicant,
     /// With --tee host or remote:ADDR: how long a vCPU whose call is
     /// still in the TEE waits for the result (in this VMM, or in the TEE
-    /// service, which grants up to 10000) before the guest may take its
-    /// interrupts (OP-TEE's RPC_FOREIGN_INTR), in microseconds. Longer
-    /// means fewer guest exits per call and later interrupts on that vCPU;
-    /// 0 answers at once, and the guest spins through RETURN_FROM_RPC
-    /// until the result is in [default: 1000: a call shorter than that
-    /// costs the guest one exit, and an interrupt waits at most a quarter
-    /// of a 250 Hz tick; docs/measurements.md].
+    /// service, which grants up to its policy's max_call_wait_us) before
+    /// the guest may take its interrupts (OP-TEE's RPC_FOREIGN_INTR), in
+    /// microseconds. Longer means fewer guest exits per call and later
+    /// interrupts on that vCPU; 0 answers at once, and the guest spins
+    /// through RETURN_FROM_RPC until the result is in [default: 1000: a
+    /// call shorter than that costs the guest one exit, and an interrupt
+    /// waits at most a quarter of a 250 Hz tick; docs/measurements.md;
+    /// with remote:ADDR and more than one vCPU, 0: the service's round
+    /// trip holds up the VM's other calls].
     #[arg(long, value_name = "US",
           value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_TEE_WAIT_US)))]
     pub tee_wait_us: Option<u32>,
@@ -363,6 +365,19 @@ impl Args {
     /// FOREIGN_INTR (--tee-wait-us).
     pub fn tee_wait(&self) -> std::time::Duration {
         std::time::Duration::from_micros(self.tee_wait_us.unwrap_or(DEFAULT_TEE_WAIT_US).into())
+    }
+
+    /// How long the TEE service waits for a call before answering
+    /// FOREIGN_INTR (--tee remote:ADDR): --tee-wait-us if given; by
+    /// default as with --tee host for one vCPU, none for more. The
+    /// service's round trip is made under the VM's mediator lock, so its
+    /// wait would hold up the other vCPUs' calls; one vCPU has none.
+    pub fn remote_call_wait(&self) -> std::time::Duration {
+        match self.tee_wait_us {
+            Some(us) => std::time::Duration::from_micros(us.into()),
+            None if self.vcpus == 1 => self.tee_wait(),
+            None => std::time::Duration::ZERO,
+        }
     }
 
     /// The host's TEE device with --tee host (None for the userspace TEE).
@@ -708,9 +723,13 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            (a.check(), a.tee_wait()),
+            (a.check(), a.remote_call_wait()),
             (Ok(()), Duration::from_millis(2))
         );
+        let a = parse(&["-k", "I", "--tee", "remote:unix:/s"]).unwrap();
+        assert_eq!(a.remote_call_wait(), Duration::from_millis(1));
+        let a = parse(&["-k", "I", "--tee", "remote:unix:/s", "--vcpus", "2"]).unwrap();
+        assert_eq!(a.remote_call_wait(), Duration::ZERO);
     }
 
     #[test]

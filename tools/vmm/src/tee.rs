@@ -333,8 +333,10 @@ pub fn start(args: &Args, lock_dir: &Path) -> Result<(Ready, Option<TeeLock>), T
             // and its guest's tee-supplicant serves them.
             relay_supplicant: args.tee_supplicant == TeeSupplicant::Guest,
             // The service waits for a short call, as this VMM does for
-            // the host's TEE: one request and one guest exit.
-            call_wait: args.tee_wait(),
+            // the host's TEE: one request and one guest exit (by default
+            // for a VM of one vCPU only: the round trip holds the VM's
+            // mediator lock).
+            call_wait: args.remote_call_wait(),
             ..RemoteConfig::default()
         };
         let r = RemoteTee::connect(addr.clone(), config)?;
