@@ -10,10 +10,12 @@
 //! device.
 //!
 //! The protocol ([`wire`], [`frame`]) is versioned and encoded with
-//! postcard; every frame has a length limit. Guest memory never crosses
-//! it by reference: a call carries the bytes of its memory parameters and
-//! the answer carries back what the TEE wrote ([`shadow`] is the service's
-//! side of that).
+//! postcard; every frame has a length limit. Guest memory crosses it by
+//! value: a call carries the bytes of its memory parameters and the answer
+//! carries back what the TEE wrote ([`shadow`] is the service's side of
+//! that); unless the VMM, on a Unix socket, shares its guest RAM's sealed
+//! memfd with the service ([`fdpass`]), when memory parameters name guest
+//! pages and nothing is copied.
 //!
 //! Faults: when the service dies, a VMM's calls fail with
 //! TEEC_ERROR_COMMUNICATION until it is back, and it reconnects by itself;
@@ -25,6 +27,7 @@
 
 pub mod addr;
 pub mod client;
+pub mod fdpass;
 pub mod frame;
 mod keepalive;
 pub mod policy;

@@ -34,7 +34,9 @@
 //! `max_call_bytes`, and `max_call_wait_us`, the longest a call of the
 //! peer still in the TEE is waited for when the peer asks
 //! ([`crate::wire::Request::CallWait`]; a connection's thread waits, so
-//! it costs the service nothing but that peer's own latency). Unknown
+//! it costs the service nothing but that peer's own latency), and
+//! `share_memory` (default true), whether the peer may pass its guests'
+//! RAM ([`crate::wire::Request::ShareMemory`]). Unknown
 //! keys are errors, and so are values outside the ranges of [`ranges`],
 //! each with a line that names it.
 //!
@@ -148,6 +150,9 @@ pub struct PeerLimits {
     pub max_call_bytes: u64,
     /// The longest call wait the peer is granted, in microseconds.
     pub max_call_wait_us: u32,
+    /// Whether the peer may share its guests' memory with the service
+    /// (Unix peers only: the file passes on the socket).
+    pub share_memory: bool,
 }
 
 impl Default for PeerLimits {
@@ -156,6 +161,7 @@ impl Default for PeerLimits {
             max_vms: 64,
             max_call_bytes: 32 << 20,
             max_call_wait_us: crate::wire::MAX_CALL_WAIT_US,
+            share_memory: true,
         }
     }
 }
@@ -353,6 +359,7 @@ struct RawRule {
     max_total_pages: Option<u64>,
     max_call_bytes: Option<u64>,
     max_call_wait_us: Option<u32>,
+    share_memory: Option<bool>,
 }
 
 /// `value` (or `default` if absent), refused outside `range`.
@@ -460,6 +467,7 @@ impl RawRule {
                 l.max_call_wait_us,
                 ranges::MAX_CALL_WAIT_US,
             )?,
+            share_memory: self.share_memory.unwrap_or(l.share_memory),
         };
         Ok(Rule {
             matches,
@@ -659,6 +667,7 @@ max_calls = 2
     fn the_peer_limits_parse_and_default() {
         let p = ServicePolicy::parse(
             "[[peer]]\nuid = 1\nmax_vms = 2\nmax_call_bytes = 65536\nmax_call_wait_us = 0\n\
+             share_memory = false\n\
              [[peer]]\nuid = 2\n",
             "f",
         )
@@ -670,6 +679,7 @@ max_calls = 2
                 max_vms: 2,
                 max_call_bytes: 65536,
                 max_call_wait_us: 0,
+                share_memory: false,
             }
         );
         assert_eq!(g.policy.quotas, Quotas::default());

@@ -37,8 +37,16 @@
 //! one exit; the service grants at most what its policy allows the peer
 //! ([`MAX_CALL_WAIT_US`] by default).
 //!
-//! Guest memory never crosses the wire by reference. A memory parameter
-//! travels as a [`Span`]: which buffer (its size and offset in its first
+//! Version 4 also added shared guest memory: a VMM on a Unix socket whose
+//! guest RAM is a sealed memfd may pass it to the service
+//! ([`Request::ShareMemory`], the file with the byte after the frame, as
+//! vhost-user passes its memory table), and that VM's memory parameters
+//! then go by reference ([`Param::SharedMemref`], [`PageList`]: guest page
+//! addresses, checked against the regions shared) instead of by value:
+//! nothing is copied, and the TEE reads and writes the guest's own pages.
+//!
+//! Unless shared, guest memory never crosses the wire by reference. A
+//! memory parameter travels as a [`Span`]: which buffer (its size and offset in its first
 //! page, or the cookie of a registered buffer, never guest addresses), the
 //! range, and the range's bytes. The service answers with [`Write`]s, the
 //! bytes the TEE wrote, by span *slot*: spans are numbered in the order
@@ -142,6 +150,34 @@ pub enum Request {
         /// The wait asked for, in microseconds.
         micros: u32,
     },
+    /// The VM's guest RAM, shared (version 4): the file is a memfd sealed
+    /// against shrinking, sent with the one byte [`SHARE_MARKER`] right
+    /// after this frame (SCM_RIGHTS; Unix sockets only). Before the VM's
+    /// first call; at most [`MAX_SHARED_REGIONS`] regions, page-aligned,
+    /// apart, within the file: [`Response::Shared`].
+    ShareMemory {
+        /// The VM.
+        client: u16,
+        /// Where guest RAM is in the file.
+        regions: Vec<MemRegion>,
+    },
+}
+
+/// The byte that carries the file of a [`Request::ShareMemory`].
+pub const SHARE_MARKER: u8 = b'M';
+
+/// The most regions a [`Request::ShareMemory`] names.
+pub const MAX_SHARED_REGIONS: usize = 8;
+
+/// A region of guest RAM in a shared file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemRegion {
+    /// Its guest physical address.
+    pub gpa: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Where it starts in the file.
+    pub offset: u64,
 }
 
 /// Who is calling, and in which protocol.
@@ -207,6 +243,9 @@ pub enum Response {
         /// At most what was asked and what the policy allows.
         micros: u32,
     },
+    /// To [`Request::ShareMemory`]: shared, or why not (the VM's memory
+    /// then goes by value).
+    Shared(Result<(), String>),
 }
 
 /// The service's welcome.
@@ -301,6 +340,50 @@ pub enum Command {
         /// The cookie.
         cookie: u64,
     },
+    /// REGISTER_SHM of guest pages, in a VM whose memory is shared
+    /// (version 4).
+    RegisterShared {
+        /// The VMM's cookie for it.
+        cookie: u64,
+        /// The buffer.
+        buffer: PageList,
+    },
+}
+
+/// A guest buffer in shared memory (version 4): its pages' guest
+/// addresses, where its data starts in the first, and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageList {
+    /// Offset of the data in the first 4 KiB page (below 4096).
+    pub page_offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// The guest physical address of each 4 KiB page.
+    pub pages: Vec<u64>,
+}
+
+/// A range of a guest buffer in shared memory (version 4): no bytes, the
+/// TEE reads and writes the guest's pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedRef {
+    /// The buffer.
+    pub buffer: SharedBuffer,
+    /// Offset of the range in the buffer's data.
+    pub offset: u64,
+    /// The range's length.
+    pub len: u64,
+}
+
+/// The buffer a [`SharedRef`] is in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SharedBuffer {
+    /// A buffer of this call only (temporary memory, or an RPC buffer).
+    Pages(PageList),
+    /// A buffer registered with [`Command::RegisterShared`].
+    Registered {
+        /// Its cookie.
+        cookie: u64,
+    },
 }
 
 /// The shape of a guest buffer: no addresses, only where its data starts
@@ -346,6 +429,16 @@ pub enum Param {
         dir: Dir,
         /// The memory and its bytes.
         mem: Option<Span>,
+        /// The size field.
+        size: u64,
+    },
+    /// Memory of a VM whose memory is shared (version 4); `mem` is `None`
+    /// for a NULL reference.
+    SharedMemref {
+        /// Direction.
+        dir: Dir,
+        /// The memory.
+        mem: Option<SharedRef>,
         /// The size field.
         size: u64,
     },
@@ -572,6 +665,17 @@ pub enum RpcOut {
         /// The buffer (a [`SpanBuffer::Temporary`] span over all of it),
         /// `None` if the mediator refused it.
         mem: Option<Span>,
+    },
+    /// A buffer the guest allocated (SHM_ALLOC), in a VM whose memory is
+    /// shared (version 4).
+    SharedMemref {
+        /// The guest's cookie.
+        cookie: u64,
+        /// The size it reported.
+        size: u64,
+        /// The buffer ([`SharedBuffer::Pages`], all of it), `None` if the
+        /// mediator refused it.
+        mem: Option<SharedRef>,
     },
 }
 

@@ -17,6 +17,7 @@ use common::*;
 use optee_mediator::msg::attr;
 use optee_mediator::{ClientId, Mediator, Policy, UserTee, UteeConfig};
 use support::*;
+use tee_remote::fdpass::FdChannel;
 use tee_remote::frame::{self, FrameError};
 use tee_remote::policy::{Grant, Peer};
 use tee_remote::server::{self, Ended, Service};
@@ -44,6 +45,16 @@ impl Write for Recorded {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.s.flush()
+    }
+}
+
+impl FdChannel for Recorded {
+    fn send_fd(&mut self, fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<()> {
+        self.s.send_fd(fd)
+    }
+
+    fn receive_fd(&mut self) -> std::io::Result<std::os::fd::OwnedFd> {
+        self.s.receive_fd()
     }
 }
 

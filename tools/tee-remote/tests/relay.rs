@@ -14,7 +14,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use host_tee::fake::{fake_cmd, FAKE_TA};
-use host_tee::{FakeTee, HostTee, HostTeeConfig};
+use host_tee::FakeTee;
 use optee_mediator::backend::{
     Command, Param, RpcCmdReply, RpcOut, RpcReply, RpcRequest, StdCall, Step,
 };
@@ -24,34 +24,12 @@ use optee_mediator::shm::{GuestBuffer, MemRef};
 use optee_mediator::{Backend, ClientId, FakeGuestMemory, Policy, Uuid};
 use support::*;
 use tee_remote::policy::{Grant, PeerLimits};
-use tee_remote::server::{Service, VmOptions};
+use tee_remote::server::Service;
 use tee_remote::{Address, RemoteConfig, RemoteTee};
 
 const VM: ClientId = ClientId(1);
 /// The guest page the guest's tee-supplicant allocated.
 const PAGE: u64 = 0x4000_3000;
-
-/// A service whose VMs all use `fake`'s context (its relay set), the
-/// relay left to the connection when the VMM asks for it.
-fn service(fake: &FakeTee) -> Arc<Service> {
-    let f = fake.clone();
-    Service::per_vm(
-        8,
-        HostTeeConfig::default().revision,
-        Box::new(move |options: VmOptions| {
-            let f = f.clone();
-            // SAFETY: the service's memory has no host mapping: nothing
-            // is registered from it.
-            let tee = unsafe { HostTee::new(HostTeeConfig::default(), move || Ok(f.clone())) };
-            let tee = if options.relay_supplicant {
-                tee.relay_carried_by_caller()
-            } else {
-                tee
-            };
-            Ok(Box::new(tee) as Box<dyn Backend + Send>)
-        }),
-    )
-}
 
 fn remote(path: &std::path::Path, relay_supplicant: bool) -> RemoteTee {
     let config = RemoteConfig {
@@ -150,7 +128,7 @@ impl Held {
         let fake = FakeTee::new();
         let relay = Arc::new(Relay::new());
         fake.set_relay(relay.clone());
-        let svc = TestService::start(dir.join("s"), service(&fake), Policy::default());
+        let svc = TestService::start(dir.join("s"), fake_service(&fake), Policy::default());
         let mem = FakeGuestMemory::new(&[(0x4000_0000, 0x10000)]);
         let mut tee = remote(&svc.path, true);
         let c = held_call(&mut tee, &fake, &mem);
@@ -372,7 +350,7 @@ fn a_request_posted_while_the_service_waits_for_the_call_goes_out_at_once() {
         },
         ..Grant::default()
     };
-    let svc = TestService::granting(dir.join("s"), service(&fake), grant);
+    let svc = TestService::granting(dir.join("s"), fake_service(&fake), grant);
     let mem = FakeGuestMemory::new(&[(0x4000_0000, 0x10000)]);
     let config = RemoteConfig {
         retry: Duration::ZERO,

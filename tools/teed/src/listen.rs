@@ -25,7 +25,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use optee_mediator::ratelimit::{LogLimiter, Verdict};
+use tee_remote::fdpass::FdChannel;
 use tee_remote::frame::{FrameError, Greeting};
 use tee_remote::policy::{self, Grant, Peer, ServicePolicy};
 use tee_remote::server::{self, Ended, Service, Violation};
@@ -145,6 +146,23 @@ impl Stream {
                 s.set_read_timeout(read)?;
                 s.set_write_timeout(write)
             }
+        }
+    }
+}
+
+/// A peer's shared memory comes on a Unix socket only.
+impl FdChannel for Stream {
+    fn send_fd(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.send_fd(fd),
+            Stream::Tcp(s) => s.send_fd(fd),
+        }
+    }
+
+    fn receive_fd(&mut self) -> io::Result<OwnedFd> {
+        match self {
+            Stream::Unix(s) => s.receive_fd(),
+            Stream::Tcp(s) => s.receive_fd(),
         }
     }
 }

@@ -37,9 +37,11 @@ fn host_per_vm(
         + 'static,
 ) -> Arc<Service> {
     // SAFETY: HostTee registers guest memory with the host driver only
-    // where the memory the mediator gives it has a host mapping; the
-    // service's memory (tee_remote::shadow::Shadow) has none, so nothing
-    // is ever registered from it and the contract holds.
+    // where the memory it is given has a host mapping. A call's spans
+    // (tee_remote::shadow::Shadow) have none; a VM's shared guest RAM
+    // (protocol version 4) has, and the connection keeps it mapped until
+    // after the VM's vm_destroyed has returned (its Vm drops its backend
+    // before its mapping): the contract holds. The probe makes no call.
     let probe = unsafe { HostTee::on_device(first) };
     let (threads, revision) = (probe.thread_count(), probe.os_revision());
     drop(probe);

@@ -221,6 +221,15 @@ pub struct Args {
     #[arg(long, value_name = "US",
           value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_TEE_WAIT_US)))]
     pub tee_wait_us: Option<u32>,
+    /// With --tee remote:unix:PATH: give the TEE service this VM's guest
+    /// RAM (its memfd, passed on the socket), so that memory parameters go
+    /// by reference and nothing is copied. The service can then read and
+    /// write all of the guest's memory, not only what each call passes:
+    /// only for a service trusted that far (without it, each call's
+    /// buffers go by value). Not for a protected VM, whose memory is its
+    /// own.
+    #[arg(long)]
+    pub tee_share_memory: bool,
     /// A TEST TOOL: make this VMM lie to its own guest, as a hostile host
     /// would, to test the guest's OP-TEE driver (`all`, or forgery names
     /// separated by commas: tools/vmm/src/hostile/mod.rs). The guest's client
@@ -300,6 +309,17 @@ impl Args {
             if self.has_storage_quota() {
                 return Err(
                     "--tee-storage-max-bytes and --tee-storage-max-objects apply to --tee host only"
+                        .to_owned(),
+                );
+            }
+        }
+        if self.tee_share_memory {
+            if !matches!(&self.tee, Tee::Remote(Address::Unix(_))) {
+                return Err("--tee-share-memory applies to --tee remote:unix:PATH only".to_owned());
+            }
+            if self.protected {
+                return Err(
+                    "--tee-share-memory is not for a protected VM: its memory is its own"
                         .to_owned(),
                 );
             }
@@ -730,6 +750,31 @@ mod tests {
         assert_eq!(a.remote_call_wait(), Duration::from_millis(1));
         let a = parse(&["-k", "I", "--tee", "remote:unix:/s", "--vcpus", "2"]).unwrap();
         assert_eq!(a.remote_call_wait(), Duration::ZERO);
+        let a = parse(&["-k", "I", "--tee", "remote:unix:/s", "--tee-share-memory"]).unwrap();
+        assert_eq!(a.check(), Ok(()));
+        for (bad, why) in [
+            (
+                &["-k", "I", "--tee", "remote:tcp:h:1", "--tee-share-memory"][..],
+                "--tee-share-memory applies to --tee remote:unix:PATH only",
+            ),
+            (
+                &["-k", "I", "--tee", "host", "--tee-share-memory"][..],
+                "--tee-share-memory applies to --tee remote:unix:PATH only",
+            ),
+            (
+                &[
+                    "-k",
+                    "I",
+                    "--tee",
+                    "remote:unix:/s",
+                    "--tee-share-memory",
+                    "--protected",
+                ][..],
+                "--tee-share-memory is not for a protected VM: its memory is its own",
+            ),
+        ] {
+            assert_eq!(parse(bad).unwrap().check().unwrap_err(), why, "{bad:?}");
+        }
     }
 
     #[test]

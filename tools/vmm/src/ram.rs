@@ -6,13 +6,17 @@
 //! them through a bounce buffer on every call. The pages are shmem, which
 //! the driver may pin for as long as a registration lasts. A protected
 //! guest's RAM stays anonymous: its pages are never handed to the host's
-//! driver.
+//! driver. The memfd is sealed at its size, so that it can also be shared
+//! with the TEE service (`--tee-share-memory`), which maps it.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::FromRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::sync::Arc;
 
-use vm_memory::{FileOffset, GuestAddress, GuestMemoryMmap};
+use tee_remote::client::SharedMemory;
+use tee_remote::wire::MemRegion;
+use vm_memory::{FileOffset, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 /// Why guest RAM could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -43,14 +47,50 @@ pub fn guest_ram(base: u64, size: usize, file_backed: bool) -> Result<GuestMemor
 fn memfd(size: usize) -> Result<File, RamError> {
     // SAFETY: the name is a NUL-terminated string; memfd_create returns a
     // new descriptor or -1 and touches no memory of ours.
-    let fd = unsafe { libc::memfd_create(c"tosfwd-guest-ram".as_ptr(), libc::MFD_CLOEXEC) };
+    let fd = unsafe {
+        libc::memfd_create(
+            c"tosfwd-guest-ram".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        )
+    };
     if fd < 0 {
         return Err(RamError::Memfd(io::Error::last_os_error()));
     }
     // SAFETY: `fd` was just created and is owned by nothing else.
     let file = unsafe { File::from_raw_fd(fd) };
     file.set_len(size as u64).map_err(RamError::Memfd)?;
+    // Its size for good: a TEE service it is shared with maps it, and a
+    // file shrunk under a mapping is a SIGBUS there.
+    let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+    // SAFETY: F_ADD_SEALS on the descriptor `file` owns.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
+        return Err(RamError::Memfd(io::Error::last_os_error()));
+    }
     Ok(file)
+}
+
+/// `mem`'s regions as a TEE service maps them, if they are all in one
+/// memfd (file-backed guest RAM).
+pub fn shared_memory(mem: &GuestMemoryMmap) -> Option<SharedMemory> {
+    let mut file: Option<Arc<File>> = None;
+    let mut regions = Vec::new();
+    for r in mem.iter() {
+        let f = r.file_offset()?;
+        match &file {
+            Some(one) if !Arc::ptr_eq(one, f.arc()) => return None,
+            Some(_) => {}
+            None => file = Some(f.arc().clone()),
+        }
+        regions.push(MemRegion {
+            gpa: r.start_addr().0,
+            size: r.len(),
+            offset: f.start(),
+        });
+    }
+    Some(SharedMemory {
+        file: file?,
+        regions,
+    })
 }
 
 #[cfg(test)]

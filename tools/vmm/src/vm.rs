@@ -87,6 +87,9 @@ pub enum Error {
     /// The protected guest's RAM could not be given its checked accessor.
     #[error("cannot set up the access to a protected guest's RAM (a memfd): {0}")]
     PrivateRam(io::Error),
+    /// --tee-share-memory could not be honoured.
+    #[error("cannot share the guest's memory with the TEE service: {0}")]
+    ShareMemory(String),
     /// The in-kernel GICv3 is missing.
     #[error(
         "KVM cannot create an in-kernel GICv3 ({0}): the host needs a GICv3 (or a GIC with v3 \
@@ -729,7 +732,7 @@ unsafe fn tee_backend(tee: Ready) -> TeeBackend {
 
 /// Builds the VM from `args`, runs it until the guest stops, reports.
 /// `tee` is the TEE [`crate::tee::start`] made ready.
-pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
+pub fn run(args: &Args, mut tee: Ready) -> Result<Report, Error> {
     let mut kernel = File::open(&args.kernel).map_err(|err| Error::ReadFile {
         what: "kernel image",
         path: args.kernel.clone(),
@@ -867,6 +870,16 @@ pub fn run(args: &Args, tee: Ready) -> Result<Report, Error> {
         quotas: crate::tee::quotas(args),
         ..Policy::default()
     };
+    // The service maps the guest's RAM from its memfd; the VM is created
+    // there with the mediator below, and shares it then.
+    if let (Ready::Remote(r), true) = (&mut tee, args.tee_share_memory) {
+        match crate::ram::shared_memory(&mem) {
+            Some(shared) => r
+                .share_memory(ClientId(1), shared)
+                .map_err(Error::ShareMemory)?,
+            None => return Err(Error::ShareMemory("guest RAM has no memfd".to_owned())),
+        }
+    }
     let mem = if args.protected {
         GuestView::Private(PrivateRam::new(mem).map_err(Error::PrivateRam)?)
     } else {

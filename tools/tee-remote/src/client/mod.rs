@@ -29,11 +29,11 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use optee_mediator::backend::{
-    BackendError, CacheDisable, ClientId, Command, OsRevision, Param, RpcOut, RpcReply, RpcRequest,
+    BackendError, CacheDisable, ClientId, Command, OsRevision, Param, RpcReply, RpcRequest,
     StdCall, Step, ThreadId,
 };
 use optee_mediator::mem::GuestRam;
-use optee_mediator::msg::{teec, MsgArg, MsgParam, MAX_PARAMS};
+use optee_mediator::msg::teec;
 use optee_mediator::shm::{GuestBuffer, MemRef};
 use optee_mediator::Backend;
 
@@ -46,11 +46,15 @@ use crate::relayed;
 use crate::wire::{self, Request, Response};
 
 mod carry;
+mod convert;
 mod link;
+mod shared;
 
 use link::{greet, Link};
 
 use carry::Carried;
+use convert::{rpc_request, span_bytes};
+pub use shared::SharedMemory;
 
 /// How a [`RemoteTee`] behaves.
 #[derive(Debug, Clone)]
@@ -174,6 +178,11 @@ impl Thread {
 struct Vm {
     /// The connection on which the service knows it (0: none).
     created: u64,
+    /// Its guest RAM, to share with the service on each connection.
+    share: Option<SharedMemory>,
+    /// The connection on which the service has its memory (0: none):
+    /// memory parameters go by reference there.
+    shared: u64,
     /// The connection on which the service refused it, said once.
     refused: u64,
     /// Guest-visible session id -> (connection, the service's id).
@@ -233,14 +242,6 @@ pub struct RemoteTee {
 fn lost(call: &mut StdCall) -> Step {
     call.finish(teec::ERROR_COMMUNICATION, teec::ORIGIN_COMMS);
     Step::Done
-}
-
-/// The shape of a guest buffer, without its addresses.
-fn shape(b: &GuestBuffer) -> wire::Buffer {
-    wire::Buffer {
-        page_offset: b.offset(),
-        size: b.size(),
-    }
 }
 
 impl RemoteTee {
@@ -342,7 +343,7 @@ impl RemoteTee {
         match self.exchange(&create) {
             Ok(Response::Created(Ok(()))) => {
                 self.vms.entry(client).or_default().created = epoch;
-                true
+                self.share(client)
             }
             Ok(Response::Created(Err(e))) => {
                 let vm = self.vms.entry(client).or_default();
@@ -372,6 +373,16 @@ impl RemoteTee {
     /// A keepalive ping on the connection ends before the request is sent,
     /// and none is sent until its answer is read.
     fn exchange(&mut self, req: &Request) -> Result<Response, Failure> {
+        self.exchange_with(req, None)
+    }
+
+    /// [`RemoteTee::exchange`], `file` passed right after the request
+    /// (SCM_RIGHTS, [`crate::fdpass`]).
+    fn exchange_with(
+        &mut self,
+        req: &Request,
+        file: Option<std::os::fd::BorrowedFd<'_>>,
+    ) -> Result<Response, Failure> {
         let Some(link) = self.link.as_mut() else {
             return Err(Failure::Lost);
         };
@@ -394,6 +405,10 @@ impl RemoteTee {
         let r = s
             .write_all(&bytes)
             .and_then(|()| s.flush())
+            .and_then(|()| match file {
+                Some(f) => crate::fdpass::FdChannel::send_fd(s, f),
+                None => Ok(()),
+            })
             .map_err(FrameError::from)
             .and_then(|()| frame::receive(s));
         if let Some(k) = &link.keepalive {
@@ -415,29 +430,6 @@ impl RemoteTee {
             what,
         };
         self.drop_link(&e);
-    }
-
-    /// A span: the reference's bytes, read now, and its buffer.
-    fn span(&self, client: ClientId, m: &MemRef, mem: &dyn GuestRam) -> Option<wire::Span> {
-        let data = m.read_all(mem).ok()?;
-        let epoch = self.epoch;
-        let registered = self.vms.get(&client).and_then(|vm| {
-            vm.registered
-                .iter()
-                .find(|(_, (b, e))| {
-                    *e == epoch && std::ptr::eq(b.as_ptr(), Arc::as_ptr(m.buffer()))
-                })
-                .map(|(c, _)| *c)
-        });
-        let buffer = match registered {
-            Some(cookie) => wire::SpanBuffer::Registered { cookie },
-            None => wire::SpanBuffer::Temporary(shape(m.buffer())),
-        };
-        Some(wire::Span {
-            buffer,
-            offset: m.offset(),
-            data,
-        })
     }
 
     /// Answers a call about a session, a buffer or a cancellation the
@@ -466,72 +458,6 @@ impl RemoteTee {
             }
             _ => None,
         }
-    }
-
-    /// The wire's call, and its spans by slot; `Err` with the result if
-    /// guest memory could not be read.
-    fn wire_call(
-        &self,
-        client: ClientId,
-        call: &StdCall,
-        mem: &dyn GuestRam,
-    ) -> Result<(wire::Call, Vec<MemRef>), u32> {
-        let mut slots = Vec::new();
-        let mut params = Vec::with_capacity(call.params.len());
-        for p in &call.params {
-            params.push(match p {
-                Param::None => wire::Param::None,
-                Param::Value { dir, a, b, c } => wire::Param::Value {
-                    dir: relayed::to_wire_dir(*dir),
-                    a: *a,
-                    b: *b,
-                    c: *c,
-                },
-                Param::Memref { dir, mem: m, size } => wire::Param::Memref {
-                    dir: relayed::to_wire_dir(*dir),
-                    mem: match m {
-                        Some(m) => {
-                            let s = self
-                                .span(client, m, mem)
-                                .ok_or(teec::ERROR_BAD_PARAMETERS)?;
-                            slots.push(m.clone());
-                            Some(s)
-                        }
-                        None => None,
-                    },
-                    size: *size,
-                },
-            });
-        }
-        let vm = self.vms.get(&client);
-        let remote = |s: u32| {
-            vm.and_then(|vm| vm.sessions.get(&s))
-                .map_or(s, |(_, remote)| *remote)
-        };
-        let command = match &call.command {
-            Command::OpenSession { ta, client, login } => wire::Command::OpenSession {
-                ta: ta.0,
-                client: client.0,
-                login: *login,
-            },
-            Command::Invoke { func } => wire::Command::Invoke { func: *func },
-            Command::CloseSession => wire::Command::CloseSession,
-            Command::Cancel => wire::Command::Cancel,
-            Command::RegisterShm { cookie, buffer } => wire::Command::RegisterShm {
-                cookie: *cookie,
-                buffer: shape(buffer),
-            },
-            Command::UnregisterShm { cookie } => wire::Command::UnregisterShm { cookie: *cookie },
-        };
-        Ok((
-            wire::Call {
-                command,
-                session: remote(call.session),
-                cancel_id: call.cancel_id,
-                params,
-            },
-            slots,
-        ))
     }
 
     /// Takes the service's answer to a start or resume of `thread`.
@@ -746,85 +672,6 @@ impl RemoteTee {
         };
         self.call((client, thread), t, call, &req, None, mem)
     }
-
-    /// The wire's reply to an RPC, its new spans appended to `slots`.
-    fn wire_reply(
-        &self,
-        reply: &RpcReply,
-        slots: &mut Vec<MemRef>,
-        mem: &dyn GuestRam,
-    ) -> wire::Reply {
-        match reply {
-            RpcReply::Alloc(c) => wire::Reply::Alloc(*c),
-            RpcReply::Free => wire::Reply::Free,
-            RpcReply::ForeignIntr => wire::Reply::ForeignIntr,
-            RpcReply::Cmd(r) => wire::Reply::Cmd {
-                delivered: r.delivered,
-                ret: r.ret,
-                params: r
-                    .params
-                    .iter()
-                    .map(|p| match p {
-                        // The service's own RPCs pass no memory
-                        // references (it serves its supplicant itself):
-                        // a size would answer nothing it sent.
-                        RpcOut::None | RpcOut::MemrefSize(_) => wire::RpcOut::None,
-                        RpcOut::Value { a, b, c } => wire::RpcOut::Value {
-                            a: *a,
-                            b: *b,
-                            c: *c,
-                        },
-                        RpcOut::Memref {
-                            cookie,
-                            size,
-                            mem: m,
-                        } => wire::RpcOut::Memref {
-                            cookie: *cookie,
-                            size: *size,
-                            mem: m.as_ref().and_then(|m| {
-                                let data = m.read_all(mem).ok()?;
-                                slots.push(m.clone());
-                                Some(wire::Span {
-                                    buffer: wire::SpanBuffer::Temporary(shape(m.buffer())),
-                                    offset: m.offset(),
-                                    data,
-                                })
-                            }),
-                        },
-                    })
-                    .collect(),
-            },
-        }
-    }
-}
-
-/// The mediator's RPC request from the wire's; `Err` if it is not one.
-fn rpc_request(r: wire::RpcRequest) -> Result<RpcRequest, String> {
-    Ok(match r {
-        wire::RpcRequest::Alloc { size } => RpcRequest::Alloc { size },
-        wire::RpcRequest::Free { cookie } => RpcRequest::Free { cookie },
-        wire::RpcRequest::ForeignIntr => RpcRequest::ForeignIntr,
-        wire::RpcRequest::Supplicant { func, .. } => {
-            return Err(format!("relayed supplicant request {func} out of place"))
-        }
-        wire::RpcRequest::Cmd { cookie, arg } => {
-            if arg.params.len() > MAX_PARAMS as usize {
-                return Err(format!("an RPC with {} parameters", arg.params.len()));
-            }
-            let params = arg
-                .params
-                .iter()
-                .map(|p| MsgParam::new(p[0], p[1], p[2], p[3]))
-                .collect();
-            let mut m = MsgArg::new(arg.cmd, params);
-            m.header.func = arg.func;
-            m.header.session = arg.session;
-            m.header.cancel_id = arg.cancel_id;
-            m.header.ret = arg.ret;
-            m.header.ret_origin = arg.ret_origin;
-            RpcRequest::Cmd { cookie, arg: m }
-        }
-    })
 }
 
 impl Backend for RemoteTee {
@@ -840,7 +687,15 @@ impl Backend for RemoteTee {
         if self.vms.get(&client).is_some_and(|vm| vm.created != 0) {
             return Err(BackendError::ClientExists(client));
         }
-        self.vms.insert(client, Vm::default());
+        // Its memory to share, if the VMM said so before creating it.
+        let share = self.vms.remove(&client).and_then(|vm| vm.share);
+        self.vms.insert(
+            client,
+            Vm {
+                share,
+                ..Vm::default()
+            },
+        );
         if self.ready(client) {
             Ok(())
         } else {
@@ -948,7 +803,7 @@ impl Backend for RemoteTee {
                 Carried::Answer(t, req) => self.call((client, thread), t, call, &req, None, mem),
             };
         }
-        let wire_reply = self.wire_reply(&reply, &mut t.slots, mem);
+        let wire_reply = self.wire_reply(client, &reply, &mut t.slots, mem);
         let req = Request::Resume {
             client: client.0,
             thread,
@@ -973,15 +828,4 @@ impl Backend for RemoteTee {
             });
         }
     }
-}
-
-/// The bytes of guest memory a call carries by value.
-fn span_bytes(c: &wire::Call) -> u64 {
-    c.params
-        .iter()
-        .map(|p| match p {
-            wire::Param::Memref { mem: Some(s), .. } => s.data.len() as u64,
-            _ => 0,
-        })
-        .sum()
 }

@@ -35,6 +35,7 @@ use optee_mediator::Backend;
 
 pub use conn::{Connection, Violation};
 
+use crate::fdpass::FdChannel;
 use crate::frame::{self, FrameError};
 use crate::policy::{Grant, Peer};
 use crate::wire::{
@@ -251,7 +252,7 @@ fn timed_out(e: &FrameError) -> bool {
 /// `grant` (`None`: the peer is refused with `refusal`, after its greeting
 /// so that it learns why), calls `greeted` (a listener clears the
 /// greeting's read timeout there), then [`serve_greeted`].
-pub fn serve<S: Read + Write>(
+pub fn serve<S: Read + Write + FdChannel>(
     service: &Arc<Service>,
     stream: &mut S,
     peer: &Peer,
@@ -288,7 +289,7 @@ pub fn serve<S: Read + Write>(
 /// `idle` is that read timeout, which the welcome tells a version 2 peer
 /// so that it pings ([`Request::Ping`]) when it has nothing to ask: then
 /// only a dead or hung peer is dropped for its silence.
-pub fn serve_greeted<S: Read + Write>(
+pub fn serve_greeted<S: Read + Write + FdChannel>(
     service: &Arc<Service>,
     stream: &mut S,
     peer: &Peer,
@@ -332,7 +333,15 @@ pub fn serve_greeted<S: Read + Write>(
             Err(e) if timed_out(&e) => break Ended::Idle,
             Err(e) => break e.into(),
         };
-        let resp = match conn.handle(req) {
+        let answer = match req {
+            // Its file is the next byte's (a Unix socket's SCM_RIGHTS).
+            Request::ShareMemory { client, regions } => match stream.receive_fd() {
+                Ok(file) => conn.share_memory(client, regions, file),
+                Err(e) => Err(Violation::NoFile(e.to_string())),
+            },
+            req => conn.handle(req),
+        };
+        let resp = match answer {
             Ok(r) => r,
             Err(v) => break v.into(),
         };

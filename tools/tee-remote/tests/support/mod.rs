@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use optee_mediator::Policy;
+use host_tee::{FakeTee, HostTee, HostTeeConfig};
+use optee_mediator::{Backend, Policy};
 use tee_remote::frame;
 use tee_remote::policy::{Grant, Peer};
-use tee_remote::server::{self, Service};
+use tee_remote::server::{self, Service, VmOptions};
 use tee_remote::wire::{Hello, Request, Response};
 
 /// A fresh directory for a test's sockets.
@@ -129,4 +130,26 @@ pub fn closed(s: &mut UnixStream) -> bool {
 /// Sends raw bytes.
 pub fn send_bytes(s: &mut UnixStream, b: &[u8]) {
     s.write_all(b).unwrap();
+}
+
+/// A service whose VMs all use `fake`'s context (its relay set), the
+/// relay left to the connection when the VMM asks for it.
+pub fn fake_service(fake: &FakeTee) -> Arc<Service> {
+    let f = fake.clone();
+    Service::per_vm(
+        8,
+        HostTeeConfig::default().revision,
+        Box::new(move |options: VmOptions| {
+            let f = f.clone();
+            // SAFETY: the service's memory has no host mapping: nothing
+            // is registered from it.
+            let tee = unsafe { HostTee::new(HostTeeConfig::default(), move || Ok(f.clone())) };
+            let tee = if options.relay_supplicant {
+                tee.relay_carried_by_caller()
+            } else {
+                tee
+            };
+            Ok(Box::new(tee) as Box<dyn Backend + Send>)
+        }),
+    )
 }

@@ -12,6 +12,7 @@ use optee_mediator::backend::{
     CacheDisable, ClientId, Command, Param, RpcCmdReply, RpcOut, RpcReply, RpcRequest, StdCall,
     Step,
 };
+use optee_mediator::mem::GuestRam;
 use optee_mediator::msg::{login, teec, MsgArg, MAX_PARAMS, PAGE_SIZE};
 use optee_mediator::progress::Progress;
 use optee_mediator::ratelimit::{LogLimiter, Verdict};
@@ -26,6 +27,7 @@ use crate::shadow::Shadow;
 use crate::wire::{self, Request, Response, MAX_FRAME};
 
 mod relaying;
+mod shared;
 mod wait;
 
 use relaying::{answered, give_up, take_relayed, Carrying};
@@ -83,6 +85,13 @@ pub enum Violation {
     /// A buffer or span that is not one.
     #[error("bad memory parameter: {0}")]
     BadSpan(String),
+    /// A ShareMemory whose file did not come.
+    #[error("memory shared without its file: {0}")]
+    NoFile(String),
+    /// Shared memory in a VM that shares none, or by value in one that
+    /// does.
+    #[error("{0}")]
+    NotShared(&'static str),
     /// A span in a buffer never registered.
     #[error("buffer {0:#x} is not registered")]
     UnknownCookie(u64),
@@ -139,6 +148,39 @@ struct Vm {
     /// Advanced by its backend when a call's result or a relayed request
     /// arrives; `None` for a backend whose calls return at once.
     progress: Option<Arc<Progress>>,
+    /// Its guest RAM, if its VMM shared it ([`Request::ShareMemory`]):
+    /// then every memory parameter names its pages. After `tee`, so that
+    /// the backend (and whatever it registered from the mapping) is gone
+    /// before the mapping is.
+    shared: Option<shared::SharedRam>,
+}
+
+impl Vm {
+    /// The memory a call of this VM is made in: its shared guest RAM, or
+    /// the call's spans.
+    fn ram<'a>(shared: &'a Option<shared::SharedRam>, shadow: &'a Shadow) -> &'a dyn GuestRam {
+        match shared {
+            Some(r) => &**r,
+            None => shadow,
+        }
+    }
+
+    /// Its shared RAM, or why a shared reference is a violation.
+    fn shared_ram(&self) -> Result<&shared::SharedRam, Violation> {
+        self.shared.as_ref().ok_or(Violation::NotShared(
+            "a shared memory reference from a VM that shares no memory",
+        ))
+    }
+
+    /// A violation if its memory is shared (a span by value there).
+    fn by_value(&self) -> Result<(), Violation> {
+        match self.shared {
+            Some(_) => Err(Violation::NotShared(
+                "memory by value from a VM that shares its memory",
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Hands out the stand-in addresses of buffers, never twice.
@@ -353,6 +395,11 @@ impl Connection {
                 thread,
                 reply,
             } => self.resume(client, thread, reply),
+            // The file comes only beside the frame: serve_greeted reads it
+            // and calls share_memory.
+            Request::ShareMemory { .. } => Err(Violation::NoFile(
+                "the request reached the connection without its file".to_owned(),
+            )),
             Request::CallWait { micros } => {
                 let micros = micros.min(self.limits.max_call_wait_us);
                 self.call_wait = Duration::from_micros(micros.into());
@@ -366,6 +413,47 @@ impl Connection {
                     vm.tee.with(|b| b.abandon(id, thread));
                 }
                 Ok(Response::Ack)
+            }
+        }
+    }
+
+    /// Answers [`Request::ShareMemory`] with its file: the VM's guest RAM
+    /// mapped if the policy lets the peer share, the VM has made no call
+    /// yet, and the file and regions pass the checks (a memfd on tmpfs sealed
+    /// against shrinking, regions aligned, apart and within it).
+    pub fn share_memory(
+        &mut self,
+        client: u16,
+        regions: Vec<wire::MemRegion>,
+        file: std::os::fd::OwnedFd,
+    ) -> Result<Response, Violation> {
+        let allowed = self.limits.share_memory;
+        let peer = self.peer.clone();
+        let vm = self.vm_mut(client)?;
+        let refuse = |why: &str| Ok(Response::Shared(Err(why.to_owned())));
+        if !allowed {
+            return refuse("this peer's policy rule does not let it share memory (share_memory)");
+        }
+        if vm.shared.is_some() {
+            return refuse("the VM's memory is shared already");
+        }
+        if !vm.threads.is_empty() || !vm.sessions.is_empty() || !vm.registered.is_empty() {
+            return refuse("memory is shared before the VM's first call");
+        }
+        match shared::map(file, &regions) {
+            Ok(ram) => {
+                let bytes: u64 = regions.iter().map(|r| r.size).sum();
+                log::info!(
+                    "{peer}: VM {client} shares its memory ({} regions, {} MiB): memory parameters by reference",
+                    regions.len(),
+                    bytes >> 20
+                );
+                vm.shared = Some(ram);
+                Ok(Response::Shared(Ok(())))
+            }
+            Err(why) => {
+                log::warn!("{peer}: VM {client}: memory not shared: {why}");
+                Ok(Response::Shared(Err(why)))
             }
         }
     }
@@ -467,6 +555,7 @@ impl Connection {
                 threads: HashMap::new(),
                 relay,
                 progress,
+                shared: None,
             },
         );
         Response::Created(Ok(()))
@@ -524,6 +613,43 @@ impl Connection {
         Ok(mem)
     }
 
+    /// A shared reference's memory: a buffer of guest pages, or one
+    /// registered.
+    fn shared_ref(
+        vm: &Vm,
+        ram: &shared::SharedRam,
+        r: wire::SharedRef,
+        max_pages: u64,
+    ) -> Result<MemRef, Fault> {
+        let buffer = match r.buffer {
+            wire::SharedBuffer::Pages(list) => shared::buffer(ram, list, max_pages)?,
+            wire::SharedBuffer::Registered { cookie } => vm
+                .registered
+                .get(&cookie)
+                .cloned()
+                .ok_or(Violation::UnknownCookie(cookie))?,
+        };
+        Ok(shared::range(buffer, r.offset, r.len)?)
+    }
+
+    /// Refuses a registration of `cookie` if it is registered already or
+    /// the peer has `max` buffers.
+    fn check_register(vm: &Vm, cookie: u64, buffers: usize, max: u32) -> Result<(), Fault> {
+        if vm.registered.contains_key(&cookie) {
+            return Err(Fault::Refuse {
+                ret: teec::ERROR_BAD_PARAMETERS,
+                why: format!("buffer {cookie:#x} is registered already"),
+            });
+        }
+        if buffers >= max as usize {
+            return Err(Fault::Refuse {
+                ret: teec::ERROR_OUT_OF_MEMORY,
+                why: format!("{buffers} buffers registered already"),
+            });
+        }
+        Ok(())
+    }
+
     /// The mediator's call from the wire's, its spans in `shadow`, checked
     /// against the policy.
     fn build(
@@ -558,7 +684,20 @@ impl Connection {
                     b,
                     c,
                 },
+                wire::Param::SharedMemref { dir: d, mem, size } => {
+                    let ram = vm.shared_ram()?;
+                    let mem = match mem {
+                        Some(r) => Some(Self::shared_ref(vm, ram, r, q.max_pages_per_buffer)?),
+                        None => None,
+                    };
+                    Param::Memref {
+                        dir: relayed::from_wire_dir(d),
+                        mem,
+                        size,
+                    }
+                }
                 wire::Param::Memref { dir: d, mem, size } => {
+                    vm.by_value()?;
                     let mem = match mem {
                         Some(s) => {
                             let m = Self::span(
@@ -621,19 +760,16 @@ impl Connection {
             wire::Command::Invoke { func } => Command::Invoke { func },
             wire::Command::CloseSession => Command::CloseSession,
             wire::Command::Cancel => Command::Cancel,
+            wire::Command::RegisterShared { cookie, buffer } => {
+                let ram = vm.shared_ram()?;
+                Self::check_register(vm, cookie, buffers, q.max_buffers)?;
+                let room = q.max_total_pages.saturating_sub(pages);
+                let buffer = shared::buffer(ram, buffer, q.max_pages_per_buffer.min(room))?;
+                Command::RegisterShm { cookie, buffer }
+            }
             wire::Command::RegisterShm { cookie, buffer } => {
-                if vm.registered.contains_key(&cookie) {
-                    return Err(Fault::Refuse {
-                        ret: teec::ERROR_BAD_PARAMETERS,
-                        why: format!("buffer {cookie:#x} is registered already"),
-                    });
-                }
-                if buffers >= q.max_buffers as usize {
-                    return Err(Fault::Refuse {
-                        ret: teec::ERROR_OUT_OF_MEMORY,
-                        why: format!("{buffers} buffers registered already"),
-                    });
-                }
+                vm.by_value()?;
+                Self::check_register(vm, cookie, buffers, q.max_buffers)?;
                 let room = q.max_total_pages.saturating_sub(pages);
                 let (buffer, _) = self.space.place(buffer, q.max_pages_per_buffer.min(room))?;
                 Command::RegisterShm { cookie, buffer }
@@ -683,7 +819,8 @@ impl Connection {
         let vm = self.vm_mut(client)?;
         let id = vm.id;
         let seen = vm.progress.as_ref().map(|p| p.seen());
-        let step = vm.tee.with(|b| b.start(id, thread, &mut std, &shadow));
+        let ram = Vm::ram(&vm.shared, &shadow);
+        let step = vm.tee.with(|b| b.start(id, thread, &mut std, ram));
         let mut running = Running {
             call: std,
             shadow,
@@ -773,7 +910,45 @@ impl Connection {
                     out.push(match p {
                         wire::RpcOut::None => RpcOut::None,
                         wire::RpcOut::Value { a, b, c } => RpcOut::Value { a, b, c },
+                        wire::RpcOut::SharedMemref { cookie, size, mem } => {
+                            let shared = match vm.shared_ram() {
+                                Ok(r) => r,
+                                Err(v) => {
+                                    vm.threads.insert(thread, running);
+                                    return Err(v);
+                                }
+                            };
+                            let mem = match mem {
+                                Some(
+                                    r @ wire::SharedRef {
+                                        buffer: wire::SharedBuffer::Pages(_),
+                                        ..
+                                    },
+                                ) => match Self::shared_ref(vm, shared, r, max_pages) {
+                                    Ok(m) => Some(m),
+                                    // A refused RPC buffer is one the
+                                    // mediator refused: no memory.
+                                    Err(Fault::Refuse { .. }) => None,
+                                    Err(Fault::Violation(v)) => {
+                                        vm.threads.insert(thread, running);
+                                        return Err(v);
+                                    }
+                                },
+                                Some(_) => {
+                                    vm.threads.insert(thread, running);
+                                    return Err(Violation::BadSpan(
+                                        "an RPC buffer in a registered buffer".to_owned(),
+                                    ));
+                                }
+                                None => None,
+                            };
+                            RpcOut::Memref { cookie, size, mem }
+                        }
                         wire::RpcOut::Memref { cookie, size, mem } => {
+                            if let Err(v) = vm.by_value() {
+                                vm.threads.insert(thread, running);
+                                return Err(v);
+                            }
                             let mem = match mem {
                                 Some(s) if matches!(s.buffer, wire::SpanBuffer::Temporary(_)) => {
                                     let slot = running.slots;
@@ -822,9 +997,10 @@ impl Connection {
         };
         let id = vm.id;
         let seen = vm.progress.as_ref().map(|p| p.seen());
+        let ram = Vm::ram(&vm.shared, &running.shadow);
         let step = vm
             .tee
-            .with(|b| b.resume(id, thread, &mut running.call, reply, &running.shadow));
+            .with(|b| b.resume(id, thread, &mut running.call, reply, ram));
         let step = settle(vm, thread, &mut running, step, seen, self.call_wait);
         Ok(after(vm, thread, running, step))
     }

@@ -39,15 +39,10 @@ pub(super) fn settle(
         }
         seen = progress.seen();
         let id = vm.id;
-        step = vm.tee.with(|b| {
-            b.resume(
-                id,
-                thread,
-                &mut running.call,
-                RpcReply::ForeignIntr,
-                &running.shadow,
-            )
-        });
+        let ram = Vm::ram(&vm.shared, &running.shadow);
+        step = vm
+            .tee
+            .with(|b| b.resume(id, thread, &mut running.call, RpcReply::ForeignIntr, ram));
     }
     step
 }
