@@ -23,9 +23,9 @@
 //! event crate (mio, polling): the greeter waits on at most a few hundred
 //! descriptors for reading only, and is the service's only user of it.
 
-use std::io::{self, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
@@ -34,12 +34,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use optee_mediator::ratelimit::{LogLimiter, Verdict};
-use tee_remote::fdpass::FdChannel;
 use tee_remote::frame::{FrameError, Greeting};
 use tee_remote::policy::{self, Grant, Peer, ServicePolicy};
 use tee_remote::server::{self, Ended, Service, Violation};
 use tee_remote::wire::{Hello, Request};
 
+use tee_remote::addr::Stream;
 use tee_remote::Address;
 
 /// Why a socket could not be set up.
@@ -108,86 +108,6 @@ impl Listener {
                 s.set_nodelay(true)?;
                 Ok((Stream::Tcp(s), Peer::Tcp(a)))
             }
-        }
-    }
-}
-
-/// A connection, either kind.
-#[derive(Debug)]
-pub enum Stream {
-    /// Unix.
-    Unix(UnixStream),
-    /// TCP.
-    Tcp(TcpStream),
-}
-
-impl Stream {
-    fn fd(&self) -> RawFd {
-        match self {
-            Stream::Unix(s) => s.as_raw_fd(),
-            Stream::Tcp(s) => s.as_raw_fd(),
-        }
-    }
-
-    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.set_nonblocking(on),
-            Stream::Tcp(s) => s.set_nonblocking(on),
-        }
-    }
-
-    fn set_timeouts(&self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => {
-                s.set_read_timeout(read)?;
-                s.set_write_timeout(write)
-            }
-            Stream::Tcp(s) => {
-                s.set_read_timeout(read)?;
-                s.set_write_timeout(write)
-            }
-        }
-    }
-}
-
-/// A peer's shared memory comes on a Unix socket only.
-impl FdChannel for Stream {
-    fn send_fd(&mut self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.send_fd(fd),
-            Stream::Tcp(s) => s.send_fd(fd),
-        }
-    }
-
-    fn receive_fd(&mut self) -> io::Result<OwnedFd> {
-        match self {
-            Stream::Unix(s) => s.receive_fd(),
-            Stream::Tcp(s) => s.receive_fd(),
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.read(buf),
-            Stream::Tcp(s) => s.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Unix(s) => s.write(buf),
-            Stream::Tcp(s) => s.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Unix(s) => s.flush(),
-            Stream::Tcp(s) => s.flush(),
         }
     }
 }
@@ -586,7 +506,7 @@ impl Greeter {
             .listeners
             .iter()
             .map(Listener::fd)
-            .chain(self.pending.iter().map(|p| p.stream.fd()))
+            .chain(self.pending.iter().map(|p| p.stream.as_raw_fd()))
             .map(|fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
