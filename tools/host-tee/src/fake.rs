@@ -34,6 +34,11 @@ pub mod fake_cmd {
     /// Memory reference 0 (output) gets [`GREETING`](super::GREETING);
     /// SHORT_BUFFER with the size needed if it is smaller.
     pub const GREETING: u32 = 2;
+    /// Memory reference 0 (output) gets as much of
+    /// [`GREETING`](super::GREETING) as fits, and the size of the whole:
+    /// SUCCESS with a size larger than the buffer, as a socket's truncated
+    /// datagram.
+    pub const TRUNCATED: u32 = 3;
 }
 
 /// What [`fake_cmd::GREETING`] writes.
@@ -401,6 +406,16 @@ impl TeeDevice for FakeTee {
                     return Ok(ta(teec::ERROR_SHORT_BUFFER));
                 }
                 self.memref_write(m, GREETING);
+                Ok(ta(teec::SUCCESS))
+            }
+            (fake_cmd::TRUNCATED, [m, ..]) => {
+                let fits = usize::try_from(m.b)
+                    .unwrap_or(usize::MAX)
+                    .min(GREETING.len());
+                m.b = GREETING.len() as u64;
+                if m.c != MEMREF_NULL {
+                    self.memref_write(m, &GREETING[..fits]);
+                }
                 Ok(ta(teec::SUCCESS))
             }
             _ => Ok(ta(teec::ERROR_NOT_SUPPORTED)),

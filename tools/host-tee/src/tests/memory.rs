@@ -165,6 +165,27 @@ fn an_output_memref_gets_the_tees_size_and_data_only_when_it_fits() {
 }
 
 #[test]
+fn a_bounced_output_the_tee_filled_reaches_the_guest_though_its_size_says_more() {
+    // A truncated datagram: the buffer filled, the size the whole. A
+    // registered buffer shows the guest the bytes; a bounced one must too.
+    let mem = FakeGuestMemory::new(&[(0x1000, 0x1000)]);
+    let fake = FakeTee::new();
+    let mut tee = backend(&fake);
+    let s = open(&mut tee, &mem);
+    mem.write(0x1000, &[0xee; 16]).unwrap();
+    let small = GuestBuffer::new(vec![0x1000], 2, 4).unwrap();
+    let mut c = invoke(s, fake_cmd::TRUNCATED, vec![memref(Dir::Out, small)]);
+    run(&mut tee, 1, &mut c, &mem);
+    assert_result(&c, teec::SUCCESS, teec::ORIGIN_TRUSTED_APP);
+    assert!(matches!(c.params[0], Param::Memref { size: 8, .. }));
+    let mut b = [0u8; 16];
+    mem.read(0x1000, &mut b).unwrap();
+    assert_eq!(&b[..2], [0xee; 2]);
+    assert_eq!(&b[2..6], &GREETING[..4], "the bytes the TEE wrote");
+    assert_eq!(b[6..], [0xee; 10], "nothing past the buffer");
+}
+
+#[test]
 fn a_null_memref_reaches_the_tee_as_memref_null() {
     let mem = ram();
     let fake = FakeTee::new();
