@@ -9,15 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use optee_mediator::backend::{
-    CacheDisable, ClientId, Command, Param, RpcCmdReply, RpcOut, RpcReply, RpcRequest, StdCall,
-    Step,
+    CacheDisable, ClientId, Command, Param, RpcCmdReply, RpcReply, RpcRequest, StdCall, Step,
 };
 use optee_mediator::mem::GuestRam;
-use optee_mediator::msg::{login, teec, MsgArg, MAX_PARAMS, PAGE_SIZE};
+use optee_mediator::msg::{login, teec, MsgArg, MAX_PARAMS};
 use optee_mediator::progress::Progress;
 use optee_mediator::ratelimit::{LogLimiter, Verdict};
 use optee_mediator::relay::Relay;
-use optee_mediator::shm::{GuestBuffer, MemRef};
+use optee_mediator::shm::GuestBuffer;
 use optee_mediator::{LoginPolicy, Policy, Uuid};
 
 use super::{Service, VmOptions, VmTee};
@@ -26,20 +25,18 @@ use crate::relayed;
 use crate::shadow::Shadow;
 use crate::wire::{self, Request, Response, MAX_FRAME};
 
+mod memory;
 mod relaying;
 mod shared;
 mod wait;
 
+use memory::Space;
 use relaying::{answered, give_up, take_relayed, Carrying};
 use wait::settle;
 
 /// Bytes of spans one call may hold in the service (its start's and its
 /// RPC replies' together).
 pub const MAX_CALL_BYTES: usize = 2 * MAX_FRAME as usize;
-
-/// Where the service's stand-in addresses start (any value: the TEE
-/// backends see them only through [`Shadow`]).
-const SPACE_BASE: u64 = 1 << 32;
 
 /// How a peer broke the protocol: the connection is dropped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,12 +113,6 @@ impl From<Violation> for Fault {
     }
 }
 
-/// Where a buffer [`Space::place`]d starts: its first page (0 for an
-/// empty buffer, which holds no span).
-fn base(buffer: &GuestBuffer) -> u64 {
-    buffer.pages().first().copied().unwrap_or(0)
-}
-
 /// A call in progress on a thread.
 #[derive(Debug)]
 struct Running {
@@ -180,60 +171,6 @@ impl Vm {
             )),
             None => Ok(()),
         }
-    }
-}
-
-/// Hands out the stand-in addresses of buffers, never twice.
-#[derive(Debug)]
-struct Space {
-    next: u64,
-}
-
-impl Space {
-    /// Places a buffer of this shape: its pages at fresh, contiguous
-    /// addresses. Refused if it has more pages than `max_pages`.
-    fn place(
-        &mut self,
-        shape: wire::Buffer,
-        max_pages: u64,
-    ) -> Result<(Arc<GuestBuffer>, u64), Fault> {
-        if shape.page_offset >= PAGE_SIZE {
-            return Err(Violation::BadSpan(format!(
-                "page offset {:#x} is not inside a page",
-                shape.page_offset
-            ))
-            .into());
-        }
-        let too_big = || Fault::Refuse {
-            ret: teec::ERROR_OUT_OF_MEMORY,
-            why: format!(
-                "a buffer of {:#x} bytes is over the {max_pages}-page limit",
-                shape.size
-            ),
-        };
-        let pages = shape
-            .page_offset
-            .checked_add(shape.size)
-            .map(|end| end.div_ceil(PAGE_SIZE))
-            .filter(|&p| p <= max_pages)
-            .ok_or_else(too_big)?;
-        let base = self.next;
-        // A guard page between buffers; the space is 2^64 bytes and the
-        // counter only grows by at most the limit each time.
-        self.next = base
-            .checked_add((pages + 1) * PAGE_SIZE)
-            .ok_or_else(|| Violation::BadSpan("out of stand-in addresses".to_owned()))?;
-        // The page list, sized by the peer within the policy's range: an
-        // allocation that fails refuses the buffer, it does not abort.
-        let mut list = Vec::new();
-        usize::try_from(pages)
-            .ok()
-            .and_then(|n| list.try_reserve_exact(n).ok())
-            .ok_or_else(too_big)?;
-        list.extend((0..pages).map(|i| base + i * PAGE_SIZE));
-        let buffer = GuestBuffer::new(list, shape.page_offset, shape.size)
-            .ok_or_else(|| Violation::BadSpan("inconsistent buffer shape".to_owned()))?;
-        Ok((Arc::new(buffer), base))
     }
 }
 
@@ -342,7 +279,7 @@ impl Connection {
             limits,
             peer,
             vms: HashMap::new(),
-            space: Space { next: SPACE_BASE },
+            space: Space::new(),
             refusals,
             call_wait: Duration::ZERO,
         }
@@ -569,85 +506,6 @@ impl Connection {
             }
             log::warn!("{}: VM {client}: refused: {why}", self.peer);
         }
-    }
-
-    /// A span, placed in `shadow` as `slot`, and its memory reference;
-    /// refused if `shadow` would hold more than `budget` bytes.
-    fn span(
-        space: &mut Space,
-        vm: &Vm,
-        max_pages: u64,
-        budget: usize,
-        s: wire::Span,
-        slot: u32,
-        shadow: &mut Shadow,
-    ) -> Result<MemRef, Fault> {
-        let (buffer, base) = match s.buffer {
-            wire::SpanBuffer::Temporary(shape) => space.place(shape, max_pages)?,
-            wire::SpanBuffer::Registered { cookie } => {
-                let r = vm
-                    .registered
-                    .get(&cookie)
-                    .ok_or(Violation::UnknownCookie(cookie))?;
-                (r.clone(), base(r))
-            }
-        };
-        let len = s.data.len() as u64;
-        let mem = MemRef::new(buffer.clone(), s.offset, len).ok_or_else(|| {
-            Violation::BadSpan(format!(
-                "{len:#x} bytes at {:#x} are not inside a {:#x}-byte buffer",
-                s.offset,
-                buffer.size()
-            ))
-        })?;
-        if shadow.bytes().saturating_add(s.data.len()) > MAX_CALL_BYTES {
-            return Err(Violation::TooMuchData.into());
-        }
-        if shadow.bytes().saturating_add(s.data.len()) > budget {
-            return Err(Fault::Refuse {
-                ret: teec::ERROR_OUT_OF_MEMORY,
-                why: "the peer's calls in progress hold max_call_bytes already".to_owned(),
-            });
-        }
-        shadow.add(slot, base + buffer.offset() + s.offset, s.data);
-        Ok(mem)
-    }
-
-    /// A shared reference's memory: a buffer of guest pages, or one
-    /// registered.
-    fn shared_ref(
-        vm: &Vm,
-        ram: &shared::SharedRam,
-        r: wire::SharedRef,
-        max_pages: u64,
-    ) -> Result<MemRef, Fault> {
-        let buffer = match r.buffer {
-            wire::SharedBuffer::Pages(list) => shared::buffer(ram, list, max_pages)?,
-            wire::SharedBuffer::Registered { cookie } => vm
-                .registered
-                .get(&cookie)
-                .cloned()
-                .ok_or(Violation::UnknownCookie(cookie))?,
-        };
-        Ok(shared::range(buffer, r.offset, r.len)?)
-    }
-
-    /// Refuses a registration of `cookie` if it is registered already or
-    /// the peer has `max` buffers.
-    fn check_register(vm: &Vm, cookie: u64, buffers: usize, max: u32) -> Result<(), Fault> {
-        if vm.registered.contains_key(&cookie) {
-            return Err(Fault::Refuse {
-                ret: teec::ERROR_BAD_PARAMETERS,
-                why: format!("buffer {cookie:#x} is registered already"),
-            });
-        }
-        if buffers >= max as usize {
-            return Err(Fault::Refuse {
-                ret: teec::ERROR_OUT_OF_MEMORY,
-                why: format!("{buffers} buffers registered already"),
-            });
-        }
-        Ok(())
     }
 
     /// The mediator's call from the wire's, its spans in `shadow`, checked
@@ -907,86 +765,14 @@ impl Connection {
                 }
                 let mut out = Vec::with_capacity(params.len());
                 for p in params {
-                    out.push(match p {
-                        wire::RpcOut::None => RpcOut::None,
-                        wire::RpcOut::Value { a, b, c } => RpcOut::Value { a, b, c },
-                        wire::RpcOut::SharedMemref { cookie, size, mem } => {
-                            let shared = match vm.shared_ram() {
-                                Ok(r) => r,
-                                Err(v) => {
-                                    vm.threads.insert(thread, running);
-                                    return Err(v);
-                                }
-                            };
-                            let mem = match mem {
-                                Some(
-                                    r @ wire::SharedRef {
-                                        buffer: wire::SharedBuffer::Pages(_),
-                                        ..
-                                    },
-                                ) => match Self::shared_ref(vm, shared, r, max_pages) {
-                                    Ok(m) => Some(m),
-                                    // A refused RPC buffer is one the
-                                    // mediator refused: no memory.
-                                    Err(Fault::Refuse { .. }) => None,
-                                    Err(Fault::Violation(v)) => {
-                                        vm.threads.insert(thread, running);
-                                        return Err(v);
-                                    }
-                                },
-                                Some(_) => {
-                                    vm.threads.insert(thread, running);
-                                    return Err(Violation::BadSpan(
-                                        "an RPC buffer in a registered buffer".to_owned(),
-                                    ));
-                                }
-                                None => None,
-                            };
-                            RpcOut::Memref { cookie, size, mem }
+                    let o = Self::rpc_out(&mut self.space, vm, &mut running, p, max_pages, budget);
+                    match o {
+                        Ok(o) => out.push(o),
+                        Err(v) => {
+                            vm.threads.insert(thread, running);
+                            return Err(v);
                         }
-                        wire::RpcOut::Memref { cookie, size, mem } => {
-                            if let Err(v) = vm.by_value() {
-                                vm.threads.insert(thread, running);
-                                return Err(v);
-                            }
-                            let mem = match mem {
-                                Some(s) if matches!(s.buffer, wire::SpanBuffer::Temporary(_)) => {
-                                    let slot = running.slots;
-                                    let vm_ref: &Vm = vm;
-                                    let m = Self::span(
-                                        &mut self.space,
-                                        vm_ref,
-                                        max_pages,
-                                        budget,
-                                        s,
-                                        slot,
-                                        &mut running.shadow,
-                                    );
-                                    match m {
-                                        Ok(m) => {
-                                            running.slots += 1;
-                                            Some(m)
-                                        }
-                                        // A refused RPC buffer is one the
-                                        // mediator refused: no memory.
-                                        Err(Fault::Refuse { .. }) => None,
-                                        Err(Fault::Violation(v)) => {
-                                            vm.threads.insert(thread, running);
-                                            return Err(v);
-                                        }
-                                    }
-                                }
-                                Some(_) => {
-                                    vm.threads.insert(thread, running);
-                                    return Err(Violation::BadSpan(
-                                        "an RPC buffer in a registered buffer".to_owned(),
-                                    ));
-                                }
-                                None => None,
-                            };
-                            RpcOut::Memref { cookie, size, mem }
-                        }
-                    });
+                    }
                 }
                 RpcReply::Cmd(RpcCmdReply {
                     delivered,
