@@ -92,6 +92,7 @@ function summary_case(l,    f) {
 	l = after($0, "@@GXTEED ")
 	teed[last] = teed[last] "          service: " l "\n"
 	if (match(l, /OP-TEE VM [0-9]+ for the service's VM [0-9]+/)) gpart[last] = substr(l, RSTART, RLENGTH)
+	if (l ~ /shares its memory/) gshared[last] = 1
 	next
 }
 cur == "" { next }
@@ -201,6 +202,7 @@ END {
 		else if (vrc[run] != 0) why = "tosfwd-vmm exited " vrc[run]
 		else if (!(run in ginit)) why = "the guest's OP-TEE driver did not initialize"
 		else if (virt && !(run in gpart)) why = "the guest had no OP-TEE partition of its own (NS-virtualization OP-TEE)"
+		else if (gtee[run] == "remote" && !(run in gshared)) why = "the service did not map the guest's memory (tosfwd-vmm --tee-share-memory)"
 		else if (gsupp[run] == "guest" && gsuppst[run] != "started") why = "the guest's tee-supplicant did not start (" (run in gsuppst ? gsuppst[run] : "no word of it") ")"
 		else if (!(run in gended)) why = "xtest did not finish in the guest"
 		else if (gplan[run] == "full" && hplan != "full") why = "the host did not run the whole suite to compare with"
