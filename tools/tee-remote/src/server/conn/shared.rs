@@ -119,15 +119,14 @@ pub(super) fn map(fd: OwnedFd, regions: &[MemRegion]) -> Result<SharedRam, Strin
     let file = File::from(fd);
     let need = regions.iter().map(|r| r.offset + r.size).max().unwrap_or(0);
     check_file(&file, need)?;
+    // One descriptor for every region: a VM costs the service one more
+    // (its backend holds one for /dev/tee already).
+    let file = Arc::new(file);
     let mut ranges = Vec::with_capacity(regions.len());
     for r in regions {
-        let f = file.try_clone().map_err(|e| format!("dup: {e}"))?;
         let size = usize::try_from(r.size).map_err(|_| "a region too large".to_owned())?;
-        ranges.push((
-            GuestAddress(r.gpa),
-            size,
-            Some(FileOffset::new(f, r.offset)),
-        ));
+        let at = FileOffset::from_arc(file.clone(), r.offset);
+        ranges.push((GuestAddress(r.gpa), size, Some(at)));
     }
     let ram = GuestMemoryMmap::from_ranges_with_files(ranges).map_err(|e| format!("mmap: {e}"))?;
     Ok(Arc::new(ram))
