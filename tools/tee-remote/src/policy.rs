@@ -36,6 +36,9 @@
 //! ([`crate::wire::Request::CallWait`]; a connection's thread waits, so
 //! it costs the service nothing but that peer's own latency), and
 //! `share_memory` (default true), whether the peer may pass its guests'
+//! RAM, and `max_shared_bytes`, how much of it all its VMs together
+//! (64 GiB by default: with 64 connections, 4 TiB of the service's address
+//! space at most, and as much of its memory as those pages once touched),
 //! RAM ([`crate::wire::Request::ShareMemory`]). Unknown
 //! keys are errors, and so are values outside the ranges of [`ranges`],
 //! each with a line that names it.
@@ -153,6 +156,9 @@ pub struct PeerLimits {
     /// Whether the peer may share its guests' memory with the service
     /// (Unix peers only: the file passes on the socket).
     pub share_memory: bool,
+    /// Bytes of guest RAM all the peer's VMs together may share (mapped in
+    /// the service for their lives).
+    pub max_shared_bytes: u64,
 }
 
 impl Default for PeerLimits {
@@ -162,6 +168,7 @@ impl Default for PeerLimits {
             max_call_bytes: 32 << 20,
             max_call_wait_us: crate::wire::MAX_CALL_WAIT_US,
             share_memory: true,
+            max_shared_bytes: 64 << 30,
         }
     }
 }
@@ -204,6 +211,8 @@ pub mod ranges {
     pub const MAX_TOTAL_PAGES: RangeInclusive<u64> = 0..=1 << 20;
     /// `max_call_bytes`: a page to 1 GiB.
     pub const MAX_CALL_BYTES: RangeInclusive<u64> = 4096..=1 << 30;
+    /// `max_shared_bytes`: none to 1 TiB.
+    pub const MAX_SHARED_BYTES: RangeInclusive<u64> = 0..=1 << 40;
     /// `max_call_wait_us`: none to a tenth of a second.
     pub const MAX_CALL_WAIT_US: RangeInclusive<u32> = 0..=100_000;
 }
@@ -360,6 +369,7 @@ struct RawRule {
     max_call_bytes: Option<u64>,
     max_call_wait_us: Option<u32>,
     share_memory: Option<bool>,
+    max_shared_bytes: Option<u64>,
 }
 
 /// `value` (or `default` if absent), refused outside `range`.
@@ -468,6 +478,12 @@ impl RawRule {
                 ranges::MAX_CALL_WAIT_US,
             )?,
             share_memory: self.share_memory.unwrap_or(l.share_memory),
+            max_shared_bytes: ranged(
+                "max_shared_bytes",
+                self.max_shared_bytes,
+                l.max_shared_bytes,
+                ranges::MAX_SHARED_BYTES,
+            )?,
         };
         Ok(Rule {
             matches,
@@ -651,6 +667,10 @@ max_calls = 2
                 "max_call_wait_us = 100001",
                 "max_call_wait_us = 100001: over",
             ),
+            (
+                "max_shared_bytes = 1099511627777",
+                "max_shared_bytes = 1099511627777: over",
+            ),
         ];
         for (line, want) in cases {
             let text = format!("[[peer]]\nuid = 1\n{line}\n");
@@ -667,7 +687,7 @@ max_calls = 2
     fn the_peer_limits_parse_and_default() {
         let p = ServicePolicy::parse(
             "[[peer]]\nuid = 1\nmax_vms = 2\nmax_call_bytes = 65536\nmax_call_wait_us = 0\n\
-             share_memory = false\n\
+             share_memory = false\nmax_shared_bytes = 1073741824\n\
              [[peer]]\nuid = 2\n",
             "f",
         )
@@ -680,6 +700,7 @@ max_calls = 2
                 max_call_bytes: 65536,
                 max_call_wait_us: 0,
                 share_memory: false,
+                max_shared_bytes: 1 << 30,
             }
         );
         assert_eq!(g.policy.quotas, Quotas::default());

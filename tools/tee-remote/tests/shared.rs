@@ -407,6 +407,56 @@ fn memory_is_shared_once_before_the_first_call_and_only_as_the_policy_lets() {
     };
     assert!(why.contains("the regions need"), "{why}");
 
+    // A VM that made a call, even one long finished: refused.
+    let mut c = connection();
+    let r = c
+        .handle(Request::Start {
+            client: 1,
+            thread: 0,
+            call: wire::Call {
+                command: wire::Command::Invoke { func: 0 },
+                session: 77,
+                cancel_id: 0,
+                params: vec![],
+            },
+        })
+        .unwrap();
+    assert!(matches!(r, Response::Step(_)), "{r:?}");
+    let r = c.share_memory(1, region(), sealed()).unwrap();
+    assert_eq!(
+        r,
+        Response::Shared(Err("memory is shared before the VM's first call".to_owned()))
+    );
+
+    // All the peer's VMs together share at most max_shared_bytes.
+    let fake = FakeTee::new();
+    let limits = PeerLimits {
+        max_shared_bytes: SIZE + SIZE / 2,
+        ..PeerLimits::default()
+    };
+    let mut c = Connection::with_limits(
+        fake_service(&fake),
+        Policy::default(),
+        limits,
+        "p".to_owned(),
+    );
+    c.handle(Request::VmCreated { client: 1 }).unwrap();
+    c.handle(Request::VmCreated { client: 2 }).unwrap();
+    assert_eq!(
+        c.share_memory(1, region(), sealed()).unwrap(),
+        Response::Shared(Ok(()))
+    );
+    let Response::Shared(Err(why)) = c.share_memory(2, region(), sealed()).unwrap() else {
+        panic!("shared past max_shared_bytes");
+    };
+    assert!(why.contains("left of its max_shared_bytes"), "{why}");
+    // Given back with the VM.
+    c.handle(Request::VmDestroyed { client: 1 }).unwrap();
+    assert_eq!(
+        c.share_memory(2, region(), sealed()).unwrap(),
+        Response::Shared(Ok(()))
+    );
+
     // A policy that says no.
     let fake = FakeTee::new();
     let limits = PeerLimits {

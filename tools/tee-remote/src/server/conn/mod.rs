@@ -144,6 +144,10 @@ struct Vm {
     /// the backend (and whatever it registered from the mapping) is gone
     /// before the mapping is.
     shared: Option<shared::SharedRam>,
+    /// The bytes of guest RAM it shares.
+    shared_bytes: u64,
+    /// Whether it has started a call (memory is shared before).
+    called: bool,
 }
 
 impl Vm {
@@ -365,6 +369,10 @@ impl Connection {
         file: std::os::fd::OwnedFd,
     ) -> Result<Response, Violation> {
         let allowed = self.limits.share_memory;
+        let room = self
+            .limits
+            .max_shared_bytes
+            .saturating_sub(self.shared_bytes());
         let peer = self.peer.clone();
         let vm = self.vm_mut(client)?;
         let refuse = |why: &str| Ok(Response::Shared(Err(why.to_owned())));
@@ -374,18 +382,26 @@ impl Connection {
         if vm.shared.is_some() {
             return refuse("the VM's memory is shared already");
         }
-        if !vm.threads.is_empty() || !vm.sessions.is_empty() || !vm.registered.is_empty() {
+        if vm.called {
             return refuse("memory is shared before the VM's first call");
+        }
+        let bytes = regions
+            .iter()
+            .fold(0u64, |sum, r| sum.saturating_add(r.size));
+        if bytes > room {
+            return Ok(Response::Shared(Err(format!(
+                "{bytes:#x} bytes more than this peer may share ({room:#x} left of its max_shared_bytes)"
+            ))));
         }
         match shared::map(file, &regions) {
             Ok(ram) => {
-                let bytes: u64 = regions.iter().map(|r| r.size).sum();
                 log::info!(
                     "{peer}: VM {client} shares its memory ({} regions, {} MiB): memory parameters by reference",
                     regions.len(),
                     bytes >> 20
                 );
                 vm.shared = Some(ram);
+                vm.shared_bytes = bytes;
                 Ok(Response::Shared(Ok(())))
             }
             Err(why) => {
@@ -426,6 +442,11 @@ impl Connection {
     }
 
     /// Buffers registered and their pages, all VMs together.
+    /// Guest RAM bytes shared, all VMs together.
+    fn shared_bytes(&self) -> u64 {
+        self.vms.values().map(|v| v.shared_bytes).sum()
+    }
+
     fn registered(&self) -> (usize, u64) {
         self.vms
             .values()
@@ -493,6 +514,8 @@ impl Connection {
                 relay,
                 progress,
                 shared: None,
+                shared_bytes: 0,
+                called: false,
             },
         );
         Response::Created(Ok(()))
@@ -663,6 +686,7 @@ impl Connection {
 
     fn start(&mut self, client: u16, thread: u32, call: wire::Call) -> Result<Response, Violation> {
         self.check_thread(client, thread)?;
+        self.vm_mut(client)?.called = true;
         let mut shadow = Shadow::default();
         let mut std = match self.build(client, call, &mut shadow) {
             Ok(c) => c,

@@ -11,9 +11,13 @@
 //! within the file, page-aligned and apart. The peer may still change its
 //! pages at any time: they are its guest's memory, which the service only
 //! hands to the TEE, as the VMM would (nothing the service itself relies
-//! on is read from them). Pages the TEE touches in a hole of the file are
-//! allocated and charged to the service's memory cgroup, at most what the
-//! peer's quotas let its calls name.
+//! on is read from them). What it costs the service: address space for
+//! the mappings, and a page of memory (charged to the service's memory
+//! cgroup, kept in the peer's file) for each page of a hole the service or
+//! the TEE touches; over the VM's life that can be every page it shares.
+//! Both are bounded by the policy's `max_shared_bytes` (all the peer's
+//! VMs together) and the service's connection limit; the service's memory
+//! budget must allow for them.
 
 use std::fs::File;
 use std::os::fd::{AsRawFd, OwnedFd};
