@@ -7,6 +7,7 @@
 
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use optee_mediator::msg::PAGE_SIZE;
 use optee_mediator::shm::GuestBuffer;
@@ -71,6 +72,33 @@ pub(crate) fn host_span(
 pub(crate) struct Window {
     base: NonNull<u8>,
     len: usize,
+    /// The mappings it counts in [`WINDOW_MAPPINGS`].
+    counted: usize,
+}
+
+/// The most mappings the windows of this process hold at once. Each
+/// scattered page is a mapping of its own (pages in the file's order merge,
+/// others cannot), and a process has at most vm.max_map_count of them
+/// (65530 by default): past half of that, a buffer is bounced rather than
+/// windowed, so that guests (through the TEE service, VMMs that are
+/// peers) cannot use up the mappings every allocation needs.
+pub(crate) const MAX_WINDOW_MAPPINGS: usize = 32 * 1024;
+
+/// The mappings live windows hold, in this process.
+static WINDOW_MAPPINGS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts `n` more in `held`, if that stays within `max`.
+fn take_within(held: &AtomicUsize, n: usize, max: usize) -> bool {
+    held.fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+        h.checked_add(n).filter(|&t| t <= max)
+    })
+    .is_ok()
+}
+
+/// Counts `n` more window mappings, if that stays within
+/// [`MAX_WINDOW_MAPPINGS`].
+fn take_mappings(n: usize) -> bool {
+    take_within(&WINDOW_MAPPINGS, n, MAX_WINDOW_MAPPINGS)
 }
 
 // SAFETY: the window is an address range this process owns; dropping it
@@ -90,6 +118,11 @@ impl Window {
         let (pos, pages) = touched(buffer, start, len)?;
         let page = usize::try_from(PAGE_SIZE).ok()?;
         let size = pages.len().checked_mul(page)?;
+        // A mapping per page, and the reservation's.
+        let counted = pages.len() + 1;
+        if !take_mappings(counted) {
+            return None;
+        }
         // SAFETY: a new private, inaccessible reservation at an address the
         // kernel chooses: it changes no existing mapping.
         let base = unsafe {
@@ -103,11 +136,18 @@ impl Window {
             )
         };
         if base == libc::MAP_FAILED {
+            WINDOW_MAPPINGS.fetch_sub(counted, Ordering::AcqRel);
             return None;
         }
+        let Some(base) = NonNull::new(base.cast()) else {
+            WINDOW_MAPPINGS.fetch_sub(counted, Ordering::AcqRel);
+            return None;
+        };
+        // From here the window's drop gives the count back.
         let window = Window {
-            base: NonNull::new(base.cast())?,
+            base,
             len: size,
+            counted,
         };
         for (i, &gpa) in pages.iter().enumerate() {
             let (fd, offset) = mem.file_offset(gpa, PAGE_SIZE)?;
@@ -143,6 +183,7 @@ impl Drop for Window {
     fn drop(&mut self) {
         // SAFETY: the range is this window's own mapping, made in `map`.
         unsafe { libc::munmap(self.base.as_ptr().cast(), self.len) };
+        WINDOW_MAPPINGS.fetch_sub(self.counted, Ordering::AcqRel);
     }
 }
 
@@ -171,6 +212,19 @@ impl<R> Pinned<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn window_mappings_are_counted_up_to_the_bound() {
+        let held = AtomicUsize::new(0);
+        assert!(take_within(&held, 30, 32));
+        assert!(
+            !take_within(&held, 3, 32),
+            "past the bound: bounced instead"
+        );
+        assert!(take_within(&held, 2, 32));
+        assert!(!take_within(&held, usize::MAX, usize::MAX), "no overflow");
+        assert_eq!(held.load(Ordering::Acquire), 32);
+    }
     use optee_mediator::FakeGuestMemory;
     use vm_memory::{GuestAddress, GuestMemoryMmap};
 
