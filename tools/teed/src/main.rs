@@ -195,8 +195,33 @@ fn stop_on_signal(set: &libc::sigset_t, args: &Args) -> ! {
     std::process::exit(0)
 }
 
+/// Raises the soft limit on open files to the hard one: each connection
+/// holds a socket, each VM on the host TEE a /dev/tee context and, if its
+/// memory is shared, the memfd; 64 connections of 64 VMs are past the usual
+/// soft limit of 1024.
+fn raise_file_limit() {
+    // SAFETY: an all-zero rlimit is a valid out-parameter for getrlimit.
+    let mut l: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: getrlimit writes the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) } != 0 {
+        return;
+    }
+    if l.rlim_cur < l.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: l.rlim_max,
+            rlim_max: l.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            l = raised;
+        }
+    }
+    log::debug!("open files: at most {} (RLIMIT_NOFILE)", l.rlim_cur);
+}
+
 fn run(args: &Args) -> Result<(), String> {
     let signals = block_stop_signals()?;
+    raise_file_limit();
     let policy = match &args.policy {
         Some(p) => ServicePolicy::load(p).map_err(|e| e.to_string())?,
         // SAFETY: geteuid has no preconditions.

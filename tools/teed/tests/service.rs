@@ -285,3 +285,48 @@ fn tcp_peers_are_refused_unless_a_rule_names_them() {
     drop(teed);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The soft and hard "Max open files" of process `pid`.
+fn open_files(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_owned();
+    let f: Vec<&str> = line.split_whitespace().collect();
+    (f[3].to_owned(), f[4].to_owned())
+}
+
+#[test]
+fn the_service_raises_its_open_files_to_the_hard_limit() {
+    // Each connection holds a socket, each VM a /dev/tee context and its
+    // shared memfd: the usual soft limit of 1024 is 16 peers of 64 VMs.
+    use std::os::unix::process::CommandExt;
+    let (dir, sock) = scratch("nofile");
+    // Started with a soft limit of 256, whatever this process's is.
+    let teed = Teed::spawn_with(&sock, &[], |cmd| {
+        // SAFETY: between fork and exec the closure only calls
+        // getrlimit/setrlimit, which are async-signal-safe, on its own
+        // stack's struct.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut l: libc::rlimit = std::mem::zeroed();
+                if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_max > 256 {
+                    l.rlim_cur = 256;
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+                }
+                Ok(())
+            })
+        };
+    });
+    teed.wait_for("tosfwd-teed: listening on");
+    let (soft, hard) = open_files(teed.child.id());
+    assert_ne!(
+        hard, "256",
+        "the hard limit must be above 256 for the test to mean anything"
+    );
+    assert_eq!(soft, hard, "soft {soft}, hard {hard}");
+    drop(teed);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -191,15 +191,20 @@ impl Teed {
     /// binary TOSFWD_TEED_BIN names (to attack another build with the
     /// same tests).
     pub fn spawn(sock: &Path, extra: &[&str]) -> Teed {
+        Teed::spawn_with(sock, extra, |_| {})
+    }
+
+    /// [`Teed::spawn`], `prepare` applied to the command first.
+    pub fn spawn_with(sock: &Path, extra: &[&str], prepare: impl FnOnce(&mut Command)) -> Teed {
         let bin = std::env::var_os("TOSFWD_TEED_BIN")
             .unwrap_or_else(|| env!("CARGO_BIN_EXE_tosfwd-teed").into());
-        let mut child = Command::new(bin)
-            .arg("--listen")
+        let mut cmd = Command::new(bin);
+        cmd.arg("--listen")
             .arg(format!("unix:{}", sock.display()))
             .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        prepare(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (l, err) = (log.clone(), child.stderr.take().unwrap());
         std::thread::spawn(move || {
