@@ -158,7 +158,9 @@ pub enum Request {
     ShareMemory {
         /// The VM.
         client: u16,
-        /// Where guest RAM is in the file.
+        /// Where guest RAM is in the file (at most
+        /// [`MAX_SHARED_REGIONS`]: decoding refuses more).
+        #[serde(deserialize_with = "bounded::vec::<_, _, MAX_SHARED_REGIONS>")]
         regions: Vec<MemRegion>,
     },
 }
@@ -358,8 +360,57 @@ pub struct PageList {
     pub page_offset: u64,
     /// Size in bytes.
     pub size: u64,
-    /// The guest physical address of each 4 KiB page.
+    /// The guest physical address of each 4 KiB page (at most
+    /// [`MAX_PAGE_LIST`]: decoding refuses more).
+    #[serde(deserialize_with = "bounded::vec::<_, _, MAX_PAGE_LIST>")]
     pub pages: Vec<u64>,
+}
+
+/// The most pages a [`PageList`] names: the largest buffer a policy may
+/// allow (`max_pages_per_buffer`). A page address of value zero takes one
+/// byte on the wire and eight in memory: the bound keeps a frame's list
+/// from growing eightfold before the policy is even asked.
+pub const MAX_PAGE_LIST: usize = 65536;
+
+/// Sequences decoded with a bound on their length, checked against the
+/// length the encoding declares before anything is allocated.
+mod bounded {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::{Deserialize, Deserializer, Error, SeqAccess, Visitor};
+
+    struct Bounded<T, const N: usize>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>, const N: usize> Visitor<'de> for Bounded<T, N> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "at most {N} elements")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let declared = seq.size_hint().unwrap_or(0);
+            if declared > N {
+                return Err(A::Error::invalid_length(declared, &self));
+            }
+            let mut v = Vec::with_capacity(declared);
+            while let Some(e) = seq.next_element()? {
+                if v.len() == N {
+                    return Err(A::Error::invalid_length(N + 1, &self));
+                }
+                v.push(e);
+            }
+            Ok(v)
+        }
+    }
+
+    /// A `Vec` of at most `N` elements.
+    pub fn vec<'de, D: Deserializer<'de>, T: Deserialize<'de>, const N: usize>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        d.deserialize_seq(Bounded::<T, N>(PhantomData))
+    }
 }
 
 /// A range of a guest buffer in shared memory (version 4): no bytes, the
@@ -811,6 +862,43 @@ pub struct Arg {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_lists_and_regions_decode_only_within_their_bounds() {
+        let list = |n: usize| PageList {
+            page_offset: 0,
+            size: n as u64 * 4096,
+            pages: vec![0; n],
+        };
+        let ok = postcard::to_stdvec(&list(MAX_PAGE_LIST)).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<PageList>(&ok).unwrap(),
+            list(MAX_PAGE_LIST)
+        );
+        // One more page: refused from the declared length, 65,540 bytes
+        // that would have been 512 KiB.
+        let over = postcard::to_stdvec(&list(MAX_PAGE_LIST + 1)).unwrap();
+        assert!(postcard::from_bytes::<PageList>(&over).is_err());
+
+        let share = |n: usize| Request::ShareMemory {
+            client: 1,
+            regions: vec![
+                MemRegion {
+                    gpa: 0,
+                    size: 4096,
+                    offset: 0,
+                };
+                n
+            ],
+        };
+        let ok = postcard::to_stdvec(&share(MAX_SHARED_REGIONS)).unwrap();
+        assert_eq!(
+            postcard::from_bytes::<Request>(&ok).unwrap(),
+            share(MAX_SHARED_REGIONS)
+        );
+        let over = postcard::to_stdvec(&share(MAX_SHARED_REGIONS + 1)).unwrap();
+        assert!(postcard::from_bytes::<Request>(&over).is_err());
+    }
 
     /// A version 1 peer's messages encode as they did in version 1: the
     /// service can go on serving it.
