@@ -49,18 +49,6 @@ fn ask(relay: &Arc<Relay>, req: Forwarded) -> JoinHandle<Result<Answer, RelayErr
     h
 }
 
-fn call(command: Command, session: u32, params: Vec<Param>) -> StdCall {
-    StdCall {
-        command,
-        session,
-        cancel_id: 0,
-        params,
-        ret: 0,
-        ret_origin: 0,
-        cost: Default::default(),
-    }
-}
-
 fn value_inout(a: u64) -> Param {
     Param::Value {
         dir: Dir::InOut,
@@ -88,7 +76,7 @@ fn held_call(tee: &mut RemoteTee, fake: &FakeTee, mem: &FakeGuestMemory) -> StdC
         client: Uuid([7; 16]),
         login: 0,
     };
-    let mut o = call(open, 0, vec![]);
+    let mut o = std_call(open, 0, vec![]);
     let mut step = tee.start(VM, 0, &mut o, mem);
     while step == Step::Rpc(RpcRequest::ForeignIntr) {
         thread::sleep(Duration::from_micros(200));
@@ -96,7 +84,7 @@ fn held_call(tee: &mut RemoteTee, fake: &FakeTee, mem: &FakeGuestMemory) -> StdC
     }
     assert_eq!((step, o.ret), (Step::Done, teec::SUCCESS));
     fake.close_gate();
-    let mut c = call(
+    let mut c = std_call(
         Command::Invoke {
             func: fake_cmd::INC,
         },
@@ -366,7 +354,7 @@ fn a_request_posted_while_the_service_waits_for_the_call_goes_out_at_once() {
         client: Uuid([7; 16]),
         login: 0,
     };
-    let mut o = call(open, 0, vec![]);
+    let mut o = std_call(open, 0, vec![]);
     assert_eq!(tee.start(VM, 0, &mut o, &mem), Step::Done);
     assert_eq!(o.ret, teec::SUCCESS);
 
@@ -391,7 +379,7 @@ fn a_request_posted_while_the_service_waits_for_the_call_goes_out_at_once() {
             )
         })
     };
-    let mut c = call(
+    let mut c = std_call(
         Command::Invoke {
             func: fake_cmd::INC,
         },

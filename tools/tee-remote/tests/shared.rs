@@ -71,18 +71,6 @@ fn guest_ram(seals: i32) -> (GuestMemoryMmap, SharedMemory) {
     (ram, shared)
 }
 
-fn call(command: Command, session: u32, params: Vec<Param>) -> StdCall {
-    StdCall {
-        command,
-        session,
-        cancel_id: 0,
-        params,
-        ret: 0,
-        ret_origin: 0,
-        cost: Default::default(),
-    }
-}
-
 /// Runs `c` on `thread` to its end.
 fn run(tee: &mut RemoteTee, thread: u32, c: &mut StdCall, mem: &dyn GuestRam) {
     let mut step = tee.start(VM, thread, c, mem);
@@ -120,7 +108,7 @@ fn vmm(
         client: Uuid([7; 16]),
         login: 0,
     };
-    let mut o = call(open, 0, vec![]);
+    let mut o = std_call(open, 0, vec![]);
     run(&mut tee, 0, &mut o, mem);
     assert_eq!(o.ret, teec::SUCCESS);
     (tee, o.session)
@@ -145,7 +133,7 @@ fn read_scattered(mem: &GuestMemoryMmap) -> Vec<u8> {
 
 fn reverse(session: u32, buffer: Arc<GuestBuffer>) -> StdCall {
     let m = MemRef::new(buffer, 0, 200).unwrap();
-    call(
+    std_call(
         Command::Invoke {
             func: fake_cmd::REVERSE,
         },
@@ -189,7 +177,7 @@ fn a_shared_vms_buffer_is_reversed_in_its_own_pages_and_nothing_is_copied() {
     assert_eq!(c.cost.bytes_copied, 0);
 
     // A buffer registered once, used by reference.
-    let mut r = call(
+    let mut r = std_call(
         Command::RegisterShm {
             cookie: 0x77,
             buffer: buffer.clone(),
@@ -206,7 +194,7 @@ fn a_shared_vms_buffer_is_reversed_in_its_own_pages_and_nothing_is_copied() {
     run(&mut tee, 1, &mut c, &mem);
     assert_eq!((c.ret, c.cost.bytes_copied), (teec::SUCCESS, 0));
     assert_eq!(read_scattered(&mem), data, "reversed twice");
-    let mut u = call(Command::UnregisterShm { cookie: 0x77 }, 0, vec![]);
+    let mut u = std_call(Command::UnregisterShm { cookie: 0x77 }, 0, vec![]);
     run(&mut tee, 1, &mut u, &mem);
     assert_eq!(u.ret, teec::SUCCESS);
     tee.vm_destroyed(VM);
@@ -288,6 +276,26 @@ fn register(buffer: wire::PageList) -> Request {
     }
 }
 
+/// A registration of a page by value (a buffer's shape).
+fn register_by_value() -> Request {
+    Request::Start {
+        client: 1,
+        thread: 0,
+        call: wire::Call {
+            command: wire::Command::RegisterShm {
+                cookie: 1,
+                buffer: wire::Buffer {
+                    page_offset: 0,
+                    size: 0x1000,
+                },
+            },
+            session: 0,
+            cancel_id: 0,
+            params: vec![],
+        },
+    }
+}
+
 fn pages(pages: Vec<u64>) -> wire::PageList {
     wire::PageList {
         page_offset: 0,
@@ -313,22 +321,7 @@ fn a_peer_that_names_pages_it_did_not_share_or_mixes_value_and_reference_is_drop
     // A buffer by value from a VM that shares.
     let mut c = connection();
     c.share_memory(1, region(), sealed()).unwrap();
-    let by_value = Request::Start {
-        client: 1,
-        thread: 0,
-        call: wire::Call {
-            command: wire::Command::RegisterShm {
-                cookie: 1,
-                buffer: wire::Buffer {
-                    page_offset: 0,
-                    size: 0x1000,
-                },
-            },
-            session: 0,
-            cancel_id: 0,
-            params: vec![],
-        },
-    };
+    let by_value = register_by_value();
     assert_eq!(
         c.handle(by_value).unwrap_err(),
         Violation::NotShared("memory by value from a VM that shares its memory")
@@ -361,23 +354,7 @@ fn memory_is_shared_once_before_the_first_call_and_only_as_the_policy_lets() {
     let mut c = connection();
     // After a registration (a call): refused.
     assert!(matches!(
-        c.handle(Request::Start {
-            client: 1,
-            thread: 0,
-            call: wire::Call {
-                command: wire::Command::RegisterShm {
-                    cookie: 1,
-                    buffer: wire::Buffer {
-                        page_offset: 0,
-                        size: 0x1000,
-                    },
-                },
-                session: 0,
-                cancel_id: 0,
-                params: vec![],
-            },
-        })
-        .unwrap(),
+        c.handle(register_by_value()).unwrap(),
         Response::Step(_)
     ));
     let r = c.share_memory(1, region(), sealed()).unwrap();

@@ -153,3 +153,20 @@ pub fn fake_service(fake: &FakeTee) -> Arc<Service> {
         }),
     )
 }
+
+/// A standard call as the mediator hands it to a backend.
+pub fn std_call(
+    command: optee_mediator::backend::Command,
+    session: u32,
+    params: Vec<optee_mediator::backend::Param>,
+) -> optee_mediator::backend::StdCall {
+    optee_mediator::backend::StdCall {
+        command,
+        session,
+        cancel_id: 0,
+        params,
+        ret: 0,
+        ret_origin: 0,
+        cost: Default::default(),
+    }
+}
