@@ -67,7 +67,8 @@ impl RemoteTee {
     pub(super) fn shares(&self, client: ClientId) -> bool {
         self.vms
             .get(&client)
-            .is_some_and(|vm| vm.shared != 0 && vm.shared == self.epoch)
+            // Connections count from 1: 0, never shared, matches none.
+            .is_some_and(|vm| vm.shared == self.epoch)
     }
 
     /// A reference's range of guest pages: by cookie if it is in a buffer
